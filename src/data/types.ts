@@ -1,0 +1,58 @@
+/**
+ * Plain-array datasets: the boundary between file formats and the array engine.
+ * Loaders produce these; nothing here knows about jax-js.
+ */
+
+/** What the targets mean. */
+export type Task = "classification" | "regression";
+
+/** One set of examples, row-major. */
+export interface ArrayData {
+  /** Inputs, `n * prod(xShape)` values, row-major. */
+  readonly x: Float32Array;
+  /** Per-example input shape, e.g. `[784]` for flat MNIST, `[1, 28, 28]` for images, `[13]` for UCI. */
+  readonly xShape: readonly number[];
+  /** Targets: class indices (classification) or real values (regression). */
+  readonly y: Int32Array | Float32Array;
+  /** Number of examples. */
+  readonly n: number;
+}
+
+/** Affine map between standardised and original units: original = mean + std * standardised. */
+export interface Standardisation {
+  readonly mean: number;
+  readonly std: number;
+}
+
+/** A train/test split ready for fitting and evaluation. */
+export interface DataSplit {
+  readonly task: Task;
+  /** Number of classes (classification only). */
+  readonly numClasses?: number;
+  readonly train: ArrayData;
+  readonly test: ArrayData;
+  /**
+   * Regression only: how the (standardised) targets map back to original units. Metrics are
+   * reported in original units.
+   */
+  readonly targetScale?: Standardisation;
+  /** The source string as the user wrote it, e.g. `mnist`, `uci:../shared/data/uci/yacht`. */
+  readonly source: string;
+  /** Split description, e.g. `{ seed: 0, split: 3 }`. */
+  readonly splitInfo: Record<string, number | string>;
+  /** Hex SHA-256 over the raw bytes of the inputs and targets (train then test). */
+  readonly fingerprint: string;
+}
+
+/** Errors raised for malformed input: always name the file and where in it. */
+export class DataFormatError extends Error {
+  constructor(
+    readonly file: string,
+    readonly where: string,
+    readonly expected: string,
+    readonly got?: string,
+  ) {
+    super(`${file}: ${where}: expected ${expected}${got === undefined ? "" : `, got ${got}`}`);
+    this.name = "DataFormatError";
+  }
+}
