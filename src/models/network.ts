@@ -1,0 +1,53 @@
+/**
+ * Networks: deterministic functions `apply(params, x)` with an `init(key)` that makes their parameter
+ * pytree. A network is named by a spec string (`mlp:400,400`, `cnn:32,64`) that is saved with every
+ * posterior, so a saved posterior can always rebuild its network.
+ */
+import { np, nn, random, type JArray, type Key, type Tree } from "../core/engine.js";
+
+/** Activation functions available to MLPs. */
+export type Activation = "relu" | "tanh" | "gelu";
+
+/** A deterministic network. `apply` consumes its arguments (jax-js move semantics). */
+export interface Network {
+  /** The spec string this network was built from. */
+  readonly spec: string;
+  /** Per-example input shape. */
+  readonly inputShape: readonly number[];
+  /** Number of outputs per example. */
+  readonly outputDim: number;
+  /** Fresh parameters from a key (consumes the key). */
+  init(key: Key): Tree;
+  /** Outputs `[n, outputDim]` for inputs `[n, ...inputShape]`. */
+  apply(params: Tree, x: JArray): JArray;
+}
+
+/** Apply an activation by name (consumes `x`). */
+export function activate(x: JArray, act: Activation): JArray {
+  switch (act) {
+    case "relu":
+      return nn.relu(x);
+    case "tanh":
+      return np.tanh(x);
+    case "gelu":
+      return nn.gelu(x);
+  }
+}
+
+/** Parameter tree of a dense layer. */
+export type DenseParams = { w: JArray; b: JArray };
+
+/**
+ * Initialise a dense layer: w ~ N(0, gain / fanIn) (He for relu/gelu with gain 2, LeCun for tanh and
+ * for the output layer with gain 1), b = 0.
+ */
+export function initDense(k: Key, fanIn: number, fanOut: number, gain: number): DenseParams {
+  const w = random.normal(k, [fanIn, fanOut]).mul(Math.sqrt(gain / fanIn));
+  return { w, b: np.zeros([fanOut]) };
+}
+
+/** Dense layer `x W + b` on `[n, fanIn]` (consumes both). */
+export function dense(p: DenseParams, x: JArray): JArray {
+  return np.matmul(x, p.w).add(p.b);
+}
+

@@ -1,0 +1,117 @@
+/**
+ * Gradient transformations in the optax style: an optimiser is `{ init, update }` over an immutable
+ * state, and larger optimisers are chains of small blocks:
+ *
+ *   adam(lr) = chain(scaleByAdam(b1, b2, eps), scale(-lr))
+ *
+ * Everything here is traceable (use it inside `jit`/`vmap`) and consumes its array arguments.
+ * Updates are *added* to parameters: `params <- params + update`.
+ */
+import { np, tree, type JArray, type Tree } from "../core/engine.js";
+
+/** An optimiser block. `update(grads, state, params)` returns `[updates, newState]`. */
+export interface GradientTransformation {
+  init(params: Tree): Tree;
+  update(grads: Tree, state: Tree, params?: Tree): [Tree, Tree];
+}
+
+const map = (f: (...xs: JArray[]) => JArray, t: Tree, ...rest: Tree[]): Tree =>
+  tree.map(f as (...xs: unknown[]) => JArray, t as never, ...(rest as never[])) as Tree;
+
+/** Multiply updates by a constant: u <- s u. */
+export function scale(s: number): GradientTransformation {
+  return {
+    init: (params) => {
+      tree.dispose(params);
+      return [];
+    },
+    update: (grads, state, params) => {
+      if (params) tree.dispose(params);
+      return [map((g) => g.mul(s), grads), state];
+    },
+  };
+}
+
+/**
+ * Adam's rescaling (Kingma & Ba 2015):
+ *   m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2,   t <- t + 1,
+ *   u = (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+ */
+export function scaleByAdam(b1 = 0.9, b2 = 0.999, eps = 1e-8): GradientTransformation {
+  return {
+    init: (params) => ({
+      mu: map((p) => np.zerosLike(p), keepT(params)),
+      nu: map((p) => np.zerosLike(p), params),
+      count: np.array(0),
+    }),
+    update: (grads, state, params) => {
+      if (params) tree.dispose(params);
+      const s = state as { mu: Tree; nu: Tree; count: JArray };
+      const count = s.count.add(1);
+      const mu = map((m, g) => m.mul(b1).add(g.mul(1 - b1)), s.mu, keepT(grads));
+      const nu = map((v, g) => v.mul(b2).add(g.ref.mul(g).mul(1 - b2)), s.nu, grads);
+      // Bias corrections 1 - b^t, computed in-graph from the step count.
+      const c1 = np.exp(count.ref.mul(Math.log(b1))).mul(-1).add(1);
+      const c2 = np.exp(count.ref.mul(Math.log(b2))).mul(-1).add(1);
+      const c1n = tree.leaves(mu).length;
+      const c1s = Array.from({ length: c1n }, () => c1.ref);
+      const c2s = Array.from({ length: c1n }, () => c2.ref);
+      c1.dispose();
+      c2.dispose();
+      let i = 0;
+      const updates = map(
+        (m, v) => {
+          const j = i++;
+          return m.div(c1s[j]).div(np.sqrt(v.div(c2s[j])).add(eps));
+        },
+        keepT(mu),
+        keepT(nu),
+      );
+      return [updates, { mu, nu, count }];
+    },
+  };
+}
+
+/** Compose blocks left to right; the chain's state is the list of its blocks' states. */
+export function chain(...blocks: GradientTransformation[]): GradientTransformation {
+  return {
+    init: (params) => {
+      const states = blocks.map((b) => b.init(keepT(params)));
+      tree.dispose(params);
+      return states;
+    },
+    update: (grads, state, params) => {
+      const states = state as Tree[];
+      const out: Tree[] = [];
+      let u = grads;
+      blocks.forEach((b, i) => {
+        const [u2, s2] = b.update(u, states[i], params ? keepT(params) : undefined);
+        u = u2;
+        out.push(s2);
+      });
+      if (params) tree.dispose(params);
+      return [u, out];
+    },
+  };
+}
+
+/** Adam with a constant learning rate: `chain(scaleByAdam(...), scale(-lr))`. */
+export function adam(learningRate: number, b1 = 0.9, b2 = 0.999, eps = 1e-8): GradientTransformation {
+  if (!(learningRate > 0)) throw new RangeError(`adam: learningRate must be > 0, got ${learningRate}`);
+  return chain(scaleByAdam(b1, b2, eps), scale(-learningRate));
+}
+
+/** Plain SGD: `scale(-lr)`. */
+export function sgd(learningRate: number): GradientTransformation {
+  if (!(learningRate > 0)) throw new RangeError(`sgd: learningRate must be > 0, got ${learningRate}`);
+  return scale(-learningRate);
+}
+
+/** params + updates, leafwise (consumes both). */
+export function applyUpdates(params: Tree, updates: Tree): Tree {
+  return map((p, u) => p.add(u), params, updates);
+}
+
+function keepT<T extends Tree>(t: T): T {
+  return tree.ref(t) as T;
+}
