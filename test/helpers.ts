@@ -1,0 +1,36 @@
+/** Shared test helpers. */
+import { toHost, tree, type JArray, type Tree } from "../src/core/engine.js";
+
+/** Host copies of every leaf of a tree (borrows the tree). */
+export async function hostLeaves(t: Tree): Promise<Float32Array[]> {
+  return Promise.all((tree.leaves(t) as JArray[]).map((a) => toHost(a.ref)));
+}
+
+/** Largest absolute difference between two lists of arrays of the same shapes. */
+export function maxAbsDiff(a: ArrayLike<number>[], b: ArrayLike<number>[]): number {
+  let m = 0;
+  a.forEach((x, i) => {
+    for (let j = 0; j < x.length; j++) m = Math.max(m, Math.abs(x[j] - b[i][j]));
+  });
+  return m;
+}
+
+/** A small deterministic classification set (no engine randomness). */
+export function tinyClassification(n: number, d: number, k: number, seed = 1) {
+  let s = seed;
+  const rnd = () => {
+    s = (s * 16807) % 2147483647;
+    return s / 2147483647;
+  };
+  const x = new Float32Array(n * d);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let a = 0;
+    for (let j = 0; j < d; j++) {
+      x[i * d + j] = rnd() * 2 - 1;
+      a += x[i * d + j] * ((j % 3) - 1);
+    }
+    y[i] = Math.min(k - 1, Math.max(0, Math.floor((a + 1) * k / 2)));
+  }
+  return { x, y, n, xShape: [d] };
+}
