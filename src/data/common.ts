@@ -1,0 +1,157 @@
+/**
+ * Helpers shared by the data loaders: fingerprints, split assembly, standardisation, strict
+ * number parsing and file reading with errors that name the file.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { DataFormatError, type ArrayData, type DataSplit, type Standardisation, type Task } from "./types.js";
+
+/** Raw bytes of a typed array (a view, no copy). */
+function bytesOf(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/**
+ * Hex SHA-256 over the raw bytes of train x, train y, test x, test y (in that order, platform
+ * byte order, which is little-endian on every platform Node supports).
+ */
+export function fingerprint(train: ArrayData, test: ArrayData): string {
+  const h = createHash("sha256");
+  for (const a of [train.x, train.y, test.x, test.y]) h.update(bytesOf(a));
+  return h.digest("hex");
+}
+
+/** Assemble a {@link DataSplit}, computing its fingerprint. */
+export function makeSplit(parts: {
+  task: Task;
+  numClasses?: number;
+  train: ArrayData;
+  test: ArrayData;
+  targetScale?: Standardisation;
+  source: string;
+  splitInfo: Record<string, number | string>;
+}): DataSplit {
+  const split: DataSplit = {
+    task: parts.task,
+    ...(parts.numClasses === undefined ? {} : { numClasses: parts.numClasses }),
+    train: parts.train,
+    test: parts.test,
+    ...(parts.targetScale === undefined ? {} : { targetScale: parts.targetScale }),
+    source: parts.source,
+    splitInfo: parts.splitInfo,
+    fingerprint: fingerprint(parts.train, parts.test),
+  };
+  return split;
+}
+
+/** Number of values per example for a per-example shape. */
+export function rowSize(xShape: readonly number[]): number {
+  return xShape.reduce((a, b) => a * b, 1);
+}
+
+/** Rows `idx` of `data` as a new {@link ArrayData} (same y type). */
+export function takeRows(data: ArrayData, idx: ArrayLike<number>): ArrayData {
+  const d = rowSize(data.xShape);
+  const x = new Float32Array(idx.length * d);
+  const y = data.y instanceof Int32Array ? new Int32Array(idx.length) : new Float32Array(idx.length);
+  for (let i = 0; i < idx.length; i++) {
+    const r = idx[i];
+    x.set(data.x.subarray(r * d, (r + 1) * d), i * d);
+    y[i] = data.y[r];
+  }
+  return { x, xShape: data.xShape, y, n: idx.length };
+}
+
+/** An empty {@link ArrayData} with the given shape and target type. */
+export function emptyData(xShape: readonly number[], classification: boolean): ArrayData {
+  return { x: new Float32Array(0), xShape, y: classification ? new Int32Array(0) : new Float32Array(0), n: 0 };
+}
+
+/**
+ * Check a test-set size against `n` examples; expects an integer in 0..n. `what` names the
+ * option in the error.
+ */
+export function checkTestSize(testSize: number, n: number, what = "testSize"): number {
+  if (!Number.isInteger(testSize) || testSize < 0 || testSize > n) {
+    throw new RangeError(`${what} must be an integer in 0..${n}, got ${testSize}`);
+  }
+  return testSize;
+}
+
+/** Mean and population standard deviation (std 0 or non-finite becomes 1). Expects values.length > 0. */
+export function standardisation(values: ArrayLike<number>): Standardisation {
+  const n = values.length;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += values[i];
+  mean /= n;
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += (values[i] - mean) ** 2;
+  const std = Math.sqrt(ss / n);
+  return { mean, std: std > 0 && Number.isFinite(std) ? std : 1 };
+}
+
+/**
+ * Standardise a numeric table column-wise with statistics from the training rows.
+ * `table` is row-major `nRows x nCols` (float64), `cols` the columns to keep, `trainRows` and
+ * `testRows` the row indices. Returns float32 inputs plus the per-column statistics.
+ */
+export function standardiseColumns(
+  table: Float64Array,
+  nCols: number,
+  cols: readonly number[],
+  trainRows: ArrayLike<number>,
+  testRows: ArrayLike<number>,
+): { train: Float32Array; test: Float32Array; stats: Standardisation[] } {
+  const d = cols.length;
+  const stats = cols.map((c) => {
+    const v = new Float64Array(trainRows.length);
+    for (let i = 0; i < trainRows.length; i++) v[i] = table[trainRows[i] * nCols + c];
+    return standardisation(v);
+  });
+  const apply = (rows: ArrayLike<number>): Float32Array => {
+    const out = new Float32Array(rows.length * d);
+    for (let i = 0; i < rows.length; i++) {
+      for (let j = 0; j < d; j++) out[i * d + j] = (table[rows[i] * nCols + cols[j]] - stats[j].mean) / stats[j].std;
+    }
+    return out;
+  };
+  return { train: apply(trainRows), test: apply(testRows), stats };
+}
+
+/** Standardise one column of `table` (the target) with training statistics. */
+export function standardiseTarget(
+  table: Float64Array,
+  nCols: number,
+  col: number,
+  trainRows: ArrayLike<number>,
+  testRows: ArrayLike<number>,
+): { train: Float32Array; test: Float32Array; scale: Standardisation } {
+  const { train, test, stats } = standardiseColumns(table, nCols, [col], trainRows, testRows);
+  return { train, test, scale: stats[0] };
+}
+
+const NUMBER_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** Parse a decimal number strictly (no hex, no empty string, no NaN/Infinity); undefined if not a number. */
+export function parseNumber(text: string): number | undefined {
+  if (!NUMBER_RE.test(text)) return undefined;
+  const v = Number(text);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+/** Read a whole file as bytes; a missing or unreadable file becomes a {@link DataFormatError} naming it. */
+export function readBytes(file: string, expected = "a readable file"): Uint8Array {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const got = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "a directory" : String((e as Error).message);
+    throw new DataFormatError(file, "open", expected, got);
+  }
+}
+
+/** Read a whole file as UTF-8 text (BOM stripped); errors as {@link readBytes}. */
+export function readText(file: string, expected?: string): string {
+  const text = new TextDecoder("utf-8").decode(readBytes(file, expected));
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}

@@ -1,0 +1,85 @@
+/**
+ * Data sources by name: the one entry point the CLI uses (`--data <source>`), plus re-exports.
+ */
+import { loadCsv } from "./csv.js";
+import { loadIdx } from "./idx.js";
+import { loadEmbeddedMnist } from "./mnist.js";
+import { toyRegressionGap, twoMoons } from "./toy.js";
+import type { DataSplit } from "./types.js";
+import { loadUci } from "./uci.js";
+
+export { fingerprint } from "./common.js";
+export { loadCsv, type CsvOptions } from "./csv.js";
+export { loadIdx, loadIdxArrays, parseIdx, readIdx, writeIdx, MAX_IDX_LABEL, type IdxArray, type IdxDtype, type IdxValues } from "./idx.js";
+export { embeddedMnistArrays, loadEmbeddedMnist } from "./mnist.js";
+export { createRng, permutation, shuffleInPlace, type Rng } from "./prng.js";
+export { gapFunction, toyRegressionGap, twoMoons } from "./toy.js";
+export { DataFormatError, type ArrayData, type DataSplit, type Standardisation, type Task } from "./types.js";
+export { loadUci } from "./uci.js";
+
+/** The accepted `--data` forms, for help text and errors. */
+export const DATA_SOURCE_FORMS: readonly string[] = [
+  "mnist (the 10,000 digits embedded in the mnist package)",
+  "idx:<images>,<labels> (IDX files, optionally gzipped)",
+  "uci:<folder> (a UCI regression folder, or its data/ subfolder; pick the split with split)",
+  "csv:<file> (needs target: a column name or 0-based index)",
+  "toy:regression-gap",
+  "toy:two-moons",
+];
+
+/** Options for {@link loadData}; each source uses the ones that apply to it. */
+export interface LoadDataOptions {
+  /** Shuffle seed for mnist, idx, csv and toy sources (default 0). */
+  seed?: number;
+  /** UCI split number (default 0). */
+  split?: number;
+  /** CSV target column: name or 0-based index. */
+  target?: string;
+  /** Number of test examples for mnist (default 2000), idx (default 20%) and csv (default 20%). */
+  testSize?: number;
+  /**
+   * `fit` (default) splits train/test; `evaluate` with an idx source puts every example in `test`
+   * and leaves `train` empty. Other sources return their usual split either way.
+   */
+  role?: "fit" | "evaluate";
+}
+
+function unknown(source: string, why: string): Error {
+  return new Error(`unknown data source "${source}" (${why}); expected one of:\n  ${DATA_SOURCE_FORMS.join("\n  ")}`);
+}
+
+/**
+ * Load a dataset from a source string: `mnist`, `idx:<images>,<labels>`, `uci:<folder>`,
+ * `csv:<file>`, `toy:regression-gap` or `toy:two-moons` (see {@link DATA_SOURCE_FORMS}).
+ * Synchronous; the returned split records `source` exactly as given. Throws an Error listing the
+ * accepted forms for an unknown source, {@link DataFormatError} for malformed files.
+ */
+export function loadData(source: string, opts: LoadDataOptions = {}): DataSplit {
+  const seed = opts.seed ?? 0;
+  const colon = source.indexOf(":");
+  const scheme = colon < 0 ? source : source.slice(0, colon);
+  const rest = colon < 0 ? "" : source.slice(colon + 1);
+  switch (scheme) {
+    case "mnist":
+      if (colon >= 0) throw unknown(source, "mnist takes no argument");
+      return loadEmbeddedMnist({ seed, testSize: opts.testSize });
+    case "idx": {
+      const parts = rest.split(",");
+      if (parts.length !== 2 || parts[0] === "" || parts[1] === "") throw unknown(source, "idx needs exactly two comma-separated files");
+      return loadIdx(parts[0], parts[1], { seed, testSize: opts.testSize, role: opts.role, source });
+    }
+    case "uci":
+      if (rest === "") throw unknown(source, "uci needs a folder");
+      return loadUci(rest, opts.split ?? 0, { source });
+    case "csv":
+      if (rest === "") throw unknown(source, "csv needs a file");
+      if (opts.target === undefined) throw new Error(`${source}: a CSV source needs a target column (a header name or 0-based index)`);
+      return loadCsv(rest, { target: opts.target, seed, testSize: opts.testSize, source });
+    case "toy":
+      if (rest === "regression-gap") return toyRegressionGap({ seed });
+      if (rest === "two-moons") return twoMoons({ seed });
+      throw unknown(source, `no toy dataset "${rest}"`);
+    default:
+      throw unknown(source, colon < 0 ? "no such source" : `no scheme "${scheme}"`);
+  }
+}

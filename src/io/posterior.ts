@@ -1,0 +1,220 @@
+/**
+ * A posterior on disk: a directory holding
+ * - `posterior.json`: {@link PosteriorMeta} (model spec, likelihood, prior, method, data, ...);
+ * - `samples.safetensors`: one F32 tensor per parameter leaf, named by its pytree path
+ *   (e.g. `layers.0.w`), with a leading sample axis S: shape `[S, ...leafShape]`. The metadata is
+ *   also copied, as a JSON string, into the safetensors `__metadata__` under key `bayesdl`, so a
+ *   Python user of `safetensors` sees it.
+ */
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { mkdirp, writeFileAtomic } from "./atomic.js";
+import { readSafetensors, writeSafetensors, type TensorInput } from "./safetensors.js";
+
+/** Version of the on-disk posterior layout written (and the only one read) by this bayesdl. */
+export const POSTERIOR_FORMAT_VERSION = 1;
+
+/** File name of the metadata inside a posterior directory. */
+export const POSTERIOR_META_FILE = "posterior.json";
+
+/** File name of the samples inside a posterior directory. */
+export const POSTERIOR_SAMPLES_FILE = "samples.safetensors";
+
+/** Metadata of a saved posterior (`posterior.json`). */
+export interface PosteriorMeta {
+  formatVersion: number;
+  bayesdlVersion: string;
+  /** Model spec string, e.g. `"mlp:400,400"`. */
+  model: string;
+  inputShape: number[];
+  outputDim: number;
+  likelihood: { kind: "categorical" } | { kind: "gaussian"; noise: "fixed" | "learned"; sigma?: number };
+  prior: { kind: "gaussian"; scale: number; perLayer?: number[] };
+  method: string;
+  methodOptions: Record<string, unknown>;
+  seed: number;
+  data: { source: string; fingerprint: string; split?: Record<string, number | string>; targetScale?: { mean: number; std: number } };
+  metrics?: Record<string, number>;
+  numSamples: number;
+  /** Per-sample leaf shapes, in pytree flatten order. */
+  leaves: { name: string; shape: number[] }[];
+  createdAt: string;
+  wallTimeSeconds?: number;
+  extra?: Record<string, unknown>;
+}
+
+/** Samples of one parameter leaf: `data` is `[S, ...shape]` row-major, length `S * prod(shape)`. */
+export interface PosteriorLeafSamples {
+  name: string;
+  /** Per-sample shape (without the leading sample axis). */
+  shape: number[];
+  data: Float32Array;
+}
+
+/** A loaded posterior. */
+export interface LoadedPosterior {
+  meta: PosteriorMeta;
+  /** Leaves in the order of `meta.leaves`. */
+  samples: PosteriorLeafSamples[];
+}
+
+/** A missing or inconsistent posterior file; the message names the file and the problem. */
+export class PosteriorFormatError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+  ) {
+    super(`${file}: ${problem}`);
+    this.name = "PosteriorFormatError";
+  }
+}
+
+function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function shapeStr(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function isShape(v: unknown): v is number[] {
+  return Array.isArray(v) && v.every((d) => Number.isSafeInteger(d) && d >= 0);
+}
+
+/**
+ * Save a posterior to a directory: `mkdir -p dir`, then write `samples.safetensors` and then
+ * `posterior.json`, each atomically (temporary file, fsync, rename).
+ *
+ * Formula: tensor `name` = `data` reshaped to `[S, ...shape]`, `S = meta.numSamples`; safetensors
+ * `__metadata__ = { bayesdl: JSON.stringify(meta) }`.
+ *
+ * @param dir posterior directory (created if missing; existing files are replaced).
+ * @param meta metadata; `formatVersion` must be {@link POSTERIOR_FORMAT_VERSION} and `leaves` /
+ *   `numSamples` must describe `samples` exactly (same names, order and shapes).
+ * @param samples per-leaf samples, `data.length = numSamples * prod(shape)`.
+ */
+export async function savePosterior(dir: string, meta: PosteriorMeta, samples: PosteriorLeafSamples[]): Promise<void> {
+  const fn = "savePosterior";
+  if (meta.formatVersion !== POSTERIOR_FORMAT_VERSION) {
+    throw new Error(`${fn}: meta.formatVersion is ${meta.formatVersion}, but this bayesdl writes format version ${POSTERIOR_FORMAT_VERSION}`);
+  }
+  const S = meta.numSamples;
+  if (!Number.isSafeInteger(S) || S < 1) throw new Error(`${fn}: meta.numSamples must be a positive integer, got ${S}`);
+  if (meta.leaves.length !== samples.length) {
+    throw new Error(`${fn}: meta.leaves lists ${meta.leaves.length} leaves but ${samples.length} sample arrays were given`);
+  }
+  const tensors: Record<string, TensorInput> = {};
+  const seen = new Set<string>();
+  samples.forEach((leaf, i) => {
+    const want = meta.leaves[i];
+    if (want.name !== leaf.name || !sameShape(want.shape, leaf.shape)) {
+      throw new Error(`${fn}: meta.leaves[${i}] is "${want.name}" ${shapeStr(want.shape)} but samples[${i}] is "${leaf.name}" ${shapeStr(leaf.shape)}`);
+    }
+    if (seen.has(leaf.name)) throw new Error(`${fn}: duplicate leaf name "${leaf.name}"`);
+    seen.add(leaf.name);
+    if (!isShape(leaf.shape)) throw new Error(`${fn}: leaf "${leaf.name}": shape ${JSON.stringify(leaf.shape)} is not a list of non-negative integers`);
+    if (!(leaf.data instanceof Float32Array)) throw new TypeError(`${fn}: leaf "${leaf.name}": data must be a Float32Array`);
+    const expected = S * numel(leaf.shape);
+    if (leaf.data.length !== expected) {
+      throw new Error(`${fn}: leaf "${leaf.name}": data has ${leaf.data.length} elements, expected numSamples * prod(shape) = ${S} * ${numel(leaf.shape)} = ${expected}`);
+    }
+    Object.defineProperty(tensors, leaf.name, {
+      value: { dtype: "F32", shape: [S, ...leaf.shape], data: leaf.data } satisfies TensorInput,
+      enumerable: true,
+    });
+  });
+  const json = JSON.stringify(meta, null, 2);
+  await mkdirp(dir);
+  await writeSafetensors(join(dir, POSTERIOR_SAMPLES_FILE), tensors, { bayesdl: JSON.stringify(meta) });
+  await writeFileAtomic(join(dir, POSTERIOR_META_FILE), json + "\n");
+}
+
+/**
+ * Load a posterior saved by {@link savePosterior}, checking that `posterior.json` and
+ * `samples.safetensors` agree.
+ *
+ * Formula: for each leaf `l` in `meta.leaves`: tensor `l.name` must be F32 with shape
+ * `[meta.numSamples, ...l.shape]`; no other tensors may be present.
+ *
+ * @param dir posterior directory.
+ * @throws PosteriorFormatError naming the file for: missing directory or file, unreadable JSON,
+ *   format version mismatch, a leaf missing or with a different shape, sample count mismatch.
+ */
+export async function loadPosterior(dir: string): Promise<LoadedPosterior> {
+  const metaFile = join(dir, POSTERIOR_META_FILE);
+  const samplesFile = join(dir, POSTERIOR_SAMPLES_FILE);
+  const st = await stat(dir).catch(() => undefined);
+  if (st === undefined) throw new PosteriorFormatError(dir, "posterior directory does not exist");
+  if (!st.isDirectory()) throw new PosteriorFormatError(dir, "is not a directory (a posterior is a directory with posterior.json and samples.safetensors)");
+
+  let text: string;
+  try {
+    text = await readFile(metaFile, "utf8");
+  } catch (e) {
+    throw new PosteriorFormatError(metaFile, missingOrUnreadable(e));
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new PosteriorFormatError(metaFile, `not valid JSON (${(e as Error).message})`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new PosteriorFormatError(metaFile, "not a JSON object");
+  const meta = parsed as PosteriorMeta;
+  if (meta.formatVersion !== POSTERIOR_FORMAT_VERSION) {
+    throw new PosteriorFormatError(
+      metaFile,
+      `format version mismatch: found ${JSON.stringify(meta.formatVersion)}, this bayesdl reads ${POSTERIOR_FORMAT_VERSION}`,
+    );
+  }
+  const S = meta.numSamples;
+  if (!Number.isSafeInteger(S) || S < 1) throw new PosteriorFormatError(metaFile, `numSamples must be a positive integer, found ${JSON.stringify(S)}`);
+  if (!Array.isArray(meta.leaves)) throw new PosteriorFormatError(metaFile, `"leaves" must be an array of {name, shape}`);
+  meta.leaves.forEach((l, i) => {
+    if (l === null || typeof l !== "object" || typeof l.name !== "string" || !isShape(l.shape)) {
+      throw new PosteriorFormatError(metaFile, `leaves[${i}] must be {name: string, shape: non-negative integers}, found ${JSON.stringify(l)}`);
+    }
+  });
+
+  const st2 = await stat(samplesFile).catch(() => undefined);
+  if (st2 === undefined) throw new PosteriorFormatError(samplesFile, "file does not exist");
+  const { tensors } = await readSafetensors(samplesFile);
+
+  const samples: PosteriorLeafSamples[] = [];
+  const listed = new Set<string>();
+  for (const leaf of meta.leaves) {
+    listed.add(leaf.name);
+    const t = Object.prototype.hasOwnProperty.call(tensors, leaf.name) ? tensors[leaf.name] : undefined;
+    if (t === undefined) {
+      throw new PosteriorFormatError(samplesFile, `leaf "${leaf.name}" listed in ${POSTERIOR_META_FILE} is missing from the tensors`);
+    }
+    if (t.dtype !== "F32") throw new PosteriorFormatError(samplesFile, `leaf "${leaf.name}": expected dtype F32, got ${t.dtype}`);
+    if (t.shape.length === 0) {
+      throw new PosteriorFormatError(samplesFile, `leaf "${leaf.name}": tensor is a scalar, expected a leading sample axis [${S}, ...${shapeStr(leaf.shape)}]`);
+    }
+    if (t.shape[0] !== S) {
+      throw new PosteriorFormatError(
+        samplesFile,
+        `sample count mismatch: ${POSTERIOR_META_FILE} says numSamples = ${S}, but leaf "${leaf.name}" has ${t.shape[0]} samples (shape ${shapeStr(t.shape)})`,
+      );
+    }
+    const per = t.shape.slice(1);
+    if (!sameShape(per, leaf.shape)) {
+      throw new PosteriorFormatError(samplesFile, `leaf "${leaf.name}": expected per-sample shape ${shapeStr(leaf.shape)}, got ${shapeStr(per)}`);
+    }
+    samples.push({ name: leaf.name, shape: per, data: t.data as Float32Array });
+  }
+  for (const name of Object.keys(tensors)) {
+    if (!listed.has(name)) throw new PosteriorFormatError(samplesFile, `tensor "${name}" is not listed in ${POSTERIOR_META_FILE} leaves`);
+  }
+  return { meta, samples };
+}
+
+function missingOrUnreadable(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === "ENOENT" ? "file does not exist" : `cannot read (${(e as Error).message})`;
+}
