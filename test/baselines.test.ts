@@ -47,12 +47,12 @@ test("MAP recovers least squares on a linear model with a flat-ish prior", async
   assert.ok(Math.abs(w[0] - 2) < 1e-2 && Math.abs(b[0] + 1) < 1e-2, `w=${w[0]}, b=${b[0]}`);
 });
 
-test("ensemble: one vmapped step equals each member's own MAP step", async () => {
+for (const batching of ["unroll", "vmap"] as const) test(`ensemble (${batching}): one joint step equals each member's own MAP step`, async () => {
   const data = tinyClassification(32, 6, 3);
   const model = makeModel(networkFromSpec("mlp:8", [6], 3), categorical(), { kind: "gaussian", scale: 1 });
   const ld = logDensity(model, { dataSize: 32 });
   const members = 3;
-  const ens = ensembleCreate(ld, { dataSize: 32, learningRate: 0.01, members });
+  const ens = ensembleCreate(ld, { dataSize: 32, learningRate: 0.01, members, batching });
   const single = mapCreate(ld, { dataSize: 32, learningRate: 0.01 });
   const inits = split(key(5), members).map((k) => model.init(k));
   const perMember = inits.map((p) => p);
@@ -69,7 +69,7 @@ test("ensemble: one vmapped step equals each member's own MAP step", async () =>
   let state = ens.init(key(0), stackedParams);
   let info;
   for (let t = 0; t < 3; t++) [state, info] = ens.step(key(t), state, { x: stacked.x.ref, y: stacked.y.ref });
-  const got = await hostLeaves(state.params);
+  const got = await hostLeaves(ens.params(state));
   // Same members, one at a time.
   const again = split(key(5), members).map((k) => model.init(k));
   const wants: Float32Array[][] = [];

@@ -1,11 +1,11 @@
 /**
- * Posterior predictive from parameter samples: the network is applied to each sample (`vmap` over a
- * leading sample axis, jitted, in chunks of the test set), then
+ * Posterior predictive from parameter samples: the network is applied to each sample (jitted, in
+ * chunks of the test set), then
  * - classification: p(y | x) = (1/S) sum_s softmax(f_s(x)), returned averaged, shape `[n * k]`;
  * - regression: per-sample Gaussian means and standard deviations `[S * n]` (standardised units),
  *   i.e. an equal-weight Gaussian mixture that the metrics evaluate in original units.
  */
-import { compile, fromHost, nn, np, toHost, vmap, type JArray } from "../core/engine.js";
+import { compile, fromHost, nn, np, toHost, tree, type JArray } from "../core/engine.js";
 import type { ArrayData } from "../data/types.js";
 import type { Model, Params } from "../models/model.js";
 
@@ -28,48 +28,51 @@ function findLeaf(t: unknown): JArray {
 
 /**
  * Predict on every row of `data` with every sample. Borrows `samples`.
- * @param chunk rows per jitted call (memory: S * chunk * width floats).
+ *
+ * One jitted call per (sample, chunk): a `vmap` over samples would hit jax-js's slow batched-`dot`
+ * layout (see baselines/ensemble.ts), so samples are taken one at a time as leading-axis views.
+ * @param chunk rows per jitted call.
  */
-export async function predict(model: Model, samples: Params, data: ArrayData, chunk = 500): Promise<Predictive> {
+export async function predict(model: Model, samples: Params, data: ArrayData, chunk = 1000): Promise<Predictive> {
   const s = numSamples(samples);
   const d = data.xShape.reduce((a, b) => a * b, 1);
   const gaussian = model.likelihood.spec.kind === "gaussian";
   const sigma0 = model.likelihood.spec.kind === "gaussian" ? model.likelihood.spec.sigma : 1;
-  const outs = vmap((p: Params, x: JArray) => model.network.apply(p.net, x) as never, [0, null]) as unknown as (p: Params, x: JArray) => JArray;
   const f = compile((p: Params, x: JArray): JArray[] => {
-    const out = outs({ net: p.net }, x); // [S, m, d]
-    if (!gaussian) return [nn.softmax(out, -1).mean(0)];
-    const m = out.shape[1];
-    const means = out.reshape([s, m]);
-    const stds = p.lik
-      ? np.exp((p.lik as { logSigma: JArray }).logSigma).reshape([s, 1]).mul(np.ones([s, m]))
-      : np.full([s, m], sigma0);
-    return [means, stds];
+    const out = model.network.apply(p.net, x); // [m, d]
+    if (!gaussian) return [nn.softmax(out, -1)];
+    const m = out.shape[0];
+    const stds = p.lik ? np.exp((p.lik as { logSigma: JArray }).logSigma).mul(np.ones([m])) : np.full([m], sigma0);
+    return [out.reshape([m]), stds];
   });
   const n = data.n;
   const k = model.network.outputDim;
   const probs = gaussian ? undefined : new Float32Array(n * k);
   const means = gaussian ? new Float32Array(s * n) : undefined;
   const stds = gaussian ? new Float32Array(s * n) : undefined;
+  const sum = gaussian ? undefined : new Float64Array(n * k);
   try {
     for (let start = 0; start < n; start += chunk) {
       const m = Math.min(chunk, n - start);
       const x = fromHost(data.x.subarray(start * d, (start + m) * d), [m, ...data.xShape]);
-      const res = f(samples, x);
-      x.dispose();
-      if (!gaussian) {
-        probs!.set(await toHost(res[0]), start * k);
-      } else {
-        const mu = await toHost(res[0]);
-        const sd = await toHost(res[1]);
-        for (let j = 0; j < s; j++) {
-          means!.set(mu.subarray(j * m, (j + 1) * m), j * n + start);
-          stds!.set(sd.subarray(j * m, (j + 1) * m), j * n + start);
+      for (let j = 0; j < s; j++) {
+        const pj = tree.map(((a: JArray) => a.ref.slice(j)) as never, samples as never) as unknown as Params;
+        const res = f(pj, x);
+        tree.dispose(pj as never);
+        if (!gaussian) {
+          const pr = await toHost(res[0]);
+          const base = start * k;
+          for (let i = 0; i < pr.length; i++) sum![base + i] += pr[i];
+        } else {
+          means!.set(await toHost(res[0]), j * n + start);
+          stds!.set(await toHost(res[1]), j * n + start);
         }
       }
+      x.dispose();
     }
   } finally {
     f.dispose();
   }
+  if (!gaussian) for (let i = 0; i < sum!.length; i++) probs![i] = sum![i] / s;
   return gaussian ? { kind: "gaussian", samples: s, means: means!, stds: stds! } : { kind: "categorical", numClasses: k, probs: probs! };
 }

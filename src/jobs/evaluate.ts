@@ -1,0 +1,56 @@
+/**
+ * Evaluation: the posterior predictive of stacked samples on a test set, and its metrics.
+ */
+import type { ArrayData, DataSplit } from "../data/types.js";
+import { classificationMetrics, oodAuroc, regressionMetrics } from "../eval/metrics.js";
+import { predict, type Predictive } from "../eval/predict.js";
+import type { Model, Params } from "../models/model.js";
+
+/** Metrics of one evaluation, all numbers; names as printed and saved. */
+export type Metrics = Record<string, number>;
+
+/** Check that data fit the model before predicting (input shape and task). */
+export function checkCompatible(model: Model, data: ArrayData, what: string): void {
+  const want = model.network.inputShape;
+  const got = data.xShape;
+  const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+  if (size(want) !== size(got)) {
+    throw new Error(`${what}: the data have inputs of shape [${got.join(", ")}] but the model ${model.network.spec} takes [${want.join(", ")}]`);
+  }
+  const classification = data.y instanceof Int32Array;
+  if (classification !== (model.likelihood.spec.kind === "categorical")) {
+    throw new Error(
+      `${what}: the data are a ${classification ? "classification" : "regression"} set but the model has a ${model.likelihood.spec.kind} likelihood`,
+    );
+  }
+  if (classification) {
+    const k = model.network.outputDim;
+    for (let i = 0; i < data.n; i++) {
+      const y = (data.y as Int32Array)[i];
+      if (y < 0 || y >= k) throw new Error(`${what}: example ${i} has label ${y}, but the model predicts ${k} classes (0..${k - 1})`);
+    }
+  }
+}
+
+/**
+ * Predictive metrics of `samples` on `split.test`: accuracy, error, NLL, Brier and ECE for
+ * classification; RMSE and test log-likelihood per point, in original units, for regression.
+ * With `ood`, also the AUROC of predictive entropy separating `ood` inputs (positive) from the test set.
+ */
+export async function evaluateSamples(model: Model, samples: Params, split: DataSplit, ood?: ArrayData): Promise<{ metrics: Metrics; predictive: Predictive }> {
+  checkCompatible(model, split.test, "evaluate");
+  const predictive = await predict(model, samples, split.test);
+  if (predictive.kind === "categorical") {
+    const m = classificationMetrics(predictive.probs, split.test.y as Int32Array, predictive.numClasses);
+    const metrics: Metrics = { ...m };
+    if (ood) {
+      const po = await predict(model, samples, ood);
+      if (po.kind !== "categorical") throw new Error("unreachable: OOD predictive of a categorical model");
+      metrics.oodAuroc = oodAuroc(predictive.probs, po.probs, predictive.numClasses);
+    }
+    return { metrics, predictive };
+  }
+  const scale = split.targetScale ?? { mean: 0, std: 1 };
+  const yOrig = Float64Array.from(split.test.y, (z) => scale.mean + scale.std * z);
+  return { metrics: { ...regressionMetrics(predictive.means, predictive.stds, yOrig, scale) }, predictive };
+}

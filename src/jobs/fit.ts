@@ -1,0 +1,129 @@
+/**
+ * The fit and evaluate jobs behind `bayesdl fit` and `bayesdl evaluate`: data in, posterior and
+ * metrics out. Front ends (CLI, browser page) call these and only format what they return.
+ */
+import { free, key, split } from "../core/engine.js";
+import { loadData } from "../data/index.js";
+import type { ArrayData, DataSplit } from "../data/types.js";
+import { loadPosterior, POSTERIOR_FORMAT_VERSION, savePosterior, type PosteriorMeta } from "../io/posterior.js";
+import { categorical, gaussian } from "../models/likelihood.js";
+import { makeModel } from "../models/model.js";
+import { networkFromSpec } from "../models/spec.js";
+import type { Progress } from "../train/fit.js";
+import { VERSION } from "../version.js";
+import { evaluateSamples, checkCompatible, type Metrics } from "./evaluate.js";
+import { METHODS, type MethodName } from "./methods.js";
+import { modelFromMeta, samplesFromHost, samplesToHost } from "./posterior.js";
+
+/** Everything `bayesdl fit` needs. */
+export interface FitJobOptions {
+  readonly data: string;
+  readonly model: string;
+  readonly method: MethodName;
+  readonly seed: number;
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly learningRate: number;
+  readonly members: number;
+  readonly priorScale: number;
+  readonly temperature: number;
+  /** Regression only: fixed or learned observation noise, and its (initial) scale in standardised units. */
+  readonly noise: "fixed" | "learned";
+  readonly sigma: number;
+  readonly split?: number;
+  readonly target?: string;
+  readonly testSize?: number;
+  /** Output directory; nothing is written when omitted. */
+  readonly out?: string;
+  readonly onProgress?: (p: Progress) => void;
+}
+
+/** What a fit produced. */
+export interface FitResult {
+  readonly meta: PosteriorMeta;
+  readonly metrics: Metrics;
+  readonly wallTimeSeconds: number;
+  readonly data: DataSplit;
+}
+
+/** Fit a posterior, evaluate it on the held-out split, and save it when `out` is given. */
+export async function runFit(o: FitJobOptions): Promise<FitResult> {
+  const t0 = performance.now();
+  const data = loadData(o.data, { seed: o.seed, split: o.split, target: o.target, testSize: o.testSize, role: "fit" });
+  if (data.train.n === 0) throw new Error(`--data ${o.data}: the training part is empty`);
+  const classification = data.task === "classification";
+  const likelihood = classification ? categorical() : gaussian({ sigma: o.sigma, learned: o.noise === "learned" });
+  const outputDim = likelihood.outputDim(data.numClasses);
+  const model = makeModel(networkFromSpec(o.model, data.train.xShape, outputDim), likelihood, { kind: "gaussian", scale: o.priorScale });
+  checkCompatible(model, data.train, `--data ${o.data}`);
+  const entry = METHODS[o.method];
+  const [kFit, kRest] = split(key(o.seed), 2);
+  free(kRest);
+  const samples = await entry.fit(kFit, model, data.train, {
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    learningRate: o.learningRate,
+    temperature: o.temperature,
+    members: o.members,
+    onProgress: o.onProgress,
+  });
+  const { metrics } = data.test.n > 0 ? await evaluateSamples(model, samples, data) : { metrics: {} };
+  const wallTimeSeconds = (performance.now() - t0) / 1000;
+  const leaves = await samplesToHost(samples);
+  free(samples);
+  const meta: PosteriorMeta = {
+    formatVersion: POSTERIOR_FORMAT_VERSION,
+    bayesdlVersion: VERSION,
+    model: o.model,
+    inputShape: [...data.train.xShape],
+    outputDim,
+    likelihood: likelihood.spec,
+    prior: { kind: "gaussian", scale: o.priorScale },
+    method: o.method,
+    methodOptions: entry.recordedOptions({ epochs: o.epochs, batchSize: o.batchSize, learningRate: o.learningRate, temperature: o.temperature, members: o.members }),
+    seed: o.seed,
+    data: { source: o.data, fingerprint: data.fingerprint, split: data.splitInfo, ...(data.targetScale ? { targetScale: data.targetScale } : {}) },
+    metrics,
+    numSamples: leaves.length ? leaves[0].data.length / leaves[0].shape.reduce((a, b) => a * b, 1) : 0,
+    leaves: leaves.map((l) => ({ name: l.name, shape: l.shape })),
+    createdAt: new Date().toISOString(),
+    wallTimeSeconds,
+  };
+  if (o.out) await savePosterior(o.out, meta, leaves);
+  return { meta, metrics, wallTimeSeconds, data };
+}
+
+/** Options of {@link runEvaluate}. */
+export interface EvaluateJobOptions {
+  readonly posterior: string;
+  /** Data source; defaults to the one the posterior was fitted on. */
+  readonly data?: string;
+  /** Seed of the train/test split for shuffled sources; defaults to the posterior's own seed. */
+  readonly seed?: number;
+  readonly split?: number;
+  readonly target?: string;
+  readonly testSize?: number;
+  /** Optional out-of-distribution inputs for the entropy AUROC. */
+  readonly ood?: string;
+}
+
+/** Load a saved posterior and compute its metrics on the test part of a data source. */
+export async function runEvaluate(o: EvaluateJobOptions): Promise<{ meta: PosteriorMeta; metrics: Metrics; data: DataSplit; sameData: boolean }> {
+  const { meta, samples } = await loadPosterior(o.posterior);
+  const model = modelFromMeta(meta);
+  const seed = o.seed ?? meta.seed;
+  const splitIdx = o.split ?? (typeof meta.data.split?.split === "number" ? meta.data.split.split : undefined);
+  const data = loadData(o.data ?? meta.data.source, { seed, split: splitIdx, target: o.target, testSize: o.testSize, role: "evaluate" });
+  let ood: ArrayData | undefined;
+  if (o.ood) {
+    const od = loadData(o.ood, { seed, role: "evaluate" });
+    ood = od.test.n > 0 ? od.test : od.train;
+  }
+  const params = samplesFromHost(model, samples, meta.numSamples);
+  try {
+    const { metrics } = await evaluateSamples(model, params, data, ood);
+    return { meta, metrics, data, sameData: data.fingerprint === meta.data.fingerprint };
+  } finally {
+    free(params);
+  }
+}
