@@ -1,0 +1,87 @@
+/**
+ * bayesdl: Bayesian deep learning in TypeScript. Explicit named exports only.
+ *
+ * Layers: `core` (engine, keys, ownership) -> `models` (networks, likelihoods, priors, logDensity)
+ * -> inference methods (`baselines/`, later `sgmcmc/`, `vi/`, ...) -> `eval` (predictive, metrics)
+ * -> `io` (posterior directories) -> `jobs` (what the CLI runs).
+ */
+
+// core
+export { compile, free, keep, key, split, sync, fromHost, toHost, scalar, namedLeaves, isArray, treeSize } from "./core/engine.js";
+export type { Compiled, JArray, Key, Tree } from "./core/engine.js";
+
+// models
+export { mlp, type MlpOptions, type MlpParams } from "./models/mlp.js";
+export { cnn, conv3x3, maxPool2, type CnnOptions, type CnnParams } from "./models/cnn.js";
+export { networkFromSpec } from "./models/spec.js";
+export { activate, dense, initDense, type Activation, type DenseParams, type Network } from "./models/network.js";
+export { categorical, gaussian, type Likelihood, type LikelihoodSpec } from "./models/likelihood.js";
+export { gaussianLogPrior, layerList, type PriorSpec } from "./models/prior.js";
+export { logDensity, makeModel, type Batch, type LogDensityFn, type LogDensityOptions, type Model, type Params } from "./models/model.js";
+
+// optimisers
+export { adam, applyUpdates, chain, scale, scaleByAdam, sgd, type GradientTransformation } from "./optim/transform.js";
+
+// baselines
+export { create as createMap, type MapInfo, type MapMethod, type MapOptions, type MapState } from "./baselines/map.js";
+export {
+  create as createEnsemble,
+  initMembers,
+  stackTrees,
+  unstackTree,
+  type EnsembleMethod,
+  type EnsembleOptions,
+  type EnsembleState,
+  type MemberBatching,
+} from "./baselines/ensemble.js";
+
+// training loop
+export { fitEpochs, type FitOptions, type Progress, type Steppable } from "./train/fit.js";
+
+// data
+export {
+  DATA_SOURCE_FORMS,
+  DataFormatError,
+  loadCsv,
+  loadData,
+  loadEmbeddedMnist,
+  loadIdx,
+  loadIdxArrays,
+  loadUci,
+  parseIdx,
+  readIdx,
+  toyRegressionGap,
+  twoMoons,
+  writeIdx,
+  type ArrayData,
+  type DataSplit,
+  type LoadDataOptions,
+  type Standardisation,
+  type Task,
+} from "./data/index.js";
+
+// evaluation
+export { predict, type Predictive } from "./eval/predict.js";
+export {
+  accuracy,
+  auroc,
+  brier,
+  calibrationBins,
+  classificationMetrics,
+  ece,
+  nll,
+  oodAuroc,
+  predictiveEntropy,
+  regressionMetrics,
+  type ClassificationMetrics,
+  type RegressionMetrics,
+} from "./eval/metrics.js";
+
+// io
+export { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors } from "./io/safetensors.js";
+export { loadPosterior, savePosterior, POSTERIOR_FORMAT_VERSION, type PosteriorMeta, type PosteriorLeafSamples } from "./io/posterior.js";
+
+// jobs
+export { runEvaluate, runFit, type EvaluateJobOptions, type FitJobOptions, type FitResult } from "./jobs/fit.js";
+export { METHODS, METHOD_NAMES, type MethodName } from "./jobs/methods.js";
+export { VERSION } from "./version.js";
