@@ -19,6 +19,8 @@ export { categorical, gaussian, type Likelihood, type LikelihoodSpec } from "./m
 export { gaussianLogPrior, layerList, type PriorSpec } from "./models/prior.js";
 export { logDensity, makeModel, type Batch, type LogDensityFn, type LogDensityOptions, type Model, type Params } from "./models/model.js";
 
+export { replicate, sliceTree, AUTO_VMAP_MAX_PARAMS, type Batching, type Replicated, type ReplicatedMethod, type StepMethod } from "./core/replicate.js";
+
 // optimisers
 export { adam, applyUpdates, chain, scale, scaleByAdam, sgd, type GradientTransformation } from "./optim/transform.js";
 
@@ -32,7 +34,6 @@ export {
   type EnsembleMethod,
   type EnsembleOptions,
   type EnsembleState,
-  type MemberBatching,
 } from "./baselines/ensemble.js";
 
 // training loop

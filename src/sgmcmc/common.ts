@@ -1,0 +1,56 @@
+/**
+ * Pieces shared by the SG-MCMC samplers: the sampler state, Gaussian noise shaped like a pytree,
+ * and the options every sampler takes.
+ */
+import { np, random, split, tree, valueAndGrad, type JArray, type Key, type Tree } from "../core/engine.js";
+import type { Batch, LogDensityFn, Params } from "../models/model.js";
+import { constant, type Schedule } from "./schedule.js";
+
+/** Options common to every SG-MCMC sampler. */
+export interface SamplerOptions {
+  /** Step-size schedule; a number means a constant step size. */
+  readonly schedule: Schedule | number;
+  /** Temperature T of the injected noise (T = 1: the posterior; T = 0: no noise, an optimiser). */
+  readonly temperature?: number;
+  /** N, used only to report the objective per training point. */
+  readonly dataSize: number;
+}
+
+/** Per-step information: the objective -logDensity / N and the step size used. */
+export type SamplerInfo = { loss: JArray; lr: JArray };
+
+/** A sampler in the shared `{init, step}` shape. */
+export interface Sampler<S> {
+  init(key: Key, params: Params): S;
+  step(key: Key, state: S, batch: Batch): [S, SamplerInfo];
+}
+
+export function resolveSchedule(s: Schedule | number): Schedule {
+  return typeof s === "number" ? constant(s) : s;
+}
+
+export function checkTemperature(t: number | undefined): number {
+  const temp = t ?? 1;
+  if (!(temp >= 0) || !Number.isFinite(temp)) throw new RangeError(`sampler: temperature must be a finite number >= 0, got ${t}`);
+  return temp;
+}
+
+/** Standard normal draws shaped like every leaf of `like` (borrows `like`, consumes the key). */
+export function normalLike<T extends Tree>(k: Key, like: T): T {
+  const leaves = tree.leaves(like) as JArray[];
+  const keys = split(k, Math.max(1, leaves.length));
+  let i = 0;
+  return tree.map(((a: JArray) => random.normal(keys[i++], a.shape)) as never, like as never) as T;
+}
+
+/** log density and its gradient at `params` (consumes both arguments). */
+export function densityAndGrad(logDensity: LogDensityFn, params: Params, batch: Batch): [JArray, Params] {
+  return valueAndGrad(logDensity)(params, batch) as [JArray, Params];
+}
+
+/** Leafwise map over several trees of the same structure. */
+export function mapLeaves<T extends Tree>(f: (...xs: JArray[]) => JArray, t: T, ...rest: Tree[]): T {
+  return tree.map(f as never, t as never, ...(rest as never[])) as T;
+}
+
+export { np };
