@@ -17,7 +17,9 @@ export function metricsTable(metrics: Record<string, number>, extra: [string, st
   const rows: [string, string][] = [];
   for (const [key, label, fmt] of ORDER) if (key in metrics) rows.push([label, fmt(metrics[key])]);
   for (const [key, v] of Object.entries(metrics)) {
-    if (!ORDER.some(([k]) => k === key)) rows.push([key, String(v)]);
+    if (ORDER.some(([k]) => k === key)) continue;
+    const text = key.startsWith("rhat") ? v.toFixed(3) : key.startsWith("ess") ? v.toFixed(0) : Number.isInteger(v) ? String(v) : v.toPrecision(4);
+    rows.push([key, text]);
   }
   rows.push(...extra);
   const w = Math.max(...rows.map((r) => r[0].length));

@@ -5,9 +5,13 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { DATA_SOURCE_FORMS } from "../data/index.js";
 import { runEvaluate, runFit } from "../jobs/fit.js";
-import { METHODS, METHOD_NAMES, type MethodName } from "../jobs/methods.js";
+import { METHODS, METHOD_NAMES, type MethodEntry, type MethodName } from "../jobs/methods.js";
 import { VERSION } from "../version.js";
 import { metricsTable } from "./format.js";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { runUciBench, uciDatasets, uciTable, writeUciResults } from "../bench/uci.js";
+import { UCI_PUBLISHED } from "../bench/published.js";
 import { progressReporter } from "./progress.js";
 
 function int(flag: string, min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -28,8 +32,21 @@ function positive(flag: string) {
   };
 }
 
-/** Defaults used when neither the user nor the method's table entry sets an option. */
-const DEFAULTS = { epochs: 20, batchSize: 128, learningRate: 1e-3, members: 5 };
+function nonNegative(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} expects a number >= 0, got '${v}'.`);
+    return n;
+  };
+}
+
+function fraction(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === "" || !(n > 0 && n < 1)) throw new InvalidArgumentError(`${flag} expects a number strictly between 0 and 1, got '${v}'.`);
+    return n;
+  };
+}
 
 const dataHelp = `data source, one of:\n${DATA_SOURCE_FORMS.map((f) => `  ${f}`).join("\n")}`;
 
@@ -48,12 +65,19 @@ export function buildProgram(): Command {
     .addOption(new Option("--data <source>", dataHelp).default("mnist"))
     .addOption(new Option("--model <spec>", "network spec: mlp:<widths>[:relu|tanh|gelu] or cnn:<channels>[:<dense widths>]").default("mlp:400,400"))
     .addOption(new Option("--method <name>", `inference method: ${METHOD_NAMES.map((m) => `${m} (${METHODS[m].summary})`).join("; ")}`).choices(METHOD_NAMES).default("map"))
-    .option("--epochs <n>", `passes over the training data (default ${DEFAULTS.epochs})`, int("--epochs", 0))
-    .option("--batch-size <n>", `minibatch size (default ${DEFAULTS.batchSize})`, int("--batch-size", 1))
-    .option("--lr <rate>", `learning rate (default ${DEFAULTS.learningRate})`, positive("--lr"))
-    .option("--members <m>", `ensemble members (default ${DEFAULTS.members})`, int("--members", 1))
+    .option("--epochs <n>", "optimisers: passes over the training data (default 20)", int("--epochs", 0))
+    .option("--batch-size <n>", "minibatch size (default 128)", int("--batch-size", 1))
+    .option("--lr <rate>", "optimisers: Adam learning rate (default 0.001); samplers: step size eps (sgld, psgld) or eta (sghmc) on the N-scaled log density (default: the method's, divided by N)", positive("--lr"))
+    .option("--members <m>", "ensemble: members (default 5)", int("--members", 1))
+    .option("--chains <k>", "samplers: chains run together (default 1)", int("--chains", 1))
+    .option("--samples <s>", "samplers: samples kept per chain (default 20; cyclical 12)", int("--samples", 1))
+    .option("--burnin <steps>", "samplers: steps before the first sample (default 10 epochs of steps; cyclical: the rest of a 30-epoch budget)", int("--burnin", 0))
+    .option("--thin <steps>", "samplers: steps between samples (default 1 epoch of steps; cyclical half an epoch)", int("--thin", 1))
+    .option("--cycles <c>", "cyclical samplers: number of cycles (default 4)", int("--cycles", 1))
+    .option("--explore <beta>", "cyclical samplers: exploration fraction of each cycle, no noise (default 0.8)", fraction("--explore"))
+    .option("--friction <alpha>", "sghmc, csghmc: friction alpha = 1 - momentum (default 0.05)", fraction("--friction"))
     .option("--prior-scale <s>", "standard deviation of the isotropic Gaussian prior on weights", positive("--prior-scale"), 1)
-    .option("--temperature <t>", "posterior temperature T (log density divided by T; T < 1 is a cold posterior)", positive("--temperature"), 1)
+    .option("--temperature <t>", "samplers: temperature of the injected noise (1: the posterior; < 1: cold; 0: no noise)", nonNegative("--temperature"), 1)
     .addOption(new Option("--noise <kind>", "regression: observation noise fixed or learned").choices(["fixed", "learned"]).default("learned"))
     .option("--sigma <s>", "regression: (initial) noise standard deviation in standardised target units", positive("--sigma"), 0.5)
     .option("--seed <s>", "seed of every random choice (split, init, shuffles, noise)", int("--seed", 0, 2 ** 32 - 1), 0)
@@ -64,18 +88,38 @@ export function buildProgram(): Command {
     .option("--quiet", "no progress output")
     .action(async (opts) => {
       const method = opts.method as MethodName;
-      const md = METHODS[method].defaults as Partial<typeof DEFAULTS>;
-      if (opts.members !== undefined && method !== "ensemble") throw new InvalidArgumentError(`--members applies to --method ensemble only (got --method ${method})`);
+      const entry: MethodEntry = METHODS[method];
+      const only = (flags: string[], ok: boolean, what: string) => {
+        for (const f of flags) {
+          const prop = f.replace(/^--/, "").replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+          if (opts[prop] !== undefined && !ok) throw new InvalidArgumentError(`${f} applies to ${what} only (got --method ${method})`);
+        }
+      };
+      only(["--members"], method === "ensemble", "--method ensemble");
+      only(["--chains", "--samples", "--burnin", "--thin"], entry.kind === "sampler", "the samplers (sgld, psgld, sghmc, csgld, csghmc)");
+      only(["--cycles", "--explore"], entry.cyclical === true, "the cyclical samplers (csgld, csghmc)");
+      only(["--friction"], method === "sghmc" || method === "csghmc", "sghmc and csghmc");
+      only(["--epochs"], entry.kind === "optimiser", "map and ensemble (samplers count steps: --burnin, --samples, --thin)");
+      if (entry.kind === "optimiser" && opts.temperature !== 1) {
+        throw new InvalidArgumentError(`--temperature applies to the samplers only: it does not change where ${method} converges`);
+      }
       const progress = progressReporter(`fit ${method}`, Boolean(opts.quiet));
       const result = await runFit({
         data: opts.data,
         model: opts.model,
         method,
         seed: opts.seed,
-        epochs: opts.epochs ?? md.epochs ?? DEFAULTS.epochs,
-        batchSize: opts.batchSize ?? md.batchSize ?? DEFAULTS.batchSize,
-        learningRate: opts.lr ?? md.learningRate ?? DEFAULTS.learningRate,
-        members: opts.members ?? md.members ?? DEFAULTS.members,
+        epochs: opts.epochs,
+        batchSize: opts.batchSize,
+        learningRate: opts.lr,
+        members: opts.members,
+        chains: opts.chains,
+        samples: opts.samples,
+        burnin: opts.burnin,
+        thin: opts.thin,
+        cycles: opts.cycles,
+        explore: opts.explore,
+        friction: opts.friction,
         priorScale: opts.priorScale,
         temperature: opts.temperature,
         noise: opts.noise,
@@ -122,7 +166,69 @@ export function buildProgram(): Command {
       console.log(`${meta.method} posterior (${meta.numSamples} sample${meta.numSamples === 1 ? "" : "s"}, ${meta.model}) on ${data.source}: ${data.test.n} test examples${sameData ? " (the held-out part of the data it was fitted on)" : ""}`);
       console.log(metricsTable(metrics, [["wall time", `${wall.toFixed(1)} s`]]));
     });
+  const bench = program.command("bench").description("benchmarks against published results");
+  bench
+    .command("uci")
+    .description("the standard UCI regression protocol: every split, 50 hidden units (100 for protein); writes a markdown table beside the published figures and a JSON file of every split")
+    .option("--dataset <name>", `a data set folder name (${uciNames()}) or all`, "all")
+    .addOption(new Option("--method <name>", "inference method").choices(METHOD_NAMES).default("sghmc"))
+    .option("--splits <range>", "split indices, e.g. 0-19 or 0,3,5 (default: every split of each set)", splitRange)
+    .option("--data-dir <dir>", "folder holding the UCI data sets", defaultUciDir())
+    .option("--out <dir>", "where to write uci-<method>.md and .json", "runs/bench")
+    .option("--seed <s>", "base seed (split k uses seed + k)", int("--seed", 0, 2 ** 32 - 1), 0)
+    .option("--lr <rate>", "override the method's step size / learning rate", positive("--lr"))
+    .option("--epochs <n>", "optimisers: override the 40 epochs", int("--epochs", 0))
+    .option("--chains <k>", "samplers: override the 4 chains", int("--chains", 1))
+    .option("--samples <s>", "samplers: override the 50 samples per chain", int("--samples", 1))
+    .option("--burnin <steps>", "samplers: override the burn-in, max(2000, 20 epochs) steps", int("--burnin", 0))
+    .option("--thin <steps>", "samplers: override the thinning, max(20, half an epoch) steps", int("--thin", 1))
+    .option("--friction <alpha>", "sghmc, csghmc: friction", fraction("--friction"))
+    .option("--quiet", "no per-split lines")
+    .action(async (opts) => {
+      const t0 = performance.now();
+      const datasets = opts.dataset === "all" ? uciDatasets(opts.dataDir) : [opts.dataset];
+      const overrides = Object.fromEntries(
+        Object.entries({ learningRate: opts.lr, epochs: opts.epochs, chains: opts.chains, samples: opts.samples, burnin: opts.burnin, thin: opts.thin, friction: opts.friction }).filter(([, v]) => v !== undefined),
+      );
+      const results = await runUciBench({
+        dataDir: opts.dataDir,
+        datasets,
+        method: opts.method,
+        splits: opts.splits,
+        seed: opts.seed,
+        overrides,
+        onSplit: (r, done, total) => {
+          if (!opts.quiet) console.error(`[${done}/${total}] ${r.dataset} split ${r.split}: RMSE ${r.rmse.toFixed(4)} LL ${r.ll.toFixed(3)} (${r.wallTimeSeconds.toFixed(1)} s)`);
+        },
+      });
+      const wall = (performance.now() - t0) / 1000;
+      const files = await writeUciResults(opts.out, opts.method, results, { overrides, seed: opts.seed, wallTimeSeconds: wall, createdAt: new Date().toISOString() });
+      console.log(uciTable(results, opts.method));
+      console.log(`\ntotal wall time ${wall.toFixed(0)} s; wrote ${files.join(", ")}`);
+    });
   return program;
+}
+
+function splitRange(v: string): number[] {
+  const out: number[] = [];
+  for (const part of v.split(",")) {
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+))?\s*$/.exec(part);
+    if (!m) throw new InvalidArgumentError(`--splits expects ranges like 0-19 or 0,3,5, got '${v}'.`);
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a) throw new InvalidArgumentError(`--splits: range '${part}' runs backwards.`);
+    for (let i = a; i <= b; i++) out.push(i);
+  }
+  return out;
+}
+
+/** ../shared/data/uci beside the repository (where CI and this workplace keep it). */
+function defaultUciDir(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), "../../../shared/data/uci");
+}
+
+function uciNames(): string {
+  return Object.keys(UCI_PUBLISHED).join(", ");
 }
 
 async function main(argv: string[]): Promise<void> {

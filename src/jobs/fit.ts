@@ -12,8 +12,9 @@ import { networkFromSpec } from "../models/spec.js";
 import type { Progress } from "../train/fit.js";
 import { VERSION } from "../version.js";
 import { evaluateSamples, checkCompatible, type Metrics } from "./evaluate.js";
-import { METHODS, type MethodName } from "./methods.js";
-import { modelFromMeta, samplesFromHost, samplesToHost } from "./posterior.js";
+import { METHODS, type CommonFitOptions, type MethodEntry, type MethodName } from "./methods.js";
+import { stepsPerEpoch } from "../train/batches.js";
+import { modelFromMeta, samplesFromHost } from "./posterior.js";
 
 /** Everything `bayesdl fit` needs. */
 export interface FitJobOptions {
@@ -21,11 +22,24 @@ export interface FitJobOptions {
   readonly model: string;
   readonly method: MethodName;
   readonly seed: number;
-  readonly epochs: number;
-  readonly batchSize: number;
-  readonly learningRate: number;
-  readonly members: number;
+  /** Optimisers: passes over the data (default 20). */
+  readonly epochs?: number;
+  /** Default 128. */
+  readonly batchSize?: number;
+  /** Default: the method's (see METHODS[m].defaultLearningRate). */
+  readonly learningRate?: number;
+  /** Ensemble members (default 5). */
+  readonly members?: number;
+  /** SG-MCMC (defaults in {@link resolveSamplerDefaults}). */
+  readonly chains?: number;
+  readonly samples?: number;
+  readonly burnin?: number;
+  readonly thin?: number;
+  readonly cycles?: number;
+  readonly explore?: number;
+  readonly friction?: number;
   readonly priorScale: number;
+  /** Samplers: temperature of the injected noise. Optimisers ignore it (it does not move the mode). */
   readonly temperature: number;
   /** Regression only: fixed or learned observation noise, and its (initial) scale in standardised units. */
   readonly noise: "fixed" | "learned";
@@ -56,21 +70,24 @@ export async function runFit(o: FitJobOptions): Promise<FitResult> {
   const outputDim = likelihood.outputDim(data.numClasses);
   const model = makeModel(networkFromSpec(o.model, data.train.xShape, outputDim), likelihood, { kind: "gaussian", scale: o.priorScale });
   checkCompatible(model, data.train, `--data ${o.data}`);
-  const entry = METHODS[o.method];
+  const entry: MethodEntry = METHODS[o.method];
   const [kFit, kRest] = split(key(o.seed), 2);
   free(kRest);
-  const samples = await entry.fit(kFit, model, data.train, {
-    epochs: o.epochs,
-    batchSize: o.batchSize,
-    learningRate: o.learningRate,
-    temperature: o.temperature,
-    members: o.members,
-    onProgress: o.onProgress,
-  });
-  const { metrics } = data.test.n > 0 ? await evaluateSamples(model, samples, data) : { metrics: {} };
+  const options = resolveOptions(entry, o, data.train.n);
+  const out = await entry.fit(kFit, model, data.train, { ...options, heldOut: data.test, onProgress: o.onProgress });
+  const leaves = out.leaves;
+  let metrics: Metrics = {};
+  if (data.test.n > 0) {
+    const samples = samplesFromHost(model, leaves, out.numSamples);
+    metrics = (await evaluateSamples(model, samples, data)).metrics;
+    free(samples);
+  }
+  for (const d of out.diagnostics ?? []) {
+    metrics[`rhat: ${d.name}`] = d.rhat;
+    metrics[`essBulk: ${d.name}`] = d.essBulk;
+    metrics[`essTail: ${d.name}`] = d.essTail;
+  }
   const wallTimeSeconds = (performance.now() - t0) / 1000;
-  const leaves = await samplesToHost(samples);
-  free(samples);
   const meta: PosteriorMeta = {
     formatVersion: POSTERIOR_FORMAT_VERSION,
     bayesdlVersion: VERSION,
@@ -80,17 +97,47 @@ export async function runFit(o: FitJobOptions): Promise<FitResult> {
     likelihood: likelihood.spec,
     prior: { kind: "gaussian", scale: o.priorScale },
     method: o.method,
-    methodOptions: entry.recordedOptions({ epochs: o.epochs, batchSize: o.batchSize, learningRate: o.learningRate, temperature: o.temperature, members: o.members }),
+    methodOptions: entry.recordedOptions(options),
     seed: o.seed,
     data: { source: o.data, fingerprint: data.fingerprint, split: data.splitInfo, ...(data.targetScale ? { targetScale: data.targetScale } : {}) },
     metrics,
-    numSamples: leaves.length ? leaves[0].data.length / leaves[0].shape.reduce((a, b) => a * b, 1) : 0,
+    numSamples: out.numSamples,
     leaves: leaves.map((l) => ({ name: l.name, shape: l.shape })),
     createdAt: new Date().toISOString(),
     wallTimeSeconds,
+    ...(out.extra || out.diagnostics ? { extra: { ...out.extra, ...(out.diagnostics ? { diagnostics: out.diagnostics } : {}) } } : {}),
   };
   if (o.out) await savePosterior(o.out, meta, leaves);
   return { meta, metrics, wallTimeSeconds, data };
+}
+
+/**
+ * Every option of a method with its default filled in. Sampler budgets default to 30 epochs' worth
+ * of steps: 10 epochs of burn-in then 20 samples one epoch apart; cyclical runs split the same
+ * budget into 4 cycles, exploring for the first 80% of each and taking 3 samples, half an epoch
+ * apart, at its end.
+ */
+export function resolveOptions(entry: MethodEntry, o: FitJobOptions, n: number): Omit<CommonFitOptions, "onProgress" | "heldOut"> {
+  const batchSize = o.batchSize ?? 128;
+  const spe = stepsPerEpoch(n, Math.min(batchSize, n));
+  const cyclic = entry.cyclical === true;
+  const samples = o.samples ?? (cyclic ? 12 : 20);
+  const thin = o.thin ?? (cyclic ? Math.max(1, Math.floor(spe / 2)) : spe);
+  const burnin = o.burnin ?? Math.max(0, (cyclic ? 30 * spe - samples * thin : 10 * spe));
+  return {
+    epochs: o.epochs ?? 20,
+    batchSize,
+    learningRate: o.learningRate ?? entry.defaultLearningRate(n),
+    temperature: o.temperature,
+    members: o.members ?? 5,
+    chains: o.chains ?? 1,
+    samples,
+    burnin,
+    thin,
+    cycles: o.cycles ?? 4,
+    explore: o.explore ?? 0.8,
+    friction: o.friction ?? 0.05,
+  };
 }
 
 /** Options of {@link runEvaluate}. */

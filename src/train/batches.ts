@@ -2,33 +2,21 @@
  * Minibatches from host arrays: shuffled once per epoch by a key-derived permutation, gathered on the
  * host and uploaded as one array per step.
  */
-import { fromHost, random, type JArray, type Key } from "../core/engine.js";
+import { random, type Key } from "../core/engine.js";
+import { permutation } from "../data/prng.js";
 import type { ArrayData } from "../data/types.js";
-import type { Batch } from "../models/model.js";
 
 /**
- * Host-side randomness derived from an engine key (consumes it): 32 bits from the key seed a
- * small xorshift-multiply generator (mulberry32) used only for index permutations.
+ * A 32-bit host seed drawn from an engine key (consumes it): the bridge from explicit keys to the
+ * host generator of data/prng.ts, used for index permutations and other host-side draws.
  */
+export function hostSeed(k: Key): number {
+  return Number(random.bits(k, [1]).dataSync()[0]) >>> 0;
+}
+
+/** A permutation of 0..n-1 determined by the key (consumes it). */
 export function hostPermutation(k: Key, n: number): Int32Array {
-  const bits = random.bits(k, [1]).dataSync();
-  let s = Number(bits[0]) >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const p = new Int32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    const t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-  }
-  return p;
+  return permutation(n, hostSeed(k));
 }
 
 /** Gather rows `idx` of `data` into contiguous host arrays. */
@@ -44,16 +32,8 @@ export function gatherRows(data: ArrayData, idx: ArrayLike<number>): { x: Float3
   return { x, y };
 }
 
-/** Upload host rows as a batch; with `lead` > 0 the rows are `[lead, n/lead, ...]` (one slice per member or chain). */
-export function toBatch(data: ArrayData, rows: { x: Float32Array; y: Int32Array | Float32Array }, lead = 0): Batch {
-  const n = rows.y.length;
-  const shape = lead > 0 ? [lead, n / lead] : [n];
-  return { x: fromHost(rows.x, [...shape, ...data.xShape]), y: fromHost(rows.y, shape) };
-}
-
 /** Number of steps per epoch (the last partial batch is dropped so every step has the same shape). */
 export function stepsPerEpoch(n: number, batchSize: number): number {
   return Math.max(1, Math.floor(n / batchSize));
 }
 
-export type { JArray };

@@ -1,31 +1,35 @@
 /**
  * The training loop shared by every method that advances a state with minibatches: epochs of
- * shuffled minibatches, one jitted step per minibatch, the objective read back every step (which also
- * keeps jax-js's lazy queue from growing; see core/engine.ts), and a progress callback.
+ * shuffled minibatches, jitted steps, the objective read back after every call (which also keeps
+ * jax-js's lazy queue from growing; see core/engine.ts), and a progress callback.
+ *
+ * With `fuse: u`, u consecutive steps run in one jitted call (core/fuse.ts): on small networks
+ * nearly all of a step's cost is call overhead, which fusing divides by u.
  */
-import { compile, free, scalar, split, type JArray, type Key, type Tree } from "../core/engine.js";
+import { compile, free, fromHost, scalar, split, type JArray, type Key, type Tree } from "../core/engine.js";
+import { fuseSteps } from "../core/fuse.js";
 import type { ArrayData } from "../data/types.js";
 import type { Batch } from "../models/model.js";
-import { gatherRows, hostPermutation, stepsPerEpoch, toBatch } from "./batches.js";
+import { gatherRows, hostPermutation, stepsPerEpoch } from "./batches.js";
 
 /** What the loop needs from a method: a step that returns the new state and a scalar `loss`. */
 export interface Steppable<S> {
   step(key: Key, state: S, batch: Batch): [S, { loss: JArray }];
 }
 
-/** Progress report, once per step. */
+/** Progress report, after every jitted call. */
 export interface Progress {
   readonly epoch: number;
   readonly epochs: number;
   readonly step: number;
   readonly totalSteps: number;
-  /** Objective of this step (for ensembles, the mean over members). */
+  /** Objective of the last call (mean over its steps and over ensemble members or chains). */
   readonly loss: number;
   readonly elapsedSeconds: number;
 }
 
 /** Options of {@link fitEpochs}. */
-export interface FitOptions {
+export interface FitOptions<S = unknown> {
   readonly epochs: number;
   readonly batchSize: number;
   /**
@@ -34,54 +38,96 @@ export interface FitOptions {
    */
   readonly lead?: number;
   readonly onProgress?: (p: Progress) => void;
+  /**
+   * Total number of steps; when given it overrides `epochs` (the last epoch may be partial).
+   * Samplers count in steps, optimisers in epochs.
+   */
+  readonly steps?: number;
+  /** Steps per jitted call (default 1). `afterStep` then sees only multiples of it (and the end). */
+  readonly fuse?: number;
+  /** Called after every jitted call with the 1-based count of steps done and the state (borrowed). */
+  readonly afterStep?: (step: number, state: S) => Promise<void> | void;
 }
 
 /**
- * Run `epochs` passes over `data`, advancing `state` (consumed; the final state is returned).
- * Randomness: `key` is split into one key per epoch (shuffles) and one per step (the method's own).
+ * Run the steps over `data`, advancing `state` (consumed; the final state is returned).
+ * Randomness: `key` is split into one key per epoch (shuffles) and one per call (the method's own).
  */
 export async function fitEpochs<S extends Tree>(
   k: Key,
   method: Steppable<S>,
   state: S,
   data: ArrayData,
-  opts: FitOptions,
+  opts: FitOptions<S>,
 ): Promise<{ state: S; losses: number[] }> {
   if (!(opts.epochs >= 0) || !Number.isInteger(opts.epochs)) throw new RangeError(`fit: epochs must be a non-negative integer, got ${opts.epochs}`);
   if (!(opts.batchSize >= 1)) throw new RangeError(`fit: batch size must be >= 1, got ${opts.batchSize}`);
   if (data.n < 1) throw new RangeError("fit: the training set is empty");
+  if (opts.steps !== undefined && !(Number.isInteger(opts.steps) && opts.steps >= 0)) throw new RangeError(`fit: steps must be a non-negative integer, got ${opts.steps}`);
+  const fuse = opts.fuse ?? 1;
+  if (!Number.isInteger(fuse) || fuse < 1) throw new RangeError(`fit: fuse must be a positive integer, got ${fuse}`);
   const lead = opts.lead ?? 0;
   const bs = Math.min(opts.batchSize, data.n);
   const spe = stepsPerEpoch(data.n, bs);
-  const total = spe * opts.epochs;
-  const step = compile((kk: Key, s: S, b: Batch) => method.step(kk, s, b), { consume: [0, 1, 2] });
+  const total = opts.steps ?? spe * opts.epochs;
+  const epochs = Math.ceil(total / spe);
+  const copies = Math.max(1, lead);
+  const single = compile((kk: Key, s: S, b: Batch) => method.step(kk, s, b), { consume: [0, 1, 2] });
+  const fusedSteps = fuseSteps((kk: Key, s: S, b: Batch) => method.step(kk, s, b), fuse);
+  const fused =
+    fuse > 1
+      ? compile((kk: Key, s: S, b: Batch): [S, { loss: JArray }] => {
+          const [s2, info] = fusedSteps(kk, s, b);
+          return [s2, info];
+        }, { consume: [0, 1, 2] })
+      : undefined;
   const losses: number[] = [];
   const t0 = performance.now();
   let [kEpochs, kSteps] = split(k, 2);
+  let perms: Int32Array[] = [];
+  let epoch = -1;
   let done = 0;
-  try {
-    for (let e = 0; e < opts.epochs; e++) {
+  /** Row indices of step `t` (0-based), reshuffling at epoch boundaries: copies x bs. */
+  const rowsOf = (t: number): Int32Array => {
+    const e = Math.floor(t / spe);
+    if (e !== epoch) {
       const [kE, kNext] = split(kEpochs, 2);
       kEpochs = kNext;
-      const perms = lead > 0 ? split(kE, lead).map((ki) => hostPermutation(ki, data.n)) : [hostPermutation(kE, data.n)];
-      for (let s = 0; s < spe; s++) {
-        const idx = new Int32Array(perms.length * bs);
-        perms.forEach((p, m) => idx.set(p.subarray(s * bs, (s + 1) * bs), m * bs));
-        const batch = toBatch(data, gatherRows(data, idx), lead);
-        const [kS, kRest] = split(kSteps, 2);
-        kSteps = kRest;
-        const [next, info] = step(kS, state, batch);
-        state = next;
-        const loss = await scalar(info.loss.mean());
-        losses.push(loss);
-        done++;
-        opts.onProgress?.({ epoch: e + 1, epochs: opts.epochs, step: done, totalSteps: total, loss, elapsedSeconds: (performance.now() - t0) / 1000 });
+      perms = lead > 0 ? split(kE, lead).map((ki) => hostPermutation(ki, data.n)) : [hostPermutation(kE, data.n)];
+      epoch = e;
+    }
+    const s = t % spe;
+    const idx = new Int32Array(copies * bs);
+    perms.forEach((p, m) => idx.set(p.subarray(s * bs, (s + 1) * bs), m * bs));
+    return idx;
+  };
+  try {
+    while (done < total) {
+      const u = fused && total - done >= fuse ? fuse : 1;
+      const idx = new Int32Array(u * copies * bs);
+      for (let i = 0; i < u; i++) idx.set(rowsOf(done + i), i * copies * bs);
+      const rows = gatherRows(data, idx);
+      const lead0 = u > 1 ? [u] : [];
+      const shape = [...lead0, ...(lead > 0 ? [lead] : []), bs];
+      const batch: Batch = { x: fromHost(rows.x, [...shape, ...data.xShape]), y: fromHost(rows.y, shape) };
+      const [kS, kRest] = split(kSteps, 2);
+      kSteps = kRest;
+      const [next, info] = u > 1 ? fused!(kS, state, batch) : single(kS, state, batch);
+      state = next;
+      const loss = await scalar(info.loss.mean());
+      if (!Number.isFinite(loss)) {
+        throw new Error(`the run diverged: objective ${loss} at step ${done + u} of ${total}; lower the learning rate / step size (--lr)`);
       }
+      losses.push(loss);
+      done += u;
+      if (opts.afterStep) await opts.afterStep(done, state);
+      opts.onProgress?.({ epoch: Math.min(epochs, Math.floor((done - 1) / spe) + 1), epochs, step: done, totalSteps: total, loss, elapsedSeconds: (performance.now() - t0) / 1000 });
     }
   } finally {
     free(kEpochs);
     free(kSteps);
-    step.dispose();
+    single.dispose();
+    fused?.dispose();
   }
   return { state, losses };
 }

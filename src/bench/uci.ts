@@ -1,0 +1,141 @@
+/**
+ * `bayesdl bench uci`: the standard UCI regression protocol (Hernandez-Lobato & Adams 2015): every
+ * split of every data set, one hidden layer of 50 ReLU units (100 for protein), inputs and target
+ * standardised on the training split, test RMSE and test log-likelihood per point in original units.
+ * Results: a markdown table beside the published figures and a JSON file of every split.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { writeFileAtomic, mkdirp } from "../io/atomic.js";
+import { runFit, type FitJobOptions } from "../jobs/fit.js";
+import { METHODS, type MethodName } from "../jobs/methods.js";
+import { UCI_PUBLISHED, uciHidden, type Figure } from "./published.js";
+
+/** One split's result. */
+export interface UciSplitResult {
+  readonly dataset: string;
+  readonly split: number;
+  readonly rmse: number;
+  readonly ll: number;
+  readonly wallTimeSeconds: number;
+  readonly diagnostics?: Record<string, number>;
+}
+
+/** Options of {@link runUciBench}. */
+export interface UciBenchOptions {
+  readonly dataDir: string;
+  /** Folder names under dataDir, or all nine. */
+  readonly datasets: string[];
+  readonly method: MethodName;
+  /** Split indices to run (default: all of each data set). */
+  readonly splits?: number[];
+  readonly seed: number;
+  /** Overrides of the protocol's defaults (see {@link uciDefaults}). */
+  readonly overrides?: Partial<FitJobOptions>;
+  readonly onSplit?: (r: UciSplitResult, done: number, total: number) => void;
+}
+
+/**
+ * Per-method defaults for UCI sized data: batch 32, learned homoscedastic noise; samplers run 4
+ * chains with a step budget of max(2000, 20 epochs) of burn-in and 50 samples per chain, at least
+ * 20 steps or half an epoch apart; optimisers 40 epochs.
+ */
+export function uciDefaults(method: MethodName, nTrain: number): Partial<FitJobOptions> {
+  const bs = 32;
+  const spe = Math.max(1, Math.floor(nTrain / bs));
+  const base: Partial<FitJobOptions> = { batchSize: bs, noise: "learned", sigma: 0.5 };
+  if (METHODS[method].kind === "optimiser") return { ...base, epochs: 40 };
+  const samples = 50;
+  const thin = Math.max(20, Math.ceil(spe / 2));
+  return { ...base, chains: 4, samples, thin, burnin: Math.max(2000, 20 * spe) };
+}
+
+/** The nine standard data sets found under `dir` (folder names), in a fixed order. */
+export function uciDatasets(dir: string): string[] {
+  if (!existsSync(dir)) throw new Error(`UCI data folder not found: ${dir} (expected the nine data sets of ../shared/data/uci)`);
+  return readdirSync(dir).filter((d) => d in UCI_PUBLISHED).sort();
+}
+
+function nSplits(dir: string): number {
+  const f = join(dir, "data", "n_splits.txt");
+  return existsSync(f) ? Number(readFileSync(f, "utf8").trim()) : 20;
+}
+
+function nTrain(dir: string): number {
+  return readFileSync(join(dir, "data", "index_train_0.txt"), "utf8").trim().split(/\s+/).length;
+}
+
+/** Run the benchmark; returns every split's result. */
+export async function runUciBench(o: UciBenchOptions): Promise<UciSplitResult[]> {
+  const jobs: { dataset: string; split: number }[] = [];
+  for (const d of o.datasets) {
+    if (!(d in UCI_PUBLISHED)) throw new Error(`--dataset: unknown data set '${d}'; expected one of ${Object.keys(UCI_PUBLISHED).join(", ")} or all`);
+    const n = nSplits(join(o.dataDir, d));
+    const splits = o.splits ? o.splits.filter((s) => s < n) : Array.from({ length: n }, (_, i) => i);
+    for (const s of splits) jobs.push({ dataset: d, split: s });
+  }
+  const results: UciSplitResult[] = [];
+  for (const { dataset, split } of jobs) {
+    const dir = resolve(o.dataDir, dataset);
+    const r = await runFit({
+      data: `uci:${dir}`,
+      model: `mlp:${uciHidden(dataset)}`,
+      method: o.method,
+      seed: o.seed + split,
+      split,
+      priorScale: 1,
+      temperature: 1,
+      noise: "learned",
+      sigma: 0.5,
+      ...uciDefaults(o.method, nTrain(dir)),
+      ...o.overrides,
+    });
+    const diagnostics = Object.fromEntries(Object.entries(r.metrics).filter(([k]) => k.startsWith("rhat") || k.startsWith("ess")));
+    const res: UciSplitResult = { dataset, split, rmse: r.metrics.rmse, ll: r.metrics.ll, wallTimeSeconds: r.wallTimeSeconds, diagnostics };
+    results.push(res);
+    o.onSplit?.(res, results.length, jobs.length);
+  }
+  return results;
+}
+
+const fmtFig = ([m, s]: Figure, digits = 2) => (s === undefined ? m.toFixed(digits) : `${m.toFixed(digits)} ± ${s.toFixed(2)}`);
+
+/** Mean and standard error over splits. */
+export function meanSe(xs: number[]): [number, number] {
+  const n = xs.length;
+  const m = xs.reduce((a, b) => a + b, 0) / n;
+  const v = n > 1 ? xs.reduce((a, b) => a + (b - m) ** 2, 0) / (n - 1) : 0;
+  return [m, Math.sqrt(v / n)];
+}
+
+/** The markdown table: ours (mean ± standard error over splits) beside PBP, MC dropout, ensembles. */
+export function uciTable(results: UciSplitResult[], method: string): string {
+  const datasets = [...new Set(results.map((r) => r.dataset))];
+  const lines = [
+    `| data | splits | ${method} RMSE | PBP | MC dropout | ensembles | ${method} test LL | PBP | MC dropout | ensembles | wall s |`,
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const d of datasets) {
+    const rs = results.filter((r) => r.dataset === d);
+    const p = UCI_PUBLISHED[d];
+    const [rm, rse] = meanSe(rs.map((r) => r.rmse));
+    const [lm, lse] = meanSe(rs.map((r) => r.ll));
+    const digits = rm < 0.1 ? 4 : rm < 1 ? 3 : 2;
+    const wall = rs.reduce((a, r) => a + r.wallTimeSeconds, 0);
+    lines.push(
+      `| ${p.label} | ${rs.length} | ${rm.toFixed(digits)} ± ${rse.toFixed(digits)} | ${fmtFig(p.rmse.pbp)} | ${fmtFig(p.rmse.dropout)} | ${fmtFig(p.rmse.ensembles)} | ` +
+        `${lm.toFixed(2)} ± ${lse.toFixed(2)} | ${fmtFig(p.ll.pbp)} | ${fmtFig(p.ll.dropout)} | ${fmtFig(p.ll.ensembles)} | ${wall.toFixed(0)} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** Write `uci-<method>.md` and `uci-<method>.json` into `outDir` (atomically). */
+export async function writeUciResults(outDir: string, method: string, results: UciSplitResult[], meta: Record<string, unknown>): Promise<string[]> {
+  await mkdirp(outDir);
+  const md = join(outDir, `uci-${method}.md`);
+  const js = join(outDir, `uci-${method}.json`);
+  await writeFileAtomic(md, `# UCI regression, ${method}\n\n${uciTable(results, method)}\n`);
+  await writeFileAtomic(js, JSON.stringify({ ...meta, method, results }, null, 2) + "\n");
+  return [md, js];
+}
