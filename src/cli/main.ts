@@ -32,6 +32,9 @@ function positive(flag: string) {
   };
 }
 
+/** A flag combination that parses but makes no sense; reported as `bayesdl: <message>`, exit code 2. */
+class UsageError extends Error {}
+
 function nonNegative(flag: string) {
   return (v: string): number => {
     const n = Number(v);
@@ -76,6 +79,7 @@ export function buildProgram(): Command {
     .option("--cycles <c>", "cyclical samplers: number of cycles (default 4)", int("--cycles", 1))
     .option("--explore <beta>", "cyclical samplers: exploration fraction of each cycle, no noise (default 0.8)", fraction("--explore"))
     .option("--friction <alpha>", "sghmc, csghmc: friction alpha = 1 - momentum (default 0.05)", fraction("--friction"))
+    .addOption(new Option("--schedule <kind>", "sgld, psgld, sghmc: step sizes constant, or polynomial decay eps (1 + t/b)^-0.55 with b = a tenth of the run (default constant)").choices(["constant", "polynomial"]))
     .option("--prior-scale <s>", "standard deviation of the isotropic Gaussian prior on weights", positive("--prior-scale"), 1)
     .option("--temperature <t>", "samplers: temperature of the injected noise (1: the posterior; < 1: cold; 0: no noise)", nonNegative("--temperature"), 1)
     .addOption(new Option("--noise <kind>", "regression: observation noise fixed or learned").choices(["fixed", "learned"]).default("learned"))
@@ -92,16 +96,17 @@ export function buildProgram(): Command {
       const only = (flags: string[], ok: boolean, what: string) => {
         for (const f of flags) {
           const prop = f.replace(/^--/, "").replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
-          if (opts[prop] !== undefined && !ok) throw new InvalidArgumentError(`${f} applies to ${what} only (got --method ${method})`);
+          if (opts[prop] !== undefined && !ok) throw new UsageError(`${f} applies to ${what} only (got --method ${method})`);
         }
       };
       only(["--members"], method === "ensemble", "--method ensemble");
       only(["--chains", "--samples", "--burnin", "--thin"], entry.kind === "sampler", "the samplers (sgld, psgld, sghmc, csgld, csghmc)");
       only(["--cycles", "--explore"], entry.cyclical === true, "the cyclical samplers (csgld, csghmc)");
       only(["--friction"], method === "sghmc" || method === "csghmc", "sghmc and csghmc");
+      only(["--schedule"], entry.kind === "sampler" && !entry.cyclical, "sgld, psgld and sghmc (the cyclical samplers have their own schedule)");
       only(["--epochs"], entry.kind === "optimiser", "map and ensemble (samplers count steps: --burnin, --samples, --thin)");
       if (entry.kind === "optimiser" && opts.temperature !== 1) {
-        throw new InvalidArgumentError(`--temperature applies to the samplers only: it does not change where ${method} converges`);
+        throw new UsageError(`--temperature applies to the samplers only: it does not change where ${method} converges`);
       }
       const progress = progressReporter(`fit ${method}`, Boolean(opts.quiet));
       const result = await runFit({
@@ -120,6 +125,7 @@ export function buildProgram(): Command {
         cycles: opts.cycles,
         explore: opts.explore,
         friction: opts.friction,
+        schedule: opts.schedule,
         priorScale: opts.priorScale,
         temperature: opts.temperature,
         noise: opts.noise,
@@ -243,7 +249,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     console.error(`bayesdl: ${err.message ?? String(e)}`);
-    process.exitCode = 1;
+    process.exitCode = e instanceof UsageError ? 2 : 1;
   }
 }
 

@@ -25,9 +25,9 @@
  * trip), and a chunk meant for a thread runs on the main thread instead when that kernel's measured
  * cost says the chunk takes less than `inlineMs`.
  *
- * The threads hold the event loop open only while a request to them is outstanding (jax-js's pool
- * protocol is one reply per message), so `await x.data()` at top level works and the process still
- * exits when the work is done.
+ * The event loop is held open only while a request to a worker is outstanding (jax-js's pool
+ * protocol is one reply per message; the threads themselves are unref'd), so `await x.data()` at
+ * top level works and the process still exits when the work is done.
  */
 import { Worker as NodeWorker } from "node:worker_threads";
 import { resolveObjectURL } from "node:buffer";
@@ -114,6 +114,25 @@ let chunksInlined = 0;
 let options: Required<ThreadOptions> = { mainThread: true, inlineMs: 0.1 };
 /** Shim workers created per blob: URL (jax-js creates its whole pool from one URL). */
 const createdPerUrl = new Map<string, number>();
+/**
+ * Requests (messages to a worker, main-thread or not) not yet answered, over all workers. While
+ * > 0, a timer keeps the event loop alive: neither the threads (unref'd) nor an in-flight
+ * `Blob.text()` do, and a process awaiting a result must not exit as if nothing were pending.
+ */
+let outstanding = 0;
+let keepAlive: ReturnType<typeof setInterval> | null = null;
+
+function requestSent(): void {
+  if (outstanding++ === 0) {
+    keepAlive ??= setInterval(() => {}, 1 << 30);
+    keepAlive.ref();
+  }
+}
+
+function replyReceived(): void {
+  if (outstanding > 0 && --outstanding === 0) keepAlive?.unref();
+}
+
 /** Measured main-thread cost per kernel: milliseconds per output element of a chunk. */
 const msPerElement = new Map<string, number>();
 
@@ -175,7 +194,7 @@ class ShimWorker {
   readonly #thread: NodeWorker | null;
   /** Runs this worker's messages on the main thread (all of them if there is no thread). */
   readonly #scope: MainThreadScope | null;
-  /** Messages posted to the thread and not yet answered; it keeps the process alive only while > 0. */
+  /** Requests of this worker not yet answered (released on terminate). */
   #outstanding = 0;
   /** Replies of the scope to drop (its "ready" when it only shadows a thread). */
   #swallow = 0;
@@ -188,7 +207,12 @@ class ShimWorker {
     const index = createdPerUrl.get(href) ?? 0;
     createdPerUrl.set(href, index + 1);
     const reply = (data: unknown) => {
-      if (!this.#terminated) this.onmessage?.({ data });
+      if (this.#terminated) return;
+      if (this.#outstanding > 0) {
+        this.#outstanding--;
+        replyReceived();
+      }
+      this.onmessage?.({ data });
     };
     const fail = (error: unknown) => {
       const message = error instanceof Error ? error.message : String(error);
@@ -198,8 +222,11 @@ class ShimWorker {
     this.#scope =
       onMain || (options.mainThread && options.inlineMs > 0)
         ? new MainThreadScope((data) => {
-            if (this.#swallow > 0) this.#swallow--;
-            else reply(data);
+            if (this.#swallow > 0) {
+              this.#swallow--;
+              this.#outstanding--;
+              replyReceived();
+            } else reply(data);
           }, fail)
         : null;
     if (onMain) {
@@ -208,10 +235,7 @@ class ShimWorker {
       const thread = new NodeWorker(BOOTSTRAP, { eval: true });
       thread.unref();
       threadsStarted++;
-      thread.on("message", (data: unknown) => {
-        if (this.#outstanding > 0 && --this.#outstanding === 0) thread.unref();
-        reply(data);
-      });
+      thread.on("message", reply);
       thread.on("error", fail);
       this.#thread = thread;
     }
@@ -225,14 +249,21 @@ class ShimWorker {
     );
   }
 
+  #sent(): void {
+    this.#outstanding++;
+    requestSent();
+  }
+
   postMessage(data: unknown): void {
     if (this.#terminated) return;
     const thread = this.#thread;
     const scope = this.#scope;
+    this.#sent();
     if (thread === null) return scope?.post(data);
     if (scope !== null) {
       if ((data as { type?: unknown } | null)?.type === "init") {
         this.#swallow++; // the scope needs the memory too; the thread's "ready" is the one reported
+        this.#sent();
         scope.post(data);
       } else if (isKernelMessage(data)) {
         const cost = msPerElement.get(data.kernelHash);
@@ -243,18 +274,14 @@ class ShimWorker {
         chunksToThreads++;
       }
     }
-    if (this.#outstanding++ === 0) thread.ref();
     thread.postMessage(data);
   }
 
   terminate(): void {
     if (this.#terminated) return;
     this.#terminated = true;
-    this.#outstanding = 0;
-    if (this.#thread) {
-      this.#thread.unref();
-      void this.#thread.terminate();
-    }
+    for (; this.#outstanding > 0; this.#outstanding--) replyReceived();
+    if (this.#thread) void this.#thread.terminate();
   }
 }
 

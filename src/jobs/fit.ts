@@ -38,6 +38,8 @@ export interface FitJobOptions {
   readonly cycles?: number;
   readonly explore?: number;
   readonly friction?: number;
+  /** Non-cyclical samplers' schedule (default constant). */
+  readonly schedule?: "constant" | "polynomial";
   readonly priorScale: number;
   /** Samplers: temperature of the injected noise. Optimisers ignore it (it does not move the mode). */
   readonly temperature: number;
@@ -137,6 +139,7 @@ export function resolveOptions(entry: MethodEntry, o: FitJobOptions, n: number):
     cycles: o.cycles ?? 4,
     explore: o.explore ?? 0.8,
     friction: o.friction ?? 0.05,
+    schedule: o.schedule ?? "constant",
   };
 }
 

@@ -14,7 +14,7 @@ import { create as createSgld } from "../sgmcmc/sgld.js";
 import { create as createPsgld } from "../sgmcmc/psgld.js";
 import { create as createSghmc } from "../sgmcmc/sghmc.js";
 import { runChains, type TraceDiagnostics } from "../sgmcmc/run.js";
-import { constant, cyclical, type Schedule } from "../sgmcmc/schedule.js";
+import { constant, cyclical, polynomial, type Schedule } from "../sgmcmc/schedule.js";
 import { fitEpochs, type Progress } from "../train/fit.js";
 import { samplesToHost } from "./posterior.js";
 
@@ -35,6 +35,8 @@ export interface CommonFitOptions {
   readonly cycles: number;
   readonly explore: number;
   readonly friction: number;
+  /** Non-cyclical samplers: constant step size, or polynomial decay eps0 (1 + t / b)^-0.55 with b = T / 10. */
+  readonly schedule: "constant" | "polynomial";
   /** Held-out data for diagnostics. */
   readonly heldOut?: ArrayData;
   readonly onProgress?: (p: Progress) => void;
@@ -84,7 +86,8 @@ const samplerOptions = (o: CommonFitOptions, extra: Record<string, unknown> = {}
 /** The run's step budget and schedule for a sampler. */
 function scheduleFor(o: CommonFitOptions, cyclic: boolean): Schedule {
   const total = o.burnin + o.samples * o.thin;
-  return cyclic ? cyclical(o.learningRate, o.cycles, total, o.explore) : constant(o.learningRate);
+  if (cyclic) return cyclical(o.learningRate, o.cycles, total, o.explore);
+  return o.schedule === "polynomial" ? polynomial(o.learningRate, Math.max(1, total / 10), 0.55) : constant(o.learningRate);
 }
 
 function samplerEntry(
