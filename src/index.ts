@@ -19,6 +19,7 @@ export { categorical, gaussian, type Likelihood, type LikelihoodSpec } from "./m
 export { gaussianLogPrior, layerList, type PriorSpec } from "./models/prior.js";
 export { logDensity, makeModel, type Batch, type LogDensityFn, type LogDensityOptions, type Model, type Params } from "./models/model.js";
 
+export { fuseSteps, type StepFn } from "./core/fuse.js";
 export { replicate, sliceTree, AUTO_VMAP_MAX_PARAMS, type Batching, type Replicated, type ReplicatedMethod, type StepMethod } from "./core/replicate.js";
 
 // optimisers
@@ -35,6 +36,17 @@ export {
   type EnsembleOptions,
   type EnsembleState,
 } from "./baselines/ensemble.js";
+
+// SG-MCMC
+export { create as createSgld, type SgldState } from "./sgmcmc/sgld.js";
+export { create as createPsgld, type PsgldOptions, type PsgldState } from "./sgmcmc/psgld.js";
+export { create as createSghmc, type SghmcOptions, type SghmcState } from "./sgmcmc/sghmc.js";
+export { constant, cyclical, polynomial, type Schedule, type ScheduleSpec } from "./sgmcmc/schedule.js";
+export { normalLike, type Sampler, type SamplerInfo, type SamplerOptions } from "./sgmcmc/common.js";
+export { collectionSteps, diagnose, runChains, type ChainOptions, type ChainResult, type TraceDiagnostics } from "./sgmcmc/run.js";
+
+// diagnostics
+export { essBasic, essBulk, essTail, rankNormalize, rhat, rhatBasic, splitChains, summarize, type ConvergenceSummary } from "./diagnostics/convergence.js";
 
 // training loop
 export { fitEpochs, type FitOptions, type Progress, type Steppable } from "./train/fit.js";
@@ -82,7 +94,8 @@ export {
 export { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors } from "./io/safetensors.js";
 export { loadPosterior, savePosterior, POSTERIOR_FORMAT_VERSION, type PosteriorMeta, type PosteriorLeafSamples } from "./io/posterior.js";
 
-// jobs
-export { runEvaluate, runFit, type EvaluateJobOptions, type FitJobOptions, type FitResult } from "./jobs/fit.js";
-export { METHODS, METHOD_NAMES, type MethodName } from "./jobs/methods.js";
+// jobs and benchmarks
+export { resolveOptions, runEvaluate, runFit, type EvaluateJobOptions, type FitJobOptions, type FitResult } from "./jobs/fit.js";
+export { METHODS, METHOD_NAMES, type CommonFitOptions, type FitOutput, type MethodEntry, type MethodName } from "./jobs/methods.js";
+export { runUciBench, uciDefaults, uciTable, type UciBenchOptions, type UciSplitResult } from "./bench/uci.js";
 export { VERSION } from "./version.js";

@@ -12,11 +12,15 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { compile, fromHost, key, random, scalar, split, type Key } from "../core/engine.js";
-import { create as mapCreate, type MapState } from "../baselines/map.js";
-import { categorical } from "../models/likelihood.js";
-import { logDensity, makeModel, type Batch } from "../models/model.js";
+import { compile, fromHost, key, random, scalar, split, type JArray, type Key, type Tree } from "../core/engine.js";
+import { fuseSteps } from "../core/fuse.js";
+import { replicate, stackTrees } from "../core/replicate.js";
+import { create as createMap } from "../baselines/map.js";
+import { categorical, gaussian } from "../models/likelihood.js";
+import { logDensity, makeModel, type Batch, type LogDensityFn, type Params } from "../models/model.js";
 import { networkFromSpec } from "../models/spec.js";
+import { create as createSgld } from "../sgmcmc/sgld.js";
+import { create as createSghmc } from "../sgmcmc/sghmc.js";
 
 /** One workload: builds its jitted step and returns a closure that runs one step to completion. */
 interface Workload {
@@ -26,41 +30,89 @@ interface Workload {
   readonly note: string;
   readonly warmup: number;
   readonly steps: number;
+  /** Steps per call: the time of a call is divided by it. */
+  readonly fuse: number;
   setup(): Promise<() => Promise<void>>;
 }
 
-function mapWorkload(name: string, spec: string, inputShape: number[], batch: number, peer: string, warmup: number, steps: number): Workload {
+/** How a workload's method is built from its log density. */
+type MethodFactory = (ld: LogDensityFn, n: number) => { init(k: Key, p: Params): Tree; step(k: Key, s: Tree, b: Batch): [Tree, { loss: JArray }] };
+
+/**
+ * A workload: model `spec` on inputs `inputShape`, `copies` independent copies (0: one, unreplicated)
+ * stepped together, `fuse` steps per jitted call (the reported time is per step: call time / fuse).
+ */
+function workload(w: {
+  name: string;
+  peer: string;
+  note: string;
+  spec: string;
+  inputShape: number[];
+  classes: number;
+  n: number;
+  batch: number;
+  method: MethodFactory;
+  copies?: number;
+  fuse?: number;
+  warmup: number;
+  steps: number;
+}): Workload {
   return {
-    name,
-    peer,
-    note: "MAP step (grad of -logDensity/N + Adam) vs the peer's SGLD step (grad + Gaussian noise)",
-    warmup,
-    steps,
+    name: w.name,
+    peer: w.peer,
+    note: w.note,
+    warmup: w.warmup,
+    steps: w.steps,
+    fuse: w.fuse ?? 1,
     async setup() {
-      const n = 60000;
-      const model = makeModel(networkFromSpec(spec, inputShape, 10), categorical(), { kind: "gaussian", scale: 1 });
-      const method = mapCreate(logDensity(model, { dataSize: n }), { dataSize: n, learningRate: 1e-3 });
+      const lik = w.classes > 1 ? categorical() : gaussian({ sigma: 1 });
+      const model = makeModel(networkFromSpec(w.spec, w.inputShape, lik.outputDim(w.classes)), lik, { kind: "gaussian", scale: 1 });
+      const inner = w.method(logDensity(model, { dataSize: w.n }), w.n);
+      const copies = w.copies ?? 0;
       const [k0, k1, k2, k3] = split(key(0), 4);
-      let state: MapState = method.init(k0, model.init(k1));
-      const x = random.normal(k2, [batch, ...inputShape]);
-      const y = fromHost(Int32Array.from({ length: batch }, (_, i) => i % 10), [batch]);
+      const method = copies > 0 ? replicate(inner, copies, "auto", 10_000) : inner;
+      const params = copies > 0 ? stackTrees(split(k1, copies).map((k) => model.init(k))) : model.init(k1);
+      let state = method.init(k0, params as Params) as Tree;
+      const u = w.fuse ?? 1;
+      const lead = [...(u > 1 ? [u] : []), ...(copies > 0 ? [copies] : []), w.batch];
+      const x = random.normal(k2, [...lead, ...w.inputShape]);
+      const count = lead.reduce((a, b) => a * b, 1);
+      const y = w.classes > 1 ? fromHost(Int32Array.from({ length: count }, (_, i) => i % w.classes), lead) : random.normal(key(9), lead);
       const b: Batch = { x, y };
-      const step = compile((kk: Key, s: MapState, bb: Batch) => method.step(kk, s, bb), { consume: [0, 1] });
+      const one = (kk: Key, s: Tree, bb: Batch) => method.step(kk, s as never, bb) as [Tree, { loss: JArray }];
+      const stepFn = u > 1 ? fuseSteps(one, u) : one;
+      const step = compile((kk: Key, s: Tree, bb: Batch) => {
+        const [s2, info] = stepFn(kk, s, bb);
+        return [s2, info.loss.mean()] as [Tree, JArray];
+      }, { consume: [0, 1] });
       let k = k3;
       return async () => {
         const [ks, kn] = split(k, 2);
         k = kn;
-        const [next, info] = step(ks, state, b);
+        const [next, loss] = step(ks, state, b);
         state = next;
-        await scalar(info.loss);
+        await scalar(loss);
       };
     },
   };
 }
 
+const map: MethodFactory = (ld, n) => createMap(ld, { dataSize: n, learningRate: 1e-3 }) as never;
+const sgld: MethodFactory = (ld, n) => createSgld(ld, { schedule: 1e-4, dataSize: n }) as never;
+const sghmc: MethodFactory = (ld, n) => createSghmc(ld, { schedule: 1e-4, friction: 0.05, dataSize: n }) as never;
+const MNIST_MLP = { spec: "mlp:400,400", inputShape: [784], classes: 10, n: 60000, batch: 128 };
+const MNIST_CNN = { spec: "cnn:32,64", inputShape: [1, 28, 28], classes: 10, n: 60000, batch: 64 };
+const UCI_MLP = { spec: "mlp:50", inputShape: [13], classes: 1, n: 455, batch: 32 };
+
 const WORKLOADS: Workload[] = [
-  mapWorkload("map-mlp-mnist", "mlp:400,400", [784], 128, "sgld-mlp-mnist", 10, 200),
-  mapWorkload("map-cnn-mnist", "cnn:32,64", [1, 28, 28], 64, "sgld-cnn-mnist", 3, 40),
+  workload({ name: "sgld-mlp-mnist", peer: "sgld-mlp-mnist", note: "SGLD, step 1e-4, N(0,1) prior", ...MNIST_MLP, method: sgld, warmup: 10, steps: 200 }),
+  workload({ name: "sghmc-mlp-uci", peer: "sghmc-mlp-uci", note: "SGHMC friction 0.05; 8 steps per jitted call, as the sampler loop runs small networks", ...UCI_MLP, method: sghmc, fuse: 8, warmup: 20, steps: 300 }),
+  workload({ name: "sghmc-mlp-uci-unfused", peer: "sghmc-mlp-uci", note: "the same, one step per call", ...UCI_MLP, method: sghmc, warmup: 50, steps: 1000 }),
+  workload({ name: "sgld-cnn-mnist", peer: "sgld-cnn-mnist", note: "SGLD on the im2col CNN", ...MNIST_CNN, method: sgld, warmup: 3, steps: 40 }),
+  workload({ name: "ensemble10-mlp-uci", peer: "ensemble10-mlp-uci", note: "SGHMC on ten 13-50-1 members, vmapped, 8 steps per call; each member its own minibatch", ...UCI_MLP, method: sghmc, copies: 10, fuse: 8, warmup: 10, steps: 200 }),
+  workload({ name: "ensemble10-mlp-uci-unfused", peer: "ensemble10-mlp-uci", note: "the same, one step per call", ...UCI_MLP, method: sghmc, copies: 10, warmup: 20, steps: 300 }),
+  workload({ name: "map-mlp-mnist", peer: "sgld-mlp-mnist", note: "MAP step (grad + Adam) vs the peer's SGLD step (grad + noise)", ...MNIST_MLP, method: map, warmup: 10, steps: 200 }),
+  workload({ name: "map-cnn-mnist", peer: "sgld-cnn-mnist", note: "MAP step (grad + Adam) vs the peer's SGLD step (grad + noise)", ...MNIST_CNN, method: map, warmup: 3, steps: 40 }),
 ];
 
 interface Line {
@@ -75,10 +127,11 @@ async function measure(w: Workload, steps: number): Promise<Line> {
   const run = await w.setup();
   for (let i = 0; i < w.warmup; i++) await run();
   const ts: number[] = [];
-  for (let i = 0; i < steps; i++) {
+  const calls = Math.max(1, Math.round(steps / w.fuse));
+  for (let i = 0; i < calls; i++) {
     const t0 = performance.now();
     await run();
-    ts.push(performance.now() - t0);
+    ts.push((performance.now() - t0) / w.fuse);
   }
   ts.sort((a, b) => a - b);
   const median = ts.length % 2 ? ts[ts.length >> 1] : (ts[ts.length / 2 - 1] + ts[ts.length / 2]) / 2;

@@ -32,6 +32,12 @@ function positive(flag: string) {
   };
 }
 
+function priorScales(v: string): number[] {
+  const parts = v.split(",").map((p) => Number(p));
+  if (parts.some((p) => !Number.isFinite(p) || p <= 0)) throw new InvalidArgumentError(`--prior-scale expects positive numbers separated by commas, got '${v}'.`);
+  return parts;
+}
+
 /** A flag combination that parses but makes no sense; reported as `bayesdl: <message>`, exit code 2. */
 class UsageError extends Error {}
 
@@ -80,7 +86,7 @@ export function buildProgram(): Command {
     .option("--explore <beta>", "cyclical samplers: exploration fraction of each cycle, no noise (default 0.8)", fraction("--explore"))
     .option("--friction <alpha>", "sghmc, csghmc: friction alpha = 1 - momentum (default 0.05)", fraction("--friction"))
     .addOption(new Option("--schedule <kind>", "sgld, psgld, sghmc: step sizes constant, or polynomial decay eps (1 + t/b)^-0.55 with b = a tenth of the run (default constant)").choices(["constant", "polynomial"]))
-    .option("--prior-scale <s>", "standard deviation of the isotropic Gaussian prior on weights", positive("--prior-scale"), 1)
+    .option("--prior-scale <s>", "standard deviation of the Gaussian prior on weights: one number, or one per layer separated by commas (e.g. 1,0.5,0.1)", priorScales, [1])
     .option("--temperature <t>", "samplers: temperature of the injected noise (1: the posterior; < 1: cold; 0: no noise)", nonNegative("--temperature"), 1)
     .addOption(new Option("--noise <kind>", "regression: observation noise fixed or learned").choices(["fixed", "learned"]).default("learned"))
     .option("--sigma <s>", "regression: (initial) noise standard deviation in standardised target units", positive("--sigma"), 0.5)
@@ -126,7 +132,8 @@ export function buildProgram(): Command {
         explore: opts.explore,
         friction: opts.friction,
         schedule: opts.schedule,
-        priorScale: opts.priorScale,
+        priorScale: opts.priorScale[0],
+        priorPerLayer: opts.priorScale.length > 1 ? opts.priorScale : undefined,
         temperature: opts.temperature,
         noise: opts.noise,
         sigma: opts.sigma,
@@ -176,7 +183,7 @@ export function buildProgram(): Command {
   bench
     .command("uci")
     .description("the standard UCI regression protocol: every split, 50 hidden units (100 for protein); writes a markdown table beside the published figures and a JSON file of every split")
-    .option("--dataset <name>", `a data set folder name (${uciNames()}) or all`, "all")
+    .option("--dataset <names>", `data set folder names, comma separated (${uciNames()}), or all`, "all")
     .addOption(new Option("--method <name>", "inference method").choices(METHOD_NAMES).default("sghmc"))
     .option("--splits <range>", "split indices, e.g. 0-19 or 0,3,5 (default: every split of each set)", splitRange)
     .option("--data-dir <dir>", "folder holding the UCI data sets", defaultUciDir())
@@ -189,12 +196,14 @@ export function buildProgram(): Command {
     .option("--burnin <steps>", "samplers: override the burn-in, max(2000, 20 epochs) steps", int("--burnin", 0))
     .option("--thin <steps>", "samplers: override the thinning, max(20, half an epoch) steps", int("--thin", 1))
     .option("--friction <alpha>", "sghmc, csghmc: friction", fraction("--friction"))
+    .option("--batch-size <n>", "override the minibatch size of 32", int("--batch-size", 1))
+    .option("--temperature <t>", "samplers: temperature (default 1)", nonNegative("--temperature"))
     .option("--quiet", "no per-split lines")
     .action(async (opts) => {
       const t0 = performance.now();
-      const datasets = opts.dataset === "all" ? uciDatasets(opts.dataDir) : [opts.dataset];
+      const datasets = opts.dataset === "all" ? uciDatasets(opts.dataDir) : String(opts.dataset).split(",");
       const overrides = Object.fromEntries(
-        Object.entries({ learningRate: opts.lr, epochs: opts.epochs, chains: opts.chains, samples: opts.samples, burnin: opts.burnin, thin: opts.thin, friction: opts.friction }).filter(([, v]) => v !== undefined),
+        Object.entries({ learningRate: opts.lr, epochs: opts.epochs, chains: opts.chains, samples: opts.samples, burnin: opts.burnin, thin: opts.thin, friction: opts.friction, batchSize: opts.batchSize, temperature: opts.temperature }).filter(([, v]) => v !== undefined),
       );
       const results = await runUciBench({
         dataDir: opts.dataDir,

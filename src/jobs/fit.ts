@@ -41,6 +41,8 @@ export interface FitJobOptions {
   /** Non-cyclical samplers' schedule (default constant). */
   readonly schedule?: "constant" | "polynomial";
   readonly priorScale: number;
+  /** Optional prior standard deviation per layer (overrides priorScale). */
+  readonly priorPerLayer?: number[];
   /** Samplers: temperature of the injected noise. Optimisers ignore it (it does not move the mode). */
   readonly temperature: number;
   /** Regression only: fixed or learned observation noise, and its (initial) scale in standardised units. */
@@ -70,7 +72,8 @@ export async function runFit(o: FitJobOptions): Promise<FitResult> {
   const classification = data.task === "classification";
   const likelihood = classification ? categorical() : gaussian({ sigma: o.sigma, learned: o.noise === "learned" });
   const outputDim = likelihood.outputDim(data.numClasses);
-  const model = makeModel(networkFromSpec(o.model, data.train.xShape, outputDim), likelihood, { kind: "gaussian", scale: o.priorScale });
+  const prior = { kind: "gaussian" as const, scale: o.priorScale, ...(o.priorPerLayer ? { perLayer: o.priorPerLayer } : {}) };
+  const model = makeModel(networkFromSpec(o.model, data.train.xShape, outputDim), likelihood, prior);
   checkCompatible(model, data.train, `--data ${o.data}`);
   const entry: MethodEntry = METHODS[o.method];
   const [kFit, kRest] = split(key(o.seed), 2);
@@ -97,7 +100,7 @@ export async function runFit(o: FitJobOptions): Promise<FitResult> {
     inputShape: [...data.train.xShape],
     outputDim,
     likelihood: likelihood.spec,
-    prior: { kind: "gaussian", scale: o.priorScale },
+    prior: { ...prior, ...(prior.perLayer ? { perLayer: [...prior.perLayer] } : {}) },
     method: o.method,
     methodOptions: entry.recordedOptions(options),
     seed: o.seed,
