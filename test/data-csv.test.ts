@@ -1,10 +1,11 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
+import { throwsData } from "./helpers.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadCsv } from "../src/data/csv.js";
-import { DataFormatError, type ArrayData } from "../src/data/types.js";
+import type { ArrayData } from "../src/data/types.js";
 
 const dir = mkdtempSync(join(tmpdir(), "bayesdl-csv-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -15,16 +16,6 @@ const csv = (text: string): string => {
   return p;
 };
 
-/** Assert `fn` throws a DataFormatError for `file` whose message contains every fragment. */
-function throwsData(fn: () => unknown, file: string, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof DataFormatError, `expected DataFormatError, got ${String(e)}`);
-    assert.equal(e.file, file);
-    assert.ok(e.message.startsWith(`${file}: `), e.message);
-    for (const f of fragments) assert.ok(e.message.includes(f), `"${e.message}" lacks "${f}"`);
-    return true;
-  });
-}
 
 /** Rows `i, (7i mod 5), 3i + 1`. */
 const rows = (n: number, delim = ","): string =>

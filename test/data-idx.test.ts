@@ -1,11 +1,12 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
+import { throwsData } from "./helpers.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { loadIdx, loadIdxArrays, parseIdx, readIdx, writeIdx, type IdxValues } from "../src/data/idx.js";
-import { DataFormatError } from "../src/data/types.js";
+
 
 const dir = mkdtempSync(join(tmpdir(), "bayesdl-idx-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -15,16 +16,6 @@ const write = (name: string, bytes: Uint8Array): string => {
   return p;
 };
 
-/** Assert `fn` throws a DataFormatError for `file` whose message contains every fragment. */
-function throwsData(fn: () => unknown, file: string, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof DataFormatError, `expected DataFormatError, got ${String(e)}`);
-    assert.equal(e.file, file);
-    assert.ok(e.message.startsWith(`${file}: `), e.message);
-    for (const f of fragments) assert.ok(e.message.includes(f), `"${e.message}" lacks "${f}"`);
-    return true;
-  });
-}
 
 const samples: [string, IdxValues][] = [
   ["uint8", Uint8Array.from([0, 1, 127, 128, 255, 9])],

@@ -1,11 +1,12 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
+import { throwsData } from "./helpers.js";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadUci } from "../src/data/uci.js";
-import { DataFormatError } from "../src/data/types.js";
+
 
 function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -15,16 +16,6 @@ function repoRoot(): string {
 const uciRoot = resolve(repoRoot(), "../shared/data/uci");
 const yacht = join(uciRoot, "yacht");
 
-/** Assert `fn` throws a DataFormatError for `file` whose message contains every fragment. */
-function throwsData(fn: () => unknown, file: string, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof DataFormatError, `expected DataFormatError, got ${String(e)}`);
-    assert.equal(e.file, file);
-    assert.ok(e.message.startsWith(`${file}: `), e.message);
-    for (const f of fragments) assert.ok(e.message.includes(f), `"${e.message}" lacks "${f}"`);
-    return true;
-  });
-}
 
 const meanStd = (v: ArrayLike<number>): [number, number] => {
   let m = 0;

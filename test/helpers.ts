@@ -1,5 +1,7 @@
 /** Shared test helpers. */
+import assert from "node:assert/strict";
 import { toHost, tree, type JArray, type Tree } from "../src/core/engine.js";
+import { DataFormatError } from "../src/data/types.js";
 
 /** Host copies of every leaf of a tree (borrows the tree). */
 export async function hostLeaves(t: Tree): Promise<Float32Array[]> {
@@ -33,4 +35,15 @@ export function tinyClassification(n: number, d: number, k: number, seed = 1) {
     y[i] = Math.min(k - 1, Math.max(0, Math.floor((a + 1) * k / 2)));
   }
   return { x, y, n, xShape: [d] };
+}
+
+/** Assert `fn` throws a DataFormatError for `file` whose message contains every fragment. */
+export function throwsData(fn: () => unknown, file: string, ...fragments: string[]): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof DataFormatError, `expected DataFormatError, got ${String(e)}`);
+    assert.equal(e.file, file);
+    assert.ok(e.message.startsWith(`${file}: `), e.message);
+    for (const f of fragments) assert.ok(e.message.includes(f), `"${e.message}" lacks "${f}"`);
+    return true;
+  });
 }

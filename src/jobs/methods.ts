@@ -4,7 +4,7 @@
  * plus anything worth saving beside them. Families add entries here; nothing else in the job layer
  * knows a method by name.
  */
-import { split, type Key } from "../core/engine.js";
+import { split, tree, type JArray, type Key, type Tree } from "../core/engine.js";
 import { create as createEnsemble, initMembers, stackTrees } from "../baselines/ensemble.js";
 import { create as createMap } from "../baselines/map.js";
 import type { ArrayData } from "../data/types.js";
@@ -180,7 +180,6 @@ export const METHODS = {
 export type MethodName = keyof typeof METHODS;
 export const METHOD_NAMES = Object.keys(METHODS) as MethodName[];
 
-import { tree, type JArray, type Tree } from "../core/engine.js";
 function countParams(t: Tree): number {
   return (tree.leaves(t) as JArray[]).reduce((s, a) => s + a.size, 0);
 }

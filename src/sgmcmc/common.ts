@@ -2,7 +2,7 @@
  * Pieces shared by the SG-MCMC samplers: the sampler state, Gaussian noise shaped like a pytree,
  * and the options every sampler takes.
  */
-import { np, random, split, tree, valueAndGrad, type JArray, type Key, type Tree } from "../core/engine.js";
+import { random, split, tree, valueAndGrad, type JArray, type Key, type Tree } from "../core/engine.js";
 import type { Batch, LogDensityFn, Params } from "../models/model.js";
 import { constant, type Schedule } from "./schedule.js";
 
@@ -53,4 +53,3 @@ export function mapLeaves<T extends Tree>(f: (...xs: JArray[]) => JArray, t: T, 
   return tree.map(f as never, t as never, ...(rest as never[])) as T;
 }
 
-export { np };

@@ -10,7 +10,8 @@ import { compile, free, fromHost, scalar, split, type JArray, type Key, type Tre
 import { fuseSteps } from "../core/fuse.js";
 import type { ArrayData } from "../data/types.js";
 import type { Batch } from "../models/model.js";
-import { gatherRows, hostPermutation, stepsPerEpoch } from "./batches.js";
+import { takeRows } from "../data/common.js";
+import { hostPermutation, stepsPerEpoch } from "./batches.js";
 
 /** What the loop needs from a method: a step that returns the new state and a scalar `loss`. */
 export interface Steppable<S> {
@@ -106,7 +107,7 @@ export async function fitEpochs<S extends Tree>(
       const u = fused && total - done >= fuse ? fuse : 1;
       const idx = new Int32Array(u * copies * bs);
       for (let i = 0; i < u; i++) idx.set(rowsOf(done + i), i * copies * bs);
-      const rows = gatherRows(data, idx);
+      const rows = takeRows(data, idx);
       const lead0 = u > 1 ? [u] : [];
       const shape = [...lead0, ...(lead > 0 ? [lead] : []), bs];
       const batch: Batch = { x: fromHost(rows.x, [...shape, ...data.xShape]), y: fromHost(rows.y, shape) };
