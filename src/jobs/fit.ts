@@ -117,18 +117,31 @@ export async function runFit(o: FitJobOptions): Promise<FitResult> {
 }
 
 /**
- * Every option of a method with its default filled in. Sampler budgets default to 30 epochs' worth
- * of steps: 10 epochs of burn-in then 20 samples one epoch apart; cyclical runs split the same
- * budget into 4 cycles, exploring for the first 80% of each and taking 3 samples, half an epoch
- * apart, at its end.
+ * Every option of a method with its default filled in. Samplers default to a burn-in of 10 epochs
+ * (at least 1,000 steps) then 20 samples one epoch (at least 20 steps) apart; cyclical runs take a
+ * budget of 30 epochs (at least 2,000 steps) in 4 cycles, explore for the first 80% of each and
+ * take 3 samples at its end, at most half an epoch apart.
  */
 export function resolveOptions(entry: MethodEntry, o: FitJobOptions, n: number): Omit<CommonFitOptions, "onProgress" | "heldOut"> {
   const batchSize = o.batchSize ?? 128;
   const spe = stepsPerEpoch(n, Math.min(batchSize, n));
   const cyclic = entry.cyclical === true;
   const samples = o.samples ?? (cyclic ? 12 : 20);
-  const thin = o.thin ?? (cyclic ? Math.max(1, Math.floor(spe / 2)) : spe);
-  const burnin = o.burnin ?? Math.max(0, (cyclic ? 30 * spe - samples * thin : 10 * spe));
+  let thin: number;
+  let burnin: number;
+  if (cyclic) {
+    // A budget of 30 epochs (at least 2,000 steps) in `cycles` cycles; samples at the end of each,
+    // at most half an epoch apart and all inside the sampling stage.
+    const cycles = o.cycles ?? 4;
+    const total = Math.max(30 * spe, 2000);
+    const len = Math.ceil(total / cycles);
+    const perCycle = Math.ceil(samples / cycles);
+    thin = o.thin ?? Math.max(1, Math.min(Math.floor(spe / 2), Math.floor(((1 - (o.explore ?? 0.8)) * len) / perCycle)));
+    burnin = o.burnin ?? Math.max(0, total - samples * thin);
+  } else {
+    thin = o.thin ?? Math.max(spe, 20);
+    burnin = o.burnin ?? Math.max(10 * spe, 1000);
+  }
   return {
     epochs: o.epochs ?? 20,
     batchSize,

@@ -160,7 +160,7 @@ export const METHODS = {
     createPsgld(ld, { schedule: s, temperature: o.temperature, dataSize: n })),
   sghmc: samplerEntry(
     "stochastic gradient HMC, momentum form (Chen et al. 2014)",
-    1e-4,
+    2e-3,
     false,
     (ld, o, s, n) => createSghmc(ld, { schedule: s, temperature: o.temperature, dataSize: n, friction: o.friction }),
     (o) => ({ friction: o.friction }),
@@ -169,7 +169,7 @@ export const METHODS = {
     createSgld(ld, { schedule: s, temperature: o.temperature, dataSize: n }), (o) => ({ cycles: o.cycles, explore: o.explore })),
   csghmc: samplerEntry(
     "cyclical SGHMC (Zhang et al. 2020)",
-    2e-4,
+    4e-3,
     true,
     (ld, o, s, n) => createSghmc(ld, { schedule: s, temperature: o.temperature, dataSize: n, friction: o.friction }),
     (o) => ({ friction: o.friction, cycles: o.cycles, explore: o.explore }),

@@ -84,7 +84,7 @@ export function collectionSteps(o: { burnin: number; samples: number; thin: numb
       if (!schedule.sampling(t - 1) || schedule.cycle(t - 1) !== cyc) {
         throw new RangeError(
           `cyclical collection: ${perCycle} samples per cycle every ${thin} steps do not fit in the sampling stage of cycles of ${len} steps ` +
-            `(exploration fraction ${schedule.spec.explore}); lower --thin or --samples, or raise --cycles' cycle length via --burnin`,
+            `(exploration fraction ${schedule.spec.explore}); lower --thin or --samples, or lengthen the run with --burnin`,
         );
       }
       out.push(t);
