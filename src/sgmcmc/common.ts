@@ -2,7 +2,7 @@
  * Pieces shared by the SG-MCMC samplers: the sampler state, Gaussian noise shaped like a pytree,
  * and the options every sampler takes.
  */
-import { random, split, tree, valueAndGrad, type JArray, type Key, type Tree } from "../core/engine.js";
+import { np, random, split, tree, valueAndGrad, type JArray, type Key, type Tree } from "../core/engine.js";
 import type { Batch, LogDensityFn, Params } from "../models/model.js";
 import { constant, type Schedule } from "./schedule.js";
 
@@ -41,6 +41,31 @@ export function normalLike<T extends Tree>(k: Key, like: T): T {
   const keys = split(k, Math.max(1, leaves.length));
   let i = 0;
   return tree.map(((a: JArray) => random.normal(keys[i++], a.shape)) as never, like as never) as T;
+}
+
+/**
+ * Add the injected noise of a step: `x + sqrt(variance * T) * n_t * xi` leafwise, xi ~ N(0, I) and
+ * n_t the schedule's noise switch at step t. At T = 0 nothing is drawn and `x` is returned as is.
+ * Consumes `k`, `x`, `variance` (a scalar, or a tree like `x` for per-coordinate variances) and `t`.
+ */
+export function addNoise<T extends Tree>(k: Key, x: T, variance: JArray | T, schedule: Schedule, t: JArray, temp: number): T {
+  if (temp === 0) {
+    k.dispose();
+    tree.dispose(variance as Tree);
+    t.dispose();
+    return x;
+  }
+  const on = schedule.noise(t).mul(Math.sqrt(temp));
+  const xi = normalLike(k, x);
+  if (!Array.isArray(variance) && typeof variance === "object" && "shape" in (variance as object)) {
+    const scale = np.sqrt(variance as JArray).mul(on);
+    const out = mapLeaves((a, z) => a.add(z.mul(scale.ref)), x, xi);
+    scale.dispose();
+    return out;
+  }
+  const out = mapLeaves((a, z, v) => a.add(z.mul(np.sqrt(v)).mul(on.ref)), x, xi, variance as T);
+  on.dispose();
+  return out;
 }
 
 /** log density and its gradient at `params` (consumes both arguments). */

@@ -20,7 +20,7 @@
  */
 import { keep, np, type JArray } from "../core/engine.js";
 import type { LogDensityFn, Params } from "../models/model.js";
-import { checkTemperature, densityAndGrad, mapLeaves, normalLike, resolveSchedule, type Sampler, type SamplerOptions } from "./common.js";
+import { addNoise, checkTemperature, densityAndGrad, mapLeaves, resolveSchedule, type Sampler, type SamplerOptions } from "./common.js";
 
 /** Options of {@link create}: the sampler's, plus the RMSprop decay and damping. */
 export interface PsgldOptions extends SamplerOptions {
@@ -60,23 +60,11 @@ export function create(logDensity: LogDensityFn, opts: PsgldOptions): Sampler<Ps
       const precond = mapLeaves((vi) => np.reciprocal(np.sqrt(vi.mul(corr.ref)).add(lambda)), keep(v));
       corr.dispose();
       const half = lr.ref.mul(0.5);
-      let params: Params;
-      if (temp === 0) {
-        k.dispose();
-        params = mapLeaves((p, gi, pc) => p.add(gi.mul(pc).mul(half.ref)), state.params, g, precond);
-      } else {
-        const scale = np.sqrt(lr.ref.mul(temp)).mul(schedule.noise(t.ref));
-        const xi = normalLike(k, state.params);
-        params = mapLeaves(
-          (p, gi, pc, z) => p.add(gi.mul(pc.ref).mul(half.ref)).add(z.mul(np.sqrt(pc)).mul(scale.ref)),
-          state.params,
-          g,
-          precond,
-          xi,
-        );
-        scale.dispose();
-      }
+      const drift = mapLeaves((p, gi, pc) => p.add(gi.mul(pc).mul(half.ref)), state.params, g, keep(precond));
       half.dispose();
+      // noise variance eps G per coordinate
+      const variance = mapLeaves((pc) => pc.mul(lr.ref), precond);
+      const params = addNoise(k, drift, variance, schedule, t.ref, temp);
       return [{ params, v, step: t.add(1) }, { loss: ld.mul(-1 / n), lr }];
     },
   };

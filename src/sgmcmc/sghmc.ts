@@ -11,7 +11,7 @@
  */
 import { keep, np, type JArray } from "../core/engine.js";
 import type { LogDensityFn, Params } from "../models/model.js";
-import { checkTemperature, densityAndGrad, mapLeaves, normalLike, resolveSchedule, type Sampler, type SamplerOptions } from "./common.js";
+import { addNoise, checkTemperature, densityAndGrad, mapLeaves, resolveSchedule, type Sampler, type SamplerOptions } from "./common.js";
 
 /** Options of {@link create}: the sampler's, plus friction and gradient-noise estimate. */
 export interface SghmcOptions extends SamplerOptions {
@@ -42,16 +42,8 @@ export function create(logDensity: LogDensityFn, opts: SghmcOptions): Sampler<Sg
       const t = state.step;
       const lr = schedule.lr(t.ref);
       const [ld, g] = densityAndGrad(logDensity, keep(state.params), batch);
-      let momentum: Params;
-      if (temp === 0) {
-        k.dispose();
-        momentum = mapLeaves((v, gi) => v.mul(1 - alpha).add(gi.mul(lr.ref)), state.momentum, g);
-      } else {
-        const scale = np.sqrt(lr.ref.mul(2 * (alpha - betaHat) * temp)).mul(schedule.noise(t.ref));
-        const xi = normalLike(k, state.params);
-        momentum = mapLeaves((v, gi, z) => v.mul(1 - alpha).add(gi.mul(lr.ref)).add(z.mul(scale.ref)), state.momentum, g, xi);
-        scale.dispose();
-      }
+      const decayed = mapLeaves((v, gi) => v.mul(1 - alpha).add(gi.mul(lr.ref)), state.momentum, g);
+      const momentum = addNoise(k, decayed, lr.ref.mul(2 * (alpha - betaHat)), schedule, t.ref, temp);
       const params = mapLeaves((p, v) => p.add(v), state.params, keep(momentum));
       return [{ params, momentum, step: t.add(1) }, { loss: ld.mul(-1 / n), lr }];
     },

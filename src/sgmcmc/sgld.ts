@@ -17,7 +17,7 @@
  */
 import { keep, np, type JArray } from "../core/engine.js";
 import type { LogDensityFn, Params } from "../models/model.js";
-import { checkTemperature, densityAndGrad, mapLeaves, normalLike, resolveSchedule, type Sampler, type SamplerOptions } from "./common.js";
+import { addNoise, checkTemperature, densityAndGrad, mapLeaves, resolveSchedule, type Sampler, type SamplerOptions } from "./common.js";
 
 /** SGLD state: parameters and the step counter (float32 scalar). */
 export type SgldState = { params: Params; step: JArray };
@@ -37,17 +37,9 @@ export function create(logDensity: LogDensityFn, opts: SamplerOptions): Sampler<
       const lr = schedule.lr(t.ref);
       const [ld, g] = densityAndGrad(logDensity, keep(state.params), batch);
       const half = lr.ref.mul(0.5);
-      let params: Params;
-      if (temp === 0) {
-        k.dispose();
-        params = mapLeaves((p, gi) => p.add(gi.mul(half.ref)), state.params, g);
-      } else {
-        const scale = np.sqrt(lr.ref.mul(temp)).mul(schedule.noise(t.ref));
-        const xi = normalLike(k, state.params);
-        params = mapLeaves((p, gi, z) => p.add(gi.mul(half.ref)).add(z.mul(scale.ref)), state.params, g, xi);
-        scale.dispose();
-      }
+      const drift = mapLeaves((p, gi) => p.add(gi.mul(half.ref)), state.params, g);
       half.dispose();
+      const params = addNoise(k, drift, lr.ref, schedule, t.ref, temp);
       return [{ params, step: t.add(1) }, { loss: ld.mul(-1 / n), lr }];
     },
   };
