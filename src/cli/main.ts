@@ -89,7 +89,7 @@ export function buildProgram(): Command {
     .option("--prior-scale <s>", "standard deviation of the Gaussian prior on weights: one number, or one per layer separated by commas (e.g. 1,0.5,0.1)", priorScales, [1])
     .option("--temperature <t>", "samplers: temperature of the injected noise (1: the posterior; < 1: cold; 0: no noise)", nonNegative("--temperature"), 1)
     .addOption(new Option("--noise <kind>", "regression: observation noise fixed or learned").choices(["fixed", "learned"]).default("learned"))
-    .option("--sigma <s>", "regression: (initial) noise standard deviation in standardised target units", positive("--sigma"), 0.5)
+    .option("--sigma <s>", "regression: (initial) noise standard deviation in standardised target units", positive("--sigma"), 1)
     .option("--seed <s>", "seed of every random choice (split, init, shuffles, noise)", int("--seed", 0, 2 ** 32 - 1), 0)
     .option("--split <k>", "UCI split index", int("--split", 0))
     .option("--target <column>", "CSV target column (name or 0-based index)")
