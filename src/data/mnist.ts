@@ -4,7 +4,7 @@
  * The package stores, per digit class, one JSON file `src/digits/<d>.json` of the form
  * `{"data": [...]}` holding all that class's images back to back (784 values each, row-major 28x28).
  * Pixel values are k/255 rounded to 3 decimals; we round them back to exact k/255. We read those
- * files directly rather than call the package's API, whose sampling uses `Math.random` and whose
+ * files directly rather than call the package's API, whose sampling uses the global unseeded JS generator and whose
  * `range`/`set` helpers have off-by-one quirks.
  */
 import { readFileSync } from "node:fs";

@@ -4,7 +4,7 @@
  * The generator is mulberry32 (Tommy Ettinger's 32-bit state, xorshift-multiply output), whose
  * state is first scrambled with one splitmix32 step so that nearby seeds (0, 1, 2, ...) give
  * unrelated streams. It is small, fast and fully deterministic across platforms; it is not
- * cryptographic. Nothing in the data layer uses `Math.random`.
+ * cryptographic. Nothing in the data layer uses the global, unseeded JS generator.
  */
 
 /** A deterministic stream of pseudo-random numbers. */
