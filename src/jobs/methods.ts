@@ -4,7 +4,7 @@
  * plus anything worth saving beside them. Families add entries here; nothing else in the job layer
  * knows a method by name.
  */
-import { split, tree, type JArray, type Key, type Tree } from "../core/engine.js";
+import { split, tree, treeSize, type Key, type Tree } from "../core/engine.js";
 import { create as createEnsemble, initMembers, stackTrees } from "../baselines/ensemble.js";
 import { create as createMap } from "../baselines/map.js";
 import type { ArrayData } from "../data/types.js";
@@ -145,7 +145,7 @@ export const METHODS = {
     async fit(k, model, train, o) {
       const [k0, k1, k2] = split(k, 3);
       const init = initMembers(model, k1, o.members);
-      const paramCount = countParams(init) / o.members;
+      const paramCount = treeSize(init) / o.members;
       const m = createEnsemble(logDensity(model, { dataSize: train.n }), { dataSize: train.n, learningRate: o.learningRate, members: o.members, paramCount });
       const { state } = await fitEpochs(k2, m, m.init(k0, init), train, { epochs: o.epochs, batchSize: o.batchSize, lead: o.members, onProgress: o.onProgress });
       const samples = m.params(state);
@@ -180,9 +180,6 @@ export const METHODS = {
 export type MethodName = keyof typeof METHODS;
 export const METHOD_NAMES = Object.keys(METHODS) as MethodName[];
 
-function countParams(t: Tree): number {
-  return (tree.leaves(t) as JArray[]).reduce((s, a) => s + a.size, 0);
-}
 function freeAll(...ts: Tree[]): void {
   for (const t of ts) tree.dispose(t);
 }

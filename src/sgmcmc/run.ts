@@ -10,7 +10,7 @@
  * Traces (one value per chain and sample) for R-hat and ESS: the mean predictive log-likelihood of
  * up to 500 held-out points, and projections of the parameters on a few random unit directions.
  */
-import { compile, fromHost, isArray, namedLeaves, split, toHost, tree, type JArray, type Key } from "../core/engine.js";
+import { compile, fromHost, isArray, namedLeaves, split, toHost, tree, treeSize, type JArray, type Key } from "../core/engine.js";
 import { replicate, sliceTree, stackTrees, type Batching, type Replicated } from "../core/replicate.js";
 import type { ArrayData } from "../data/types.js";
 import { essBulk, essTail, rhat } from "../diagnostics/convergence.js";
@@ -101,7 +101,7 @@ export async function runChains<S extends { params: Params }>(k: Key, model: Mod
   const K = opts.chains;
   const [kInit, kInitState, kRun, kProj] = split(k, 4);
   const inits = split(kInit, K).map((ki) => model.init(ki));
-  const paramCount = tree.leaves(inits[0]).reduce((s, a) => s + (a as JArray).size, 0);
+  const paramCount = treeSize(inits[0]);
   const stacked = stackTrees(inits);
   const rep = replicate(sampler, K, opts.batching ?? "auto", paramCount);
   const state0 = rep.init(kInitState, stacked);

@@ -73,13 +73,17 @@ export async function fitEpochs<S extends Tree>(
   const total = opts.steps ?? spe * opts.epochs;
   const epochs = Math.ceil(total / spe);
   const copies = Math.max(1, lead);
-  const single = compile((kk: Key, s: S, b: Batch) => method.step(kk, s, b), { consume: [0, 1, 2] });
+  // Both calls return the state and the mean objective, reduced inside the jitted program.
+  const single = compile((kk: Key, s: S, b: Batch): [S, JArray] => {
+    const [s2, info] = method.step(kk, s, b);
+    return [s2, info.loss.mean()];
+  }, { consume: [0, 1, 2] });
   const fusedSteps = fuseSteps((kk: Key, s: S, b: Batch) => method.step(kk, s, b), fuse);
   const fused =
     fuse > 1
-      ? compile((kk: Key, s: S, b: Batch): [S, { loss: JArray }] => {
+      ? compile((kk: Key, s: S, b: Batch): [S, JArray] => {
           const [s2, info] = fusedSteps(kk, s, b);
-          return [s2, info];
+          return [s2, info.loss.mean()];
         }, { consume: [0, 1, 2] })
       : undefined;
   const losses: number[] = [];
@@ -113,9 +117,9 @@ export async function fitEpochs<S extends Tree>(
       const batch: Batch = { x: fromHost(rows.x, [...shape, ...data.xShape]), y: fromHost(rows.y, shape) };
       const [kS, kRest] = split(kSteps, 2);
       kSteps = kRest;
-      const [next, info] = u > 1 ? fused!(kS, state, batch) : single(kS, state, batch);
+      const [next, meanLoss] = u > 1 ? fused!(kS, state, batch) : single(kS, state, batch);
       state = next;
-      const loss = await scalar(info.loss.mean());
+      const loss = await scalar(meanLoss);
       if (!Number.isFinite(loss)) {
         throw new Error(`the run diverged: objective ${loss} at step ${done + u} of ${total}; lower the learning rate / step size (--lr)`);
       }
