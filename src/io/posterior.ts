@@ -4,7 +4,11 @@
  * - `samples.safetensors`: one F32 tensor per parameter leaf, named by its pytree path
  *   (e.g. `layers.0.w`), with a leading sample axis S: shape `[S, ...leafShape]`. The metadata is
  *   also copied, as a JSON string, into the safetensors `__metadata__` under key `bayesdl`, so a
- *   Python user of `safetensors` sees it.
+ *   Python user of `safetensors` sees it;
+ * - for variational posteriors, `variational.safetensors`: the variational parameters themselves
+ *   (F32, no sample axis, named as listed in `posterior.json` under `variational.tensors`, e.g.
+ *   `mu.net.layers.0.w` and `rho.net.layers.0.w` for a mean-field Gaussian), from which
+ *   `bayesdl evaluate --samples S` draws fresh samples. `samples.safetensors` then holds draws from q.
  */
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -19,6 +23,26 @@ export const POSTERIOR_META_FILE = "posterior.json";
 
 /** File name of the samples inside a posterior directory. */
 export const POSTERIOR_SAMPLES_FILE = "samples.safetensors";
+
+/** File name of the variational parameters inside a variational posterior's directory. */
+export const POSTERIOR_VARIATIONAL_FILE = "variational.safetensors";
+
+/** How a variational posterior's parameters are laid out (`posterior.json` under `variational`). */
+export interface VariationalMeta {
+  /** Family name, e.g. `"meanfield"`, `"fullrank"`, `"realnvp"`. */
+  family: string;
+  /** What it takes to rebuild the family (rank, layers, hidden width, ...). */
+  options: Record<string, unknown>;
+  /** The tensors of `variational.safetensors`, in order. */
+  tensors: { name: string; shape: number[] }[];
+}
+
+/** A named host tensor without a sample axis. */
+export interface NamedTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
 
 /** Metadata of a saved posterior (`posterior.json`). */
 export interface PosteriorMeta {
@@ -40,6 +64,8 @@ export interface PosteriorMeta {
   leaves: { name: string; shape: number[] }[];
   createdAt: string;
   wallTimeSeconds?: number;
+  /** Present for variational posteriors (see {@link POSTERIOR_VARIATIONAL_FILE}). */
+  variational?: VariationalMeta;
   extra?: Record<string, unknown>;
 }
 
@@ -56,6 +82,8 @@ export interface LoadedPosterior {
   meta: PosteriorMeta;
   /** Leaves in the order of `meta.leaves`. */
   samples: PosteriorLeafSamples[];
+  /** Variational parameters in the order of `meta.variational.tensors`, when the posterior has them. */
+  variational?: NamedTensor[];
 }
 
 /** A missing or inconsistent posterior file; the message names the file and the problem. */
@@ -96,8 +124,10 @@ function isShape(v: unknown): v is number[] {
  * @param meta metadata; `formatVersion` must be {@link POSTERIOR_FORMAT_VERSION} and `leaves` /
  *   `numSamples` must describe `samples` exactly (same names, order and shapes).
  * @param samples per-leaf samples, `data.length = numSamples * prod(shape)`.
+ * @param variational the variational parameters, exactly as `meta.variational.tensors` lists them
+ *   (required when `meta.variational` is set, written first so `posterior.json` is the last file).
  */
-export async function savePosterior(dir: string, meta: PosteriorMeta, samples: PosteriorLeafSamples[]): Promise<void> {
+export async function savePosterior(dir: string, meta: PosteriorMeta, samples: PosteriorLeafSamples[], variational?: NamedTensor[]): Promise<void> {
   const fn = "savePosterior";
   if (meta.formatVersion !== POSTERIOR_FORMAT_VERSION) {
     throw new Error(`${fn}: meta.formatVersion is ${meta.formatVersion}, but this bayesdl writes format version ${POSTERIOR_FORMAT_VERSION}`);
@@ -127,8 +157,10 @@ export async function savePosterior(dir: string, meta: PosteriorMeta, samples: P
       enumerable: true,
     });
   });
+  const vtensors = variationalTensors(fn, meta, variational);
   const json = JSON.stringify(meta, null, 2);
   await mkdirp(dir);
+  if (vtensors) await writeSafetensors(join(dir, POSTERIOR_VARIATIONAL_FILE), vtensors, { bayesdl: JSON.stringify(meta.variational) });
   await writeSafetensors(join(dir, POSTERIOR_SAMPLES_FILE), tensors, { bayesdl: JSON.stringify(meta) });
   await writeFileAtomic(join(dir, POSTERIOR_META_FILE), json + "\n");
 }
@@ -211,7 +243,53 @@ export async function loadPosterior(dir: string): Promise<LoadedPosterior> {
   for (const name of Object.keys(tensors)) {
     if (!listed.has(name)) throw new PosteriorFormatError(samplesFile, `tensor "${name}" is not listed in ${POSTERIOR_META_FILE} leaves`);
   }
-  return { meta, samples };
+  if (meta.variational === undefined) return { meta, samples };
+  return { meta, samples, variational: await loadVariational(dir, metaFile, meta.variational) };
+}
+
+function variationalTensors(fn: string, meta: PosteriorMeta, variational: NamedTensor[] | undefined): Record<string, TensorInput> | undefined {
+  if (meta.variational === undefined) {
+    if (variational !== undefined) throw new Error(`${fn}: variational tensors given but meta.variational is not set`);
+    return undefined;
+  }
+  const listed = meta.variational.tensors;
+  if (variational === undefined || variational.length !== listed.length) {
+    throw new Error(`${fn}: meta.variational lists ${listed.length} tensors but ${variational?.length ?? 0} were given`);
+  }
+  const out: Record<string, TensorInput> = {};
+  variational.forEach((t, i) => {
+    if (t.name !== listed[i].name || !sameShape(t.shape, listed[i].shape)) {
+      throw new Error(`${fn}: meta.variational.tensors[${i}] is "${listed[i].name}" ${shapeStr(listed[i].shape)} but the tensor given is "${t.name}" ${shapeStr(t.shape)}`);
+    }
+    if (t.data.length !== numel(t.shape)) throw new Error(`${fn}: variational tensor "${t.name}" has ${t.data.length} elements, expected ${numel(t.shape)}`);
+    if (Object.prototype.hasOwnProperty.call(out, t.name)) throw new Error(`${fn}: duplicate variational tensor "${t.name}"`);
+    Object.defineProperty(out, t.name, { value: { dtype: "F32", shape: t.shape, data: t.data } satisfies TensorInput, enumerable: true });
+  });
+  return out;
+}
+
+async function loadVariational(dir: string, metaFile: string, v: VariationalMeta): Promise<NamedTensor[]> {
+  if (v === null || typeof v !== "object" || typeof v.family !== "string" || !Array.isArray(v.tensors)) {
+    throw new PosteriorFormatError(metaFile, `"variational" must be {family: string, options: object, tensors: [{name, shape}]}`);
+  }
+  const file = join(dir, POSTERIOR_VARIATIONAL_FILE);
+  if ((await stat(file).catch(() => undefined)) === undefined) throw new PosteriorFormatError(file, "file does not exist (posterior.json describes a variational posterior)");
+  const { tensors } = await readSafetensors(file);
+  const out = v.tensors.map((want, i) => {
+    if (want === null || typeof want !== "object" || typeof want.name !== "string" || !isShape(want.shape)) {
+      throw new PosteriorFormatError(metaFile, `variational.tensors[${i}] must be {name: string, shape: non-negative integers}, found ${JSON.stringify(want)}`);
+    }
+    const t = Object.prototype.hasOwnProperty.call(tensors, want.name) ? tensors[want.name] : undefined;
+    if (t === undefined) throw new PosteriorFormatError(file, `variational tensor "${want.name}" listed in ${POSTERIOR_META_FILE} is missing`);
+    if (t.dtype !== "F32") throw new PosteriorFormatError(file, `variational tensor "${want.name}": expected dtype F32, got ${t.dtype}`);
+    if (!sameShape(t.shape, want.shape)) throw new PosteriorFormatError(file, `variational tensor "${want.name}": expected shape ${shapeStr(want.shape)}, got ${shapeStr(t.shape)}`);
+    return { name: want.name, shape: [...t.shape], data: t.data as Float32Array };
+  });
+  const listed = new Set(v.tensors.map((t) => t.name));
+  for (const name of Object.keys(tensors)) {
+    if (!listed.has(name)) throw new PosteriorFormatError(file, `tensor "${name}" is not listed in ${POSTERIOR_META_FILE} under variational.tensors`);
+  }
+  return out;
 }
 
 function missingOrUnreadable(e: unknown): string {
