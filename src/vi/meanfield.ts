@@ -1,0 +1,198 @@
+/**
+ * The mean-field Gaussian over a model's parameter pytree: the variational family of Bayes-by-backprop
+ * (src/vi/bbb.ts), black-box alpha and Renyi VI (src/vi/alpha.ts), and any method that keeps one
+ * independent Gaussian per weight of a network.
+ *
+ *   q(theta) = prod_i N(theta_i; mu_i, sigma_i^2),   sigma_i = softplus(rho_i) = log(1 + exp(rho_i))
+ *
+ * `mu` and `rho` are pytrees shaped like the model's {@link Params} (`{ net, lik? }`), so a mean-field
+ * q is saved as tensors `mu.<leaf path>` and `rho.<leaf path>` (src/jobs/variational.ts). The
+ * softplus parameterisation keeps sigma positive under unconstrained gradient steps (Blundell et al.
+ * 2015, "Weight uncertainty in neural networks").
+ *
+ * Every function here is pure and traceable (use it inside `jit`, `grad`, `vmap`) and consumes its
+ * array arguments (jax-js move semantics); pass `keep(q)` to keep using a q.
+ */
+import { np, random, split, tree, type JArray, type Key, type Tree } from "../core/engine.js";
+import type { Model, Params } from "../models/model.js";
+import { layerList, type PriorSpec } from "../models/prior.js";
+
+const LOG_2PI = Math.log(2 * Math.PI);
+
+/** Mean-field Gaussian over a parameter pytree: means `mu` and pre-softplus scales `rho`. */
+export type MeanField = { mu: Params; rho: Params };
+
+/**
+ * The Gaussian prior on the likelihood's own parameters: `lik.logSigma ~ N(logSigmaMean, 1)` (the
+ * prior src/models/model.ts adds for a learned Gaussian noise scale).
+ */
+export interface LikPrior {
+  readonly logSigmaMean: number;
+}
+
+/** The {@link LikPrior} of a model (log of its likelihood's starting sigma; 0 when it has none). */
+export function likPriorOf(model: Model): LikPrior {
+  const spec = model.likelihood.spec;
+  return { logSigmaMean: spec.kind === "gaussian" ? Math.log(spec.sigma) : 0 };
+}
+
+/** Leafwise map over trees of one structure. */
+function mapT<T extends Tree>(f: (...xs: JArray[]) => JArray, t: T, ...rest: Tree[]): T {
+  return tree.map(f as never, t as never, ...(rest as never[])) as T;
+}
+
+/**
+ * Numerically stable softplus, log(1 + exp(x)), with a finite gradient everywhere.
+ *
+ * jax-js's `nn.softplus` is `log(exp(x) + 1)`, which overflows to inf for x > 88 in float32. Here
+ * x > 20 returns x (the difference is below float32 resolution); the double `where` keeps the unused
+ * branch's gradient finite. Consumes `x`.
+ */
+export function softplus(x: JArray): JArray {
+  const big = x.ref.greater(20);
+  const safe = np.where(big.ref, np.zerosLike(x.ref), x.ref);
+  return np.where(big, x, np.log1p(np.exp(safe)));
+}
+
+/** The inverse of {@link softplus}: rho = log(exp(sigma) - 1) for a host number sigma > 0. */
+export function inverseSoftplus(sigma: number): number {
+  if (!(sigma > 0) || !Number.isFinite(sigma)) throw new RangeError(`meanField: sigma0 must be a finite number > 0, got ${sigma}`);
+  // log(expm1(s)) loses nothing for small s; for large s, s + log(1 - exp(-s)).
+  return sigma > 20 ? sigma + Math.log1p(-Math.exp(-sigma)) : Math.log(Math.expm1(sigma));
+}
+
+/**
+ * A mean-field q centred on `params` (consumed) with every standard deviation equal to `sigma0`.
+ * @example
+ * const q = meanFieldInit(model.init(key(0)), 1e-3);
+ */
+export function meanFieldInit(params: Params, sigma0: number): MeanField {
+  const rho0 = inverseSoftplus(sigma0);
+  const rho = mapT((p) => np.fullLike(p, rho0), tree.ref(params) as Params);
+  return { mu: params, rho };
+}
+
+/** sigma = softplus(rho), leafwise (consumes `rho`; traceable). */
+export function meanFieldSigma(rho: Params): Params {
+  return mapT((r) => softplus(r), rho);
+}
+
+/** Standard normal draws shaped like every leaf of `like` (borrows `like`, consumes the key). */
+export function normalLike<T extends Tree>(k: Key, like: T, lead: number[] = []): T {
+  const leaves = tree.leaves(like) as JArray[];
+  const keys = split(k, Math.max(1, leaves.length));
+  if (leaves.length === 0) keys[0].dispose();
+  let i = 0;
+  return mapT((a) => random.normal(keys[i++], [...lead, ...a.shape]), like);
+}
+
+/**
+ * One reparameterised draw theta = mu + softplus(rho) * eps, eps ~ N(0, I): differentiable in `q`.
+ * Consumes `k` and `q`.
+ */
+export function meanFieldSample(k: Key, q: MeanField): Params {
+  const eps = normalLike(k, q.mu);
+  return mapT((m, r, e) => m.add(softplus(r).mul(e)), q.mu, q.rho, eps);
+}
+
+/**
+ * `s` reparameterised draws stacked on a leading axis: every leaf becomes `[s, ...shape]`.
+ * Consumes `k` and `q`.
+ */
+export function meanFieldSampleStacked(k: Key, q: MeanField, s: number): Params {
+  if (!Number.isInteger(s) || s < 1) throw new RangeError(`meanFieldSampleStacked: s must be a positive integer, got ${s}`);
+  const eps = normalLike(k, q.mu, [s]);
+  return mapT((m, r, e) => m.add(softplus(r).mul(e)), q.mu, q.rho, eps);
+}
+
+/**
+ * log q(theta) = sum_i [ -(theta_i - mu_i)^2 / (2 sigma_i^2) - log sigma_i - log(2 pi) / 2 ].
+ *
+ * `theta` is shaped like `q.mu` (result: a scalar) or carries a leading sample axis of size s on
+ * every leaf, as from {@link meanFieldSampleStacked} (result: `[s]`). Consumes both.
+ */
+export function meanFieldLogProb(q: MeanField, theta: Params): JArray {
+  const muLeaves = tree.leaves(q.mu) as JArray[];
+  const thLeaves = tree.leaves(theta) as JArray[];
+  const stacked = thLeaves.length > 0 && thLeaves[0].ndim === muLeaves[0].ndim + 1 ? thLeaves[0].shape[0] : 0;
+  const terms = mapT(
+    (m, r, th) => {
+      const sig = softplus(r);
+      const z = th.sub(m).div(sig.ref);
+      const elem = z.ref.mul(z).mul(-0.5).sub(np.log(sig)).sub(0.5 * LOG_2PI);
+      return stacked ? elem.reshape([stacked, -1]).sum(1) : elem.sum();
+    },
+    q.mu,
+    q.rho,
+    theta,
+  );
+  return sumLeaves(tree.leaves(terms) as JArray[]);
+}
+
+/** Sum of scalar (or equally shaped) arrays; 0 for none. Consumes them. */
+export function sumLeaves(xs: JArray[]): JArray {
+  let total: JArray | undefined;
+  for (const x of xs) total = total ? total.add(x) : x;
+  return total ?? np.array(0);
+}
+
+/** Entropy H[q] = sum_i [ log sigma_i + (1 + log 2 pi) / 2 ] (consumes `rho`). */
+export function meanFieldEntropy(rho: Params): JArray {
+  const leaves = tree.leaves(rho) as JArray[];
+  return sumLeaves(
+    leaves.map((r) => {
+      const size = r.shape.reduce((a, b) => a * b, 1);
+      return np.log(softplus(r)).sum().add(size * 0.5 * (1 + LOG_2PI));
+    }),
+  );
+}
+
+/** KL(N(mu, sigma^2) || N(m0, s^2)) summed over a leaf: log(s / sigma) + (sigma^2 + (mu - m0)^2) / (2 s^2) - 1/2. */
+function klLeaf(mu: JArray, rho: JArray, m0: number, s: number): JArray {
+  const sig = softplus(rho);
+  const d = m0 === 0 ? mu : mu.sub(m0);
+  const size = d.shape.reduce((a, b) => a * b, 1);
+  const quad = sig.ref.mul(sig.ref).add(d.ref.mul(d)).sum().mul(1 / (2 * s * s));
+  return quad.sub(np.log(sig).sum()).add(size * (Math.log(s) - 0.5));
+}
+
+/** The prior standard deviation of each of the network's layers (`perLayer` or `scale`), checked. */
+export function layerScales(prior: PriorSpec, layerCount: number): number[] {
+  if (prior.perLayer && prior.perLayer.length !== layerCount) {
+    throw new RangeError(`prior: perLayer has ${prior.perLayer.length} scales but the network has ${layerCount} layers`);
+  }
+  return Array.from({ length: layerCount }, (_, l) => {
+    const s = prior.perLayer ? prior.perLayer[l] : prior.scale;
+    if (!(s > 0)) throw new RangeError(`prior: scale must be > 0, got ${s} for layer ${l}`);
+    return s;
+  });
+}
+
+/**
+ * Analytic KL(q || p) to the model's Gaussian prior (src/models/prior.ts):
+ *
+ *   KL = sum_l sum_{i in layer l} [ log(s_l / sigma_i) + (sigma_i^2 + mu_i^2) / (2 s_l^2) - 1/2 ]
+ *        + [ -log sigma_ls + (sigma_ls^2 + (mu_ls - m0)^2) / 2 - 1/2 ]   (when q has `lik.logSigma`)
+ *
+ * with s_l the prior scale of layer l and m0 = `likPrior.logSigmaMean` (the learned noise scale's
+ * N(log sigma0, 1) prior; see {@link likPriorOf}). Consumes `q`.
+ * @example
+ * const kl = meanFieldKlToPrior(q, model.prior, likPriorOf(model));
+ */
+export function meanFieldKlToPrior(q: MeanField, prior: PriorSpec, likPrior: LikPrior = { logSigmaMean: 0 }): JArray {
+  const muLayers = layerList(q.mu.net);
+  const rhoLayers = layerList(q.rho.net);
+  const scales = layerScales(prior, muLayers.length);
+  const terms: JArray[] = [];
+  muLayers.forEach((layer, l) => {
+    const mus = tree.leaves(layer) as JArray[];
+    const rhos = tree.leaves(rhoLayers[l]) as JArray[];
+    mus.forEach((m, i) => terms.push(klLeaf(m, rhos[i], 0, scales[l])));
+  });
+  if (q.mu.lik !== undefined) {
+    const mus = tree.leaves(q.mu.lik) as JArray[];
+    const rhos = tree.leaves(q.rho.lik as Tree) as JArray[];
+    mus.forEach((m, i) => terms.push(klLeaf(m, rhos[i], likPrior.logSigmaMean, 1)));
+  }
+  return sumLeaves(terms);
+}
