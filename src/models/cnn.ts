@@ -8,7 +8,7 @@
  * training step of the canonical MNIST CNN), and its backward pass is plain matmuls, slices and pads.
  */
 import { np, split, type JArray, type Key, type Tree } from "../core/engine.js";
-import { activate, dense, initDense, type Activation, type DenseParams, type Network } from "./network.js";
+import { activate, dense, initDense, type Activation, type DenseFn, type DenseParams, type Network } from "./network.js";
 
 /** Kernel size of every convolution. */
 const K = 3;
@@ -84,6 +84,20 @@ export function cnn(opts: CnnOptions): Network {
   const flat = hs * ws * opts.channels[opts.channels.length - 1];
   const denseSizes = [flat, ...hidden, opts.outputDim];
   const gain = act === "tanh" ? 1 : 2;
+  /** The forward pass; dense layers (not convolutions) go through `denseFn`. */
+  function run(params: Tree, x: JArray, denseFn: DenseFn): JArray {
+    const p = params as CnnParams;
+    const n = x.shape[0];
+    // [n, C, H, W] -> NHWC; a single channel needs only a reshape.
+    let h = c0 === 1 ? x.reshape([n, h0, w0, 1]) : x.reshape([n, c0, h0, w0]).transpose([0, 2, 3, 1]);
+    for (const conv of p.convs) h = maxPool2(activate(conv3x3(h, conv.w, conv.b), act));
+    h = h.reshape([n, flat]);
+    p.dense.forEach((layer, i) => {
+      h = denseFn(layer, h, i);
+      if (i < p.dense.length - 1) h = activate(h, act);
+    });
+    return h;
+  }
   return {
     spec: opts.spec ?? `cnn:${opts.channels.join(",")}${hidden.length ? `:${hidden.join(",")}` : ""}`,
     inputShape: [...opts.inputShape],
@@ -103,17 +117,8 @@ export function cnn(opts: CnnOptions): Network {
       return { convs, dense } satisfies CnnParams;
     },
     apply(params: Tree, x: JArray): JArray {
-      const p = params as CnnParams;
-      const n = x.shape[0];
-      // [n, C, H, W] -> NHWC; a single channel needs only a reshape.
-      let h = c0 === 1 ? x.reshape([n, h0, w0, 1]) : x.reshape([n, c0, h0, w0]).transpose([0, 2, 3, 1]);
-      for (const conv of p.convs) h = maxPool2(activate(conv3x3(h, conv.w, conv.b), act));
-      h = h.reshape([n, flat]);
-      p.dense.forEach((layer, i) => {
-        h = dense(layer, h);
-        if (i < p.dense.length - 1) h = activate(h, act);
-      });
-      return h;
+      return run(params, x, (layer, h) => dense(layer as DenseParams, h));
     },
+    applyWith: run,
   };
 }

@@ -3,7 +3,7 @@
  * a linear output layer.
  */
 import { np, split, type JArray, type Key, type Tree } from "../core/engine.js";
-import { activate, dense, initDense, type Activation, type DenseParams, type Network } from "./network.js";
+import { activate, dense, initDense, type Activation, type DenseFn, type DenseParams, type Network } from "./network.js";
 
 /** MLP parameters: one `{w, b}` per layer, input to output. */
 export type MlpParams = { layers: DenseParams[] };
@@ -30,6 +30,15 @@ export function mlp(opts: MlpOptions): Network {
   for (const h of opts.hidden) {
     if (!Number.isInteger(h) || h <= 0) throw new RangeError(`mlp: hidden widths must be positive integers, got ${h}`);
   }
+  function run(params: Tree, x: JArray, denseFn: DenseFn): JArray {
+    const { layers } = params as MlpParams;
+    let h = x.ndim === 2 && x.shape[1] === inDim ? x : np.reshape(x, [x.shape[0], inDim]);
+    layers.forEach((layer, i) => {
+      h = denseFn(layer, h, i);
+      if (i < layers.length - 1) h = activate(h, act);
+    });
+    return h;
+  }
   return {
     spec: opts.spec ?? `mlp:${opts.hidden.join(",")}${act === "relu" ? "" : `:${act}`}`,
     inputShape: [...opts.inputShape],
@@ -40,13 +49,8 @@ export function mlp(opts: MlpOptions): Network {
       return { layers } satisfies MlpParams;
     },
     apply(params: Tree, x: JArray): JArray {
-      const { layers } = params as MlpParams;
-      let h = x.ndim === 2 && x.shape[1] === inDim ? x : np.reshape(x, [x.shape[0], inDim]);
-      layers.forEach((layer, i) => {
-        h = dense(layer, h);
-        if (i < layers.length - 1) h = activate(h, act);
-      });
-      return h;
+      return run(params, x, (layer, h) => dense(layer as DenseParams, h));
     },
+    applyWith: run,
   };
 }

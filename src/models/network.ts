@@ -20,7 +20,19 @@ export interface Network {
   init(key: Key): Tree;
   /** Outputs `[n, outputDim]` for inputs `[n, ...inputShape]`. */
   apply(params: Tree, x: JArray): JArray;
+  /**
+   * `apply` with every dense layer replaced by `denseFn` (optional hook for methods that work on
+   * layers: local reparameterisation and flipout in src/vi/bbb.ts). `denseFn(layer, h, i)` receives
+   * the dense layer's slot of `params` untouched (so it may hold anything, e.g. a layer's
+   * variational parameters), the layer input `h` `[n, fanIn]` and the layer's index among the dense
+   * layers; it returns the pre-activations `[n, fanOut]`. Other layers (convolutions) read `params`
+   * as in `apply`. Consumes its arguments.
+   */
+  applyWith?(params: Tree, x: JArray, denseFn: DenseFn): JArray;
 }
+
+/** A replacement for a dense layer `h W + b` (see {@link Network.applyWith}). Consumes `layer` and `h`. */
+export type DenseFn = (layer: Tree, h: JArray, index: number) => JArray;
 
 /** Apply an activation by name (consumes `x`). */
 export function activate(x: JArray, act: Activation): JArray {
