@@ -7,9 +7,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fromHost, key, keep, np, split, toHost, tree, type JArray } from "../src/core/engine.js";
+import { compile, fromHost, key, keep, np, split, toHost, tree, type JArray, type Key } from "../src/core/engine.js";
 import { gaussian } from "../src/models/likelihood.js";
-import { makeModel, type Params } from "../src/models/model.js";
+import { makeModel, type Batch, type Params } from "../src/models/model.js";
+import { create as bbb, type BbbState } from "../src/vi/bbb.js";
 import { mlp } from "../src/models/mlp.js";
 import {
   meanFieldEntropy,
@@ -126,4 +127,84 @@ test("analytic KL to the Gaussian prior (incl. perLayer and lik.logSigma) matche
   tree.dispose(q);
 });
 
-export { split, makeModel, mlp, gaussian };
+
+// ---------------------------------------------------------------------------------------------
+// Bayes-by-backprop.
+
+/** Tiny regression data: x in [-1, 1]^d, y = x . wTrue + 0.3 noise (host PRNG, deterministic). */
+function regression(n: number, d: number, seed = 5) {
+  let s = seed;
+  const u = () => ((s = (s * 16807) % 2147483647) / 2147483647);
+  const x = new Float32Array(n * d);
+  const y = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let a = 0.2;
+    for (let j = 0; j < d; j++) {
+      x[i * d + j] = u() * 2 - 1;
+      a += x[i * d + j] * (j % 2 === 0 ? 0.8 : -0.5);
+    }
+    y[i] = a + 0.3 * Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+  }
+  return { x, y };
+}
+
+/** Mean and standard error of a list. */
+function meanSe(v: number[]): [number, number] {
+  const m = v.reduce((a, b) => a + b, 0) / v.length;
+  const var_ = v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - 1);
+  return [m, Math.sqrt(var_ / v.length)];
+}
+
+test("BBB objective is an unbiased estimate of the closed-form negative ELBO on a conjugate linear model (all estimators)", async () => {
+  // Linear model f(x) = x w + b (mlp with no hidden layer), Gaussian likelihood with fixed sigma, N(0, s^2) prior.
+  const N = 24, D = 3, SIG = 0.5, PS = 1.5;
+  const { x, y } = regression(N, D);
+  const model = makeModel(mlp({ inputShape: [D], hidden: [], outputDim: 1 }), gaussian({ sigma: SIG }), { kind: "gaussian", scale: PS });
+  const muW = [0.5, -0.3, 0.7], muB = 0.1, sW = [0.2, 0.35, 0.15], sB = 0.25;
+  // Closed form: E_q log p(y_n | x_n, theta) = -log(2 pi sigma^2)/2 - [(y_n - x_n mu_w - mu_b)^2 + x_n^2 . s_w^2 + s_b^2] / (2 sigma^2).
+  let ell = 0;
+  for (let i = 0; i < N; i++) {
+    let m = muB, v = sB * sB;
+    for (let j = 0; j < D; j++) {
+      m += x[i * D + j] * muW[j];
+      v += x[i * D + j] ** 2 * sW[j] ** 2;
+    }
+    ell += -0.5 * Math.log(2 * Math.PI * SIG * SIG) - ((y[i] - m) ** 2 + v) / (2 * SIG * SIG);
+  }
+  const klOne = (m: number, s: number) => Math.log(PS / s) + (s * s + m * m) / (2 * PS * PS) - 0.5;
+  const kl = muW.reduce((a, m, j) => a + klOne(m, sW[j]), klOne(muB, sB));
+  const want = (-ell + kl) / N; // -ELBO per datum
+  const rho = (v: number) => Math.log(Math.expm1(v));
+  const q: MeanField = {
+    mu: { net: { layers: [{ w: fromHost(muW, [D, 1]), b: fromHost([muB], [1]) }] } },
+    rho: { net: { layers: [{ w: fromHost(sW.map(rho), [D, 1]), b: fromHost([rho(sB)], [1]) }] } },
+  };
+  const batch = { x: fromHost(x, [N, D]), y: fromHost(y, [N]) };
+  for (const estimator of ["reparam", "lrt", "flipout"] as const) {
+    const vi = bbb(model, { dataSize: N, estimator, learningRate: 1e-3 });
+    const s0 = vi.init(key(0), keep(q.mu));
+    tree.dispose(s0.q);
+    const state = { ...s0, q: keep(q) };
+    const stepJ = compile((k: Key, st: BbbState, b: Batch) => vi.step(k, st, b)[1]);
+    const losses: number[] = [];
+    const kls: number[] = [];
+    let ks = key(100);
+    for (let i = 0; i < 400; i++) {
+      const [k1, k2] = split(ks, 2);
+      ks = k2;
+      const info = stepJ(k1, state, batch);
+      losses.push((await toHost(info.loss))[0]);
+      kls.push((await toHost(info.kl))[0]);
+      tree.dispose([info.nll, info.klWeight]);
+    }
+    ks.dispose();
+    stepJ.dispose();
+    tree.dispose(state);
+    const [m, se] = meanSe(losses);
+    log(`BBB ${estimator}: mean loss ${m.toFixed(5)} +- ${se.toFixed(5)}, closed form ${want.toFixed(5)}`);
+    assert.ok(Math.abs(m - want) < 3.5 * se, `${estimator}: ${m} +- ${se} vs ${want}`);
+    assert.ok(se > 0 && se < 0.05 * Math.abs(want), `${estimator}: se ${se}`);
+    assert.ok(Math.abs(kls[0] - kl) < 1e-4 * Math.max(1, kl), `${estimator}: KL ${kls[0]} vs ${kl}`);
+  }
+  tree.dispose([q, batch]);
+});

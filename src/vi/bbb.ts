@@ -1,0 +1,367 @@
+/**
+ * Bayes-by-backprop: mean-field Gaussian variational inference over every weight of a network
+ * (Blundell, Cornebise, Kavukcuoglu & Wierstra 2015, "Weight uncertainty in neural networks"), with
+ * three gradient estimators of the expected log-likelihood:
+ *
+ * - `"reparam"`: plain reparameterisation, one weight draw theta = mu + sigma * eps per minibatch
+ *   (per Monte Carlo sample), shared by all its examples (Blundell et al. 2015);
+ * - `"lrt"`: the local reparameterisation trick (Kingma, Salimans & Welling 2015, "Variational dropout
+ *   and the local reparameterization trick"): a dense layer's pre-activations are Gaussian under q,
+ *   b_n ~ N(h_n mu_W + mu_b, h_n^2 sigma_W^2 + sigma_b^2) (squares elementwise), and are drawn
+ *   directly, independently per example: same expectation, lower variance, no weight draw;
+ * - `"flipout"` (Wen, Vicol, Ba, Tran & Grosse 2018, "Flipout: efficient pseudo-independent weight
+ *   perturbations on mini-batches"): one shared perturbation dW = sigma_W * eps_W per minibatch,
+ *   decorrelated across examples by random signs, b_n = h_n mu_W + mu_b + ((h_n * s_n) dW + sigma_b
+ *   eps_b) * r_n with s_n, r_n uniform in {-1, +1}. Each example's weights are still exactly
+ *   distributed as q.
+ *
+ * The local estimators apply to dense layers only; a CNN's convolutions use plain reparameterised
+ * weights drawn once per minibatch, as does the likelihood's own `lik.logSigma`. This is why the
+ * method takes the {@link Model} (its network's `applyWith` layer hook, and its prior for the analytic
+ * KL) instead of only a `logDensity`.
+ *
+ * Objective (minimised, per training point), with q's parameters phi = (mu, rho), sigma = softplus(rho):
+ *
+ *   L(phi) = (1/N) [ -(N/S) sum_{s=1..S} (1/n) sum_{i in batch} log p(y_i | x_i, theta_s)
+ *                    + w_t (KL(q || p) + (1 - T) H[q]) ]
+ *
+ * which at w_t = 1 and T = 1 is the negative ELBO per datum, -ELBO / N. w_t is the KL weight of step t
+ * (constant, a linear warm-up, or Blundell et al.'s minibatch weighting) and T the posterior
+ * temperature of src/models/model.ts: the tempered target p_T(theta) ∝ (p(theta) p(D | theta))^(1/T)
+ * gives T KL(q || p_T) = -E_q log p(D | theta) + KL(q || p) + (1 - T) H[q] + const.
+ *
+ * The prior is the model's Gaussian prior (analytic KL) or Blundell et al.'s scale mixture
+ * pi N(0, s1^2) + (1 - pi) N(0, s2^2) on every network weight (KL by Monte Carlo: -log p(theta') - H[q]
+ * with one separate draw theta' ~ q and the analytic entropy). A learned noise scale keeps its
+ * N(log sigma0, 1) prior (analytic). Optimiser: Adam (src/optim/transform.ts).
+ *
+ * @example
+ * const vi = create(model, { dataSize: N, estimator: "lrt", learningRate: 1e-3 });
+ * let state = vi.init(key(0), model.init(key(1)));
+ * [state, info] = vi.step(key(2), state, batch);        // inside compile(...)
+ * const draws = vi.sample(key(3), state, 20);           // leaves [20, ...shape]
+ */
+import { keep, lax, np, random, split, tree, grad, type JArray, type Key, type Tree } from "../core/engine.js";
+import type { Batch, Model, Params } from "../models/model.js";
+import type { DenseFn } from "../models/network.js";
+import { gaussianLogPrior, layerList, type PriorSpec } from "../models/prior.js";
+import { adam, applyUpdates, type GradientTransformation } from "../optim/transform.js";
+import {
+  likPriorOf,
+  meanFieldEntropy,
+  meanFieldInit,
+  meanFieldKlToPrior,
+  meanFieldSample,
+  meanFieldSampleStacked,
+  softplus,
+  sumLeaves,
+  type LikPrior,
+  type MeanField,
+} from "./meanfield.js";
+
+const LOG_2PI = Math.log(2 * Math.PI);
+
+/** How the expected log-likelihood's gradient is estimated (see the module comment). */
+export type Estimator = "reparam" | "lrt" | "flipout";
+
+/**
+ * Blundell et al.'s scale-mixture prior on every network weight: pi N(0, sigma1^2) + (1 - pi) N(0, sigma2^2)
+ * (typically sigma1 > sigma2, e.g. pi = 0.5, sigma1 = 1, sigma2 = e^-6).
+ */
+export interface ScaleMixturePrior {
+  readonly kind: "scaleMixture";
+  readonly pi: number;
+  readonly sigma1: number;
+  readonly sigma2: number;
+}
+
+/** The prior of a mean-field method: the model's Gaussian prior spec, or a scale mixture. */
+export type VIPrior = PriorSpec | ScaleMixturePrior;
+
+/**
+ * KL weight w_t of step t (t = 0, 1, ...):
+ * - a number c, or `{ kind: "constant", value: c }`: w_t = c;
+ * - `{ kind: "linear", warmupSteps: W }`: w_t = min(1, (t + 1) / W) (KL annealing);
+ * - `{ kind: "blundell", batchesPerEpoch: M }`: Blundell et al. 2015 eq. (9), pi_i = 2^(M-i) / (2^M - 1)
+ *   for the i-th minibatch of an epoch (i = t mod M + 1), expressed on our N-scaled likelihood as
+ *   w_t = M pi_i (the weights average to 1 over an epoch; early minibatches are KL-dominated).
+ */
+export type KlWeight =
+  | number
+  | { readonly kind: "constant"; readonly value: number }
+  | { readonly kind: "linear"; readonly warmupSteps: number }
+  | { readonly kind: "blundell"; readonly batchesPerEpoch: number };
+
+/** Options of {@link create}. */
+export interface BbbOptions {
+  /** N, the number of training examples. */
+  readonly dataSize: number;
+  /** Gradient estimator of the expected log-likelihood (default `"reparam"`). */
+  readonly estimator?: Estimator;
+  /** S, Monte Carlo samples of the expected log-likelihood per step (default 1). */
+  readonly samples?: number;
+  /** Adam learning rate (default 1e-3); ignored when `optimizer` is given. */
+  readonly learningRate?: number;
+  /** Any gradient transformation over q's parameters (default `adam(learningRate)`). */
+  readonly optimizer?: GradientTransformation;
+  /** Prior (default the model's Gaussian prior). */
+  readonly prior?: VIPrior;
+  /** KL weight schedule (default 1). */
+  readonly klWeight?: KlWeight;
+  /** Posterior temperature T >= 0 (default 1). */
+  readonly temperature?: number;
+  /** Initial standard deviation of every weight in q (default 1e-2); the means start at `params`. */
+  readonly sigma0?: number;
+}
+
+/** Bayes-by-backprop state: q, the optimiser state, and the step counter (float32 scalar). */
+export type BbbState = { q: MeanField; opt: Tree; step: JArray };
+
+/**
+ * Per-step information: `loss` the minimised objective L per datum (= -ELBO / N at w = 1, T = 1),
+ * `nll` the Monte Carlo mean negative log-likelihood per datum, `kl` the KL(q || p) estimate (exact for
+ * a Gaussian prior), `klWeight` the w_t used.
+ */
+export type BbbInfo = { loss: JArray; nll: JArray; kl: JArray; klWeight: JArray };
+
+/** A mean-field VI method in the shared `{init, step, sample}` shape. */
+export interface MeanFieldMethod<I> {
+  /** q centred on `params` (consumed) with standard deviation sigma0 everywhere; consumes `key`. */
+  init(key: Key, params: Params): BbbState;
+  /** One Adam step on the objective; consumes all arguments. */
+  step(key: Key, state: BbbState, batch: Batch): [BbbState, I];
+  /** `s` draws from q stacked on a leading axis (consumes `key`, borrows `state`). */
+  sample(key: Key, state: BbbState, s: number): Params;
+}
+
+/** Validate and resolve the KL weight schedule into a traceable function of the step counter. */
+export function klWeightSchedule(w: KlWeight | undefined): (t: JArray) => JArray {
+  const spec = w ?? 1;
+  if (typeof spec === "number" || spec.kind === "constant") {
+    const c = typeof spec === "number" ? spec : spec.value;
+    if (!(c >= 0) || !Number.isFinite(c)) throw new RangeError(`bbb: klWeight must be a finite number >= 0, got ${c}`);
+    return (t) => t.mul(0).add(c);
+  }
+  if (spec.kind === "linear") {
+    const warm = spec.warmupSteps;
+    if (!(Number.isInteger(warm) && warm >= 1)) throw new RangeError(`bbb: klWeight warmupSteps must be a positive integer, got ${warm}`);
+    return (t) => np.minimum(t.add(1).mul(1 / warm), 1);
+  }
+  if (spec.kind === "blundell") {
+    const m = spec.batchesPerEpoch;
+    if (!(Number.isInteger(m) && m >= 1)) throw new RangeError(`bbb: klWeight batchesPerEpoch must be a positive integer, got ${m}`);
+    // w = M 2^(M-i) / (2^M - 1) = M 2^(-i) / (1 - 2^(-M)), i = (t mod M) + 1, written to avoid 2^M overflow.
+    const denom = -Math.expm1(-m * Math.LN2);
+    return (t) => {
+      const i = t.ref.sub(np.floor(t.mul(1 / m)).mul(m)).add(1);
+      return np.exp(i.mul(-Math.LN2)).mul(m / denom);
+    };
+  }
+  throw new TypeError(`bbb: unknown klWeight kind '${(spec as { kind: string }).kind}'`);
+}
+
+/** Check an estimator name and that the network supports it. */
+export function checkEstimator(model: Model, e: string | undefined): Estimator {
+  const est = (e ?? "reparam") as Estimator;
+  if (est !== "reparam" && est !== "lrt" && est !== "flipout") {
+    throw new RangeError(`bbb: estimator must be "reparam", "lrt" or "flipout", got '${e}'`);
+  }
+  if (est !== "reparam" && !model.network.applyWith) {
+    throw new RangeError(`bbb: estimator '${est}' needs a network with the applyWith layer hook; '${model.network.spec}' has none (use "reparam")`);
+  }
+  return est;
+}
+
+function checkPrior(p: VIPrior): VIPrior {
+  if (p.kind === "scaleMixture") {
+    if (!(p.pi > 0 && p.pi < 1)) throw new RangeError(`bbb: scale-mixture pi must be in (0, 1), got ${p.pi}`);
+    if (!(p.sigma1 > 0 && p.sigma2 > 0)) throw new RangeError(`bbb: scale-mixture sigmas must be > 0, got ${p.sigma1}, ${p.sigma2}`);
+  }
+  return p;
+}
+
+type Layer = { w: JArray; b: JArray };
+type QLayer = { mu: Layer; rho: Layer };
+
+/** The key of the network's dense-layer list (`layers` for MLPs, `dense` for CNNs). */
+function denseKey(net: Tree): "layers" | "dense" {
+  const p = net as Record<string, unknown>;
+  if (Array.isArray(p.layers)) return "layers";
+  if (Array.isArray(p.dense)) return "dense";
+  throw new TypeError("bbb: unknown parameter layout (expected 'layers' or 'convs' + 'dense')");
+}
+
+/** Local reparameterisation of one dense layer (Kingma et al. 2015). Consumes all. */
+function lrtDense(k: Key, l: QLayer, h: JArray): JArray {
+  const n = h.shape[0];
+  const fout = l.mu.w.shape[1];
+  const sw = softplus(l.rho.w);
+  const sb = softplus(l.rho.b);
+  const m = np.matmul(h.ref, l.mu.w).add(l.mu.b);
+  const v = np.matmul(h.ref.mul(h), sw.ref.mul(sw)).add(sb.ref.mul(sb));
+  return m.add(np.sqrt(v).mul(random.normal(k, [n, fout])));
+}
+
+/** Flipout perturbation of one dense layer (Wen et al. 2018). Consumes all. */
+function flipoutDense(k: Key, l: QLayer, h: JArray): JArray {
+  const n = h.shape[0];
+  const [fin, fout] = l.mu.w.shape;
+  const [kw, kb, ki, ko] = split(k, 4);
+  const sIn = random.rademacher(ki, { shape: [n, fin], dtype: np.float32 });
+  const sOut = random.rademacher(ko, { shape: [n, fout], dtype: np.float32 });
+  const dW = softplus(l.rho.w).mul(random.normal(kw, [fin, fout]));
+  const db = softplus(l.rho.b).mul(random.normal(kb, [fout]));
+  const m = np.matmul(h.ref, l.mu.w).add(l.mu.b);
+  return m.add(np.matmul(h.mul(sIn), dW).add(db).mul(sOut));
+}
+
+/**
+ * Network outputs `[n, d]` for one draw from q under an estimator, and the likelihood parameters used
+ * (a reparameterised draw, or `undefined`). Consumes `k`, `q` and `x`.
+ */
+export function sampledOutputs(model: Model, estimator: Estimator, k: Key, q: MeanField, x: JArray): [JArray, Tree | undefined] {
+  if (estimator === "reparam") {
+    const theta = meanFieldSample(k, q);
+    return [model.network.apply(theta.net, x), theta.lik];
+  }
+  const [kConv, kDense, kLik] = split(k, 3);
+  const dk = denseKey(q.mu.net);
+  const muNet = q.mu.net as Record<string, Tree>;
+  const rhoNet = q.rho.net as Record<string, Tree>;
+  const muD = muNet[dk] as Layer[];
+  const rhoD = rhoNet[dk] as Layer[];
+  const slots: QLayer[] = muD.map((mu, i) => ({ mu, rho: rhoD[i] }));
+  const params: Record<string, Tree> = { [dk]: slots as unknown as Tree };
+  // Non-dense parts (convolutions): plain reparameterised weights, one draw per minibatch.
+  const others = Object.keys(muNet).filter((name) => name !== dk);
+  const convKeys = split(kConv, Math.max(1, others.length));
+  if (others.length === 0) convKeys[0].dispose();
+  others.forEach((name, i) => {
+    params[name] = meanFieldSample(convKeys[i], { mu: { net: muNet[name] }, rho: { net: rhoNet[name] } }).net;
+  });
+  const keys = split(kDense, Math.max(1, slots.length));
+  const layerFn = estimator === "lrt" ? lrtDense : flipoutDense;
+  const denseFn: DenseFn = (layer, h, i) => layerFn(keys[i], layer as unknown as QLayer, h);
+  const out = model.network.applyWith!(params, x, denseFn);
+  let lik: Tree | undefined;
+  if (q.mu.lik !== undefined) lik = meanFieldSample(kLik, { mu: { net: q.mu.lik }, rho: { net: q.rho.lik as Tree } }).net;
+  else kLik.dispose();
+  return [out, lik];
+}
+
+/**
+ * Per-example log p(y_i | x_i, theta) `[n]` for one draw theta ~ q under an estimator (for `"lrt"` and
+ * `"flipout"` every example has its own effective draw, exactly distributed as q). Consumes all.
+ */
+export function sampledLogLik(model: Model, estimator: Estimator, k: Key, q: MeanField, batch: Batch): JArray {
+  const [out, lik] = sampledOutputs(model, estimator, k, q, batch.x);
+  return model.likelihood.logLik(out, batch.y, lik);
+}
+
+/** log of the scale-mixture density summed over a leaf (consumes `th`). */
+function mixtureLogDensity(p: ScaleMixturePrior, th: JArray): JArray {
+  const sq = th.ref.mul(th);
+  const a = sq.ref.mul(-0.5 / (p.sigma1 * p.sigma1)).add(Math.log(p.pi) - Math.log(p.sigma1) - 0.5 * LOG_2PI);
+  const b = sq.mul(-0.5 / (p.sigma2 * p.sigma2)).add(Math.log(1 - p.pi) - Math.log(p.sigma2) - 0.5 * LOG_2PI);
+  const m = lax.stopGradient(np.maximum(a.ref, b.ref));
+  return np.log(np.exp(a.sub(m.ref)).add(np.exp(b.sub(m.ref)))).add(m).sum();
+}
+
+/**
+ * The prior side of the objective: returns `[kl, reg]` with `kl` an estimate of KL(q || p) and
+ * `reg = kl + (1 - T) H[q]` (= -E_q log p(theta) - T H[q]). Analytic for a Gaussian prior; for a scale
+ * mixture, -log p(theta') - H[q] with one draw theta' ~ q from `k`. Consumes `k` and `q`.
+ */
+export function priorTerms(prior: VIPrior, likPrior: LikPrior, temperature: number, k: Key, q: MeanField): [JArray, JArray] {
+  if (prior.kind === "gaussian") {
+    k.dispose();
+    if (temperature === 1) {
+      const kl = meanFieldKlToPrior(q, prior, likPrior);
+      return [kl.ref, kl];
+    }
+    const h = meanFieldEntropy(keep(q.rho));
+    const kl = meanFieldKlToPrior(q, prior, likPrior);
+    return [kl.ref, kl.add(h.mul(1 - temperature))];
+  }
+  const h = meanFieldEntropy(keep(q.rho));
+  const negLogP = viLogPrior(prior, likPrior, meanFieldSample(k, q)).mul(-1);
+  return [negLogP.ref.sub(h.ref), negLogP.sub(h.mul(temperature))];
+}
+
+/**
+ * log p(theta) under a {@link VIPrior}: the Gaussian prior of src/models/prior.ts or the scale
+ * mixture on every network weight, plus the N(logSigmaMean, 1) prior of a learned `lik.logSigma`.
+ * Consumes `theta`.
+ */
+export function viLogPrior(prior: VIPrior, likPrior: LikPrior, theta: Params): JArray {
+  const terms: JArray[] = [];
+  if (prior.kind === "gaussian") terms.push(gaussianLogPrior(prior, theta.net));
+  else for (const layer of layerList(theta.net)) for (const leaf of tree.leaves(layer) as JArray[]) terms.push(mixtureLogDensity(prior, leaf));
+  if (theta.lik !== undefined) {
+    for (const ls of tree.leaves(theta.lik) as JArray[]) {
+      const size = ls.shape.reduce((a, b) => a * b, 1);
+      const d = ls.sub(likPrior.logSigmaMean);
+      terms.push(d.ref.mul(d).mul(-0.5).sum().sub(0.5 * LOG_2PI * size));
+    }
+  }
+  return sumLeaves(terms);
+}
+
+/**
+ * Build Bayes-by-backprop for a model (see the module comment for the objective and estimators).
+ * @param model the model; its network must have `applyWith` for `"lrt"` / `"flipout"`.
+ * @param opts see {@link BbbOptions}.
+ */
+export function create(model: Model, opts: BbbOptions): MeanFieldMethod<BbbInfo> {
+  const n = opts.dataSize;
+  if (!(n > 0)) throw new RangeError(`bbb: dataSize must be > 0, got ${n}`);
+  const estimator = checkEstimator(model, opts.estimator);
+  const s = opts.samples ?? 1;
+  if (!(Number.isInteger(s) && s >= 1)) throw new RangeError(`bbb: samples must be a positive integer, got ${s}`);
+  const temp = opts.temperature ?? 1;
+  if (!(temp >= 0) || !Number.isFinite(temp)) throw new RangeError(`bbb: temperature must be a finite number >= 0, got ${temp}`);
+  const sigma0 = opts.sigma0 ?? 1e-2;
+  const prior = checkPrior(opts.prior ?? model.prior);
+  const likPrior = likPriorOf(model);
+  const weightAt = klWeightSchedule(opts.klWeight);
+  const opt = opts.optimizer ?? adam(opts.learningRate ?? 1e-3);
+
+  /** L(q) per datum and its parts; consumes everything. */
+  const objective = (q: MeanField, k: Key, batch: Batch, w: JArray): [JArray, { loss: JArray; nll: JArray; kl: JArray }] => {
+    const keys = split(k, s + 1);
+    let ll: JArray | undefined;
+    for (let i = 0; i < s; i++) {
+      const b = i === s - 1 ? batch : (tree.ref(batch) as Batch);
+      const li = sampledLogLik(model, estimator, keys[i], keep(q), b).mean();
+      ll = ll ? ll.add(li) : li;
+    }
+    const nll = ll!.mul(-1 / s);
+    const [kl, reg] = priorTerms(prior, likPrior, temp, keys[s], q);
+    const loss = nll.ref.add(reg.mul(w).mul(1 / n));
+    return [loss.ref, { loss, nll, kl }];
+  };
+  const gradFn = grad(objective as never, { hasAux: true }) as unknown as (
+    q: MeanField,
+    k: Key,
+    batch: Batch,
+    w: JArray,
+  ) => [MeanField, { loss: JArray; nll: JArray; kl: JArray }];
+
+  return {
+    init(k, params) {
+      k.dispose();
+      const q = meanFieldInit(params, sigma0);
+      return { q, opt: opt.init(keep(q) as unknown as Tree), step: np.array(0) };
+    },
+    step(k, state, batch) {
+      const w = weightAt(state.step.ref);
+      const [g, aux] = gradFn(keep(state.q), k, batch, w.ref);
+      const [updates, optState] = opt.update(g as unknown as Tree, state.opt, keep(state.q) as unknown as Tree);
+      const q = applyUpdates(state.q as unknown as Tree, updates) as unknown as MeanField;
+      return [{ q, opt: optState, step: state.step.add(1) }, { ...aux, klWeight: w }];
+    },
+    sample(k, state, count) {
+      return meanFieldSampleStacked(k, keep(state.q), count);
+    },
+  };
+}
