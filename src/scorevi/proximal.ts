@@ -1,0 +1,393 @@
+/**
+ * Proximal score-matching variational inference, in the spirit of Kim (2026), "Large-scale
+ * score-based variational posterior inference for Bayesian deep neural networks".
+ *
+ * Each outer iteration t freezes q_t, draws theta_1..theta_M ~ q_t (plain draws, NOT
+ * reparameterised: they are constants of the objective below), evaluates the unbiased minibatch
+ * score of the target at each draw,
+ *
+ *   s(theta) = grad log p(theta) + (N / n) sum_{i in batch} grad log p(y_i | x_i, theta)
+ *            = grad_theta logDensity(theta, batch)          (src/models/model.ts),
+ *
+ * and then takes K inner optimisation steps on the proximal score-matching objective
+ *
+ *   F_t(q) = (1/M) sum_m || W_t^{1/2} ( grad_theta log q(theta_m) - s(theta_m) ) ||^2 + lambda KL(q_t || q),
+ *
+ * a (weighted) Fisher-divergence estimate with the samples frozen at q_t, plus a proximal penalty that
+ * keeps q near q_t. q_{t+1} is the result of the K inner steps.
+ *
+ * Two versions:
+ * - {@link create}: a diagonal (mean-field) Gaussian over a network's parameter pytree
+ *   (src/vi/meanfield.ts). Everything is closed form: grad log q(theta) = -(theta - mu) / sigma^2, and
+ *   the inner steps are damped Newton steps in natural parameters, where F_t is convex.
+ * - {@link createFlat}: any flat-vector {@link Family} (full-rank Gaussian, flows, ...): grad log q by
+ *   autodiff of `family.logProb` with respect to theta, and the objective's gradient with respect to
+ *   q by autodiff of that (grad of grad; jax-js supports it, also under `jit`), with Adam.
+ *
+ * Fixed points. For a Gaussian target with precision P and mean m, the fixed point of the iteration
+ * (q_t = q_{t+1} in expectation) for the diagonal family has mean m and precision diag(P): with the
+ * draws frozen at q* = N(mu*, D^-1), the minimiser over diagonal D of E_{q*} || (P - D)(theta - mu*) ||^2
+ * solves D_jj Sigma*_jj = (P Sigma*)_jj, i.e. D_jj = P_jj when Sigma* = D^-1; the mean solves
+ * P (mu - m) = 0. This is the same as the KL(q || p) mean-field optimum. It is NOT the minimiser of
+ * the Fisher divergence E_q || grad log q - grad log p ||^2 with the expectation moving with q, whose
+ * diagonal precision is sqrt((P^2)_jj) >= P_jj. For a full-rank family the fixed point is p itself.
+ */
+import { grad, lax, np, split, tree, valueAndGrad, type JArray, type Key, type Tree } from "../core/engine.js";
+import type { Batch, LogDensityFn, Params } from "../models/model.js";
+import { adam, applyUpdates, type GradientTransformation } from "../optim/transform.js";
+import type { Family, FlatLogDensity } from "../vi/family.js";
+import { meanFieldInit, meanFieldSampleStacked, normalLike, softplus, type MeanField } from "../vi/meanfield.js";
+
+/** lambda as a constant, or as a traced function of the outer step counter t (float32 scalar; consumed). */
+export type LambdaSchedule = number | ((t: JArray) => JArray);
+
+/** Per-step information (float32 scalars). */
+export type ProximalInfo = {
+  /**
+   * The score-matching term of F_t at q_{t+1}. Diagonal version: per parameter (divided by the number
+   * of parameters), in the dimensionless q_t-weighted form (see {@link create}). Flat version: as in
+   * {@link createFlat}'s objective, times `scoreWeight`.
+   */
+  scoreLoss: JArray;
+  /** KL(q_t || q_{t+1}), nats (closed form for Gaussians; Monte Carlo for families without `kl`). */
+  kl: JArray;
+  /** Target score evaluations so far, this step's M included. */
+  evaluations: JArray;
+  /** -mean_m logDensity(theta_m) / N at the draws from q_t (diagonal version; a free by-product of the scores). */
+  loss: JArray;
+};
+
+/** Options of the diagonal (mean-field, pytree) version {@link create}. */
+export interface ProximalOptions {
+  /** N, the training-set size (used to report `info.loss` per datum). */
+  readonly dataSize: number;
+  /** lambda, the proximal strength (default 10); a number or a function of the step counter. */
+  readonly lambda?: LambdaSchedule;
+  /** M, draws from q_t (= score evaluations) per outer step (default 1). */
+  readonly samplesPerStep?: number;
+  /** K, inner Newton steps per outer step (default 2). */
+  readonly innerSteps?: number;
+  /** Damping eta of the inner Newton steps (default 1: full Newton steps). */
+  readonly learningRate?: number;
+  /** Initial standard deviation of every coordinate (default 1e-3). */
+  readonly sigma0?: number;
+}
+
+/** State of the diagonal version: q_t and counters (float32 scalars). */
+export type ProximalState = { q: MeanField; step: JArray; evaluations: JArray };
+
+/** A proximal score-VI method over parameter pytrees, in the shared `{init, step, sample}` shape. */
+export interface ProximalVi {
+  /** q_0 = N(params, sigma0^2 I). Consumes `key` and `params`. */
+  init(key: Key, params: Params): ProximalState;
+  /** One outer iteration (draws, scores, K inner steps). Pure and traceable; consumes all arguments. */
+  step(key: Key, state: ProximalState, batch: Batch): [ProximalState, ProximalInfo];
+  /** `s` draws from q stacked on a leading axis of every leaf. Consumes `key`, borrows `state`. */
+  sample(key: Key, state: ProximalState, s: number): Params;
+}
+
+function checkInt(who: string, name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`${who}: ${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
+function checkPos(who: string, name: string, v: number): number {
+  if (!(v > 0) || !Number.isFinite(v)) throw new RangeError(`${who}: ${name} must be a finite number > 0, got ${v}`);
+  return v;
+}
+
+function resolveLambda(who: string, lam: LambdaSchedule, m: number): (t: JArray) => JArray {
+  if (typeof lam === "function") return lam;
+  if (!(lam >= 0) || !Number.isFinite(lam)) throw new RangeError(`${who}: lambda must be a finite number >= 0, got ${lam}`);
+  if (lam === 0 && m === 1 && who === "proximal") {
+    throw new RangeError("proximal: lambda = 0 needs samplesPerStep >= 2 (one draw cannot identify both mean and variance)");
+  }
+  return (t) => np.zerosLike(t).add(lam);
+}
+
+/** sum of a list of scalars (consumes them). */
+function total(xs: JArray[]): JArray {
+  return xs.reduce((a, b) => a.add(b));
+}
+
+/**
+ * Proximal score-matching VI with a mean-field Gaussian q over a network's parameter pytree.
+ *
+ * Objective of outer step t (per coordinate j; q_t = N(mu_t, sigma_t^2), q = N(mu, sigma^2), draws
+ * theta_m = mu_t + sigma_t eps_m, eps_m ~ N(0, 1), frozen, scores s_m = grad logDensity(theta_m, batch)):
+ *
+ *   F_t(q) = sum_j [ (1/M) sum_m sigma_tj^2 ( -(theta_mj - mu_j) / sigma_j^2 - s_mj )^2 + lambda KL(q_tj || q_j) ],
+ *   KL(q_tj || q_j) = log(sigma_j / sigma_tj) + (sigma_tj^2 + (mu_tj - mu_j)^2) / (2 sigma_j^2) - 1/2.
+ *
+ * Normalisation (a choice): the score residual is weighted by sigma_tj^2, i.e. measured in units of
+ * q_t's own scale. The raw residual is O(N) per coordinate for a network (posterior precisions are
+ * O(N)), so the unweighted sum is O(N^2 d) and its balance with lambda KL would depend on N and on
+ * each weight's curvature; weighted, both terms are dimensionless and lambda has the same meaning for
+ * every coordinate and data size: near the fixed point, the curvature of the score term in mu is
+ * 2 / sigma^2 against lambda / sigma^2 for the KL, so one outer step moves q a fraction ~2 / (2 + lambda)
+ * of the way to the one-batch score-matching solution. lambda is therefore the outer step size's
+ * inverse: large lambda averages the minibatch noise of the scores over ~lambda / 2 steps. A diagonal
+ * weight does not move the diagonal fixed point (mean m, precision diag(P); see the module comment).
+ *
+ * Parameterisation and optimiser (a choice): in the dimensionless natural coordinates
+ * a = sigma_t^2 / sigma^2 (relative precision) and c = sigma_t (mu - mu_t) / sigma^2, the residual is
+ * sigma_t r = -a eps + c - sigma_t s, linear in (a, c), so the score term is a convex quadratic, and
+ * KL = (a + c^2 / a - log a - 1) / 2 is convex too. Each coordinate is a separate 2-D convex problem
+ * whose gradient and 2 x 2 Hessian are closed form in five per-coordinate moments of the draws
+ * (mean eps, mean eps^2, mean s~, mean s~ eps, with s~ = sigma_t s); the K inner steps are damped
+ * Newton steps (a, c) <- (a, c) - eta H^-1 g from (1, 0) (q = q_t), with a kept >= a / 4 per step (the
+ * log barrier of the KL keeps the optimum positive; the guard keeps an overshooting step so). No
+ * optimiser state is carried between outer steps, so the memory is q_t, q, the draw and its score,
+ * and four moment arrays (for M = 1 these are products of the draw and score). With M = 1 the score
+ * term alone is singular (one point fixes a line in (a, c)); lambda > 0 makes H positive definite.
+ *
+ * Gradient (dimensionless, per coordinate, moments over the M draws: E1 = <eps>, E2 = <eps^2>,
+ * S1 = <s~>, X = <s~ eps>):
+ *   dF/da = 2 (a E2 - c E1 + X) + (lambda / 2)(1 - 1/a - c^2/a^2),
+ *   dF/dc = 2 (c - a E1 - S1) + lambda c / a,
+ *   H = [[2 E2 + (lambda/2)(1/a^2 + 2 c^2/a^3), -2 E1 - lambda c / a^2], [., 2 + lambda / a]].
+ * Then sigma = sigma_t / sqrt(a), mu = mu_t + sigma_t c / a, rho = softplus^-1(sigma).
+ *
+ * Draws are never differentiated: nothing here takes a gradient with respect to q (the inner steps are
+ * closed form), so no reparameterisation path exists; the only autodiff is grad logDensity at theta.
+ *
+ * Defaults and why: lambda = 10 (each step moves ~1/6 of the way to the one-batch solution; for
+ * minibatch noise of large data sets use more, e.g. lambda ~ N / n, or a growing schedule),
+ * M = 1 (one gradient evaluation per outer step, the cost of SGD/ADVI), K = 2 (Newton converges on the
+ * convex 2-D problems in a few steps; the inner steps cost a few elementwise passes over the
+ * parameters, negligible next to the score), eta = 1 (undamped Newton), sigma0 = 1e-3 (start near the
+ * given point estimate, like Bayes-by-backprop).
+ *
+ * @param logDensity the model's minibatch log posterior (src/models/model.ts `logDensity`).
+ * @example
+ * const vi = create(logDensity(model, { dataSize: N }), { dataSize: N, lambda: 100 });
+ * let state = vi.init(key(0), model.init(key(1)));
+ * const step = compile(vi.step, { consume: [0, 1, 2] });
+ * [state, info] = step(key(2), state, batch);
+ * const draws = vi.sample(key(3), state, 10);
+ */
+export function create(logDensity: LogDensityFn, opts: ProximalOptions): ProximalVi {
+  const who = "proximal";
+  const n = checkPos(who, "dataSize", opts.dataSize);
+  const m = checkInt(who, "samplesPerStep", opts.samplesPerStep ?? 1);
+  const kSteps = checkInt(who, "innerSteps", opts.innerSteps ?? 2);
+  const eta = checkPos(who, "learningRate", opts.learningRate ?? 1);
+  const sigma0 = checkPos(who, "sigma0", opts.sigma0 ?? 1e-3);
+  const lambdaAt = resolveLambda(who, opts.lambda ?? 10, m);
+  return {
+    init(k, params) {
+      k.dispose();
+      return { q: meanFieldInit(params, sigma0), step: np.array(0), evaluations: np.array(0) };
+    },
+    step(k, state, batch) {
+      const t = state.step;
+      const lam = lambdaAt(t.ref);
+      const [muT, def] = tree.flatten(state.q.mu) as [JArray[], ReturnType<typeof tree.flatten>[1]];
+      const sigT = (tree.leaves(state.q.rho) as JArray[]).map((r) => softplus(r));
+      const size = muT.reduce((s, a) => s + a.size, 0);
+      const keys = split(k, m);
+      let e1: JArray[] = [], e2: JArray[] = [], s1: JArray[] = [], xs: JArray[] = [];
+      let s2: JArray | undefined, ldSum: JArray | undefined;
+      for (let i = 0; i < m; i++) {
+        const eps = tree.leaves(normalLike(keys[i], tree.unflatten(def, muT) as Params)) as JArray[];
+        const theta = tree.unflatten(def, muT.map((mu, j) => mu.ref.add(sigT[j].ref.mul(eps[j].ref)))) as Params;
+        const [ld, g] = valueAndGrad(logDensity)(theta, i < m - 1 ? (tree.ref(batch) as Batch) : batch) as [JArray, Params];
+        const st = (tree.leaves(g) as JArray[]).map((gj, j) => gj.mul(sigT[j].ref));
+        const sq = total(st.map((a) => a.ref.mul(a.ref).sum()));
+        s2 = s2 ? s2.add(sq) : sq;
+        ldSum = ldSum ? ldSum.add(ld) : ld;
+        const first = i === 0;
+        e1 = eps.map((a, j) => (first ? a.ref : e1[j].add(a.ref)));
+        e2 = eps.map((a, j) => (first ? a.ref.mul(a.ref) : e2[j].add(a.ref.mul(a.ref))));
+        s1 = st.map((a, j) => (first ? a.ref : s1[j].add(a.ref)));
+        xs = st.map((a, j) => (first ? a.mul(eps[j]) : xs[j].add(a.mul(eps[j]))));
+      }
+      if (m > 1) {
+        const inv = 1 / m;
+        [e1, e2, s1, xs] = [e1, e2, s1, xs].map((l) => l.map((a) => a.mul(inv)));
+        s2 = s2!.mul(inv);
+      }
+      // K damped Newton steps on each coordinate's convex 2-D problem, from (a, c) = (1, 0), i.e. q = q_t.
+      const lamL = muT.map(() => lam.ref);
+      let a = muT.map((mu) => np.onesLike(mu.ref));
+      let c = muT.map((mu) => np.zerosLike(mu.ref));
+      for (let it = 0; it < kSteps; it++) {
+        const next = a.map((aj, j) => {
+          const cj = c[j], E1 = e1[j], E2 = e2[j], S1 = s1[j], X = xs[j], L = lamL[j];
+          const ia = np.reciprocal(aj.ref);
+          const ga = aj.ref.mul(E2.ref).sub(cj.ref.mul(E1.ref)).add(X.ref).mul(2)
+            .add(L.ref.mul(0.5).mul(ia.ref.mul(-1).add(1).sub(cj.ref.mul(cj.ref).mul(ia.ref).mul(ia.ref))));
+          const gc = cj.ref.sub(aj.ref.mul(E1.ref)).sub(S1.ref).mul(2).add(L.ref.mul(cj.ref).mul(ia.ref));
+          const haa = E2.ref.mul(2).add(L.ref.mul(0.5).mul(ia.ref.mul(ia.ref).add(cj.ref.mul(cj.ref).mul(2).mul(ia.ref).mul(ia.ref).mul(ia.ref))));
+          const hac = E1.ref.mul(-2).sub(L.ref.mul(cj.ref).mul(ia.ref).mul(ia.ref));
+          const hcc = L.ref.mul(ia).add(2);
+          const det = haa.ref.mul(hcc.ref).sub(hac.ref.mul(hac.ref));
+          const da = hcc.mul(ga.ref).sub(hac.ref.mul(gc.ref)).div(det.ref).mul(-eta);
+          const dc = haa.mul(gc).sub(hac.mul(ga)).div(det).mul(-eta);
+          const aNew = np.maximum(aj.ref.add(da), aj.mul(0.25));
+          return [aNew, cj.add(dc)];
+        });
+        a = next.map((p) => p[0]);
+        c = next.map((p) => p[1]);
+      }
+      lamL.forEach((l) => l.dispose());
+      // Score term and KL at the result, summed over coordinates.
+      const sParts = a.map((aj, j) => {
+        const cj = c[j];
+        return aj.ref.mul(aj.ref).mul(e2[j]).add(cj.ref.mul(cj.ref))
+          .sub(aj.ref.mul(cj.ref).mul(e1[j]).mul(2)).add(aj.ref.mul(xs[j]).mul(2)).sub(cj.ref.mul(s1[j]).mul(2)).sum();
+      });
+      const scoreLoss = total(sParts).add(s2!).mul(1 / size);
+      const kl = total(a.map((aj, j) => aj.ref.add(c[j].ref.mul(c[j].ref).div(aj.ref)).sub(np.log(aj.ref)).sub(1).sum())).mul(0.5);
+      // Back to (mu, rho): sigma = sigma_t / sqrt(a), mu = mu_t + sigma_t c / a.
+      const sig = a.map((aj, j) => sigT[j].ref.div(np.sqrt(aj.ref)));
+      const mu = muT.map((mt, j) => mt.add(sigT[j].mul(c[j]).div(a[j])));
+      const rho = sig.map((sj) => sj.ref.add(np.log(np.expm1(sj.mul(-1)).mul(-1))));
+      lam.dispose();
+      const q: MeanField = { mu: tree.unflatten(def, mu) as Params, rho: tree.unflatten(def, rho) as Params };
+      const evaluations = state.evaluations.add(m);
+      const info: ProximalInfo = { scoreLoss, kl, evaluations: evaluations.ref, loss: ldSum!.mul(-1 / (m * n)) };
+      return [{ q, step: t.add(1), evaluations }, info];
+    },
+    sample(k, state, s) {
+      return meanFieldSampleStacked(k, tree.ref(state.q) as MeanField, s);
+    },
+  };
+}
+
+/** Options of the flat-vector version {@link createFlat}. */
+export interface FlatProximalOptions<Q extends Tree> {
+  /** The variational family q (src/vi/family.ts). */
+  readonly family: Family<Q>;
+  /** lambda, the proximal strength (default 1); a number or a function of the step counter. */
+  readonly lambda?: LambdaSchedule;
+  /** M, draws from q_t (= score evaluations) per outer step (default 8). */
+  readonly samplesPerStep?: number;
+  /** K, inner Adam steps per outer step (default 4). */
+  readonly innerSteps?: number;
+  /** Adam learning rate (default 1e-2). */
+  readonly learningRate?: number;
+  /** w, weight of the score-matching term (default 1); set it near the target's variance scale. */
+  readonly scoreWeight?: number;
+}
+
+/** State of the flat version: q_t, the Adam state, and counters (float32 scalars). */
+export type FlatProximalState<Q extends Tree = Tree> = { q: Q; opt: Tree; step: JArray; evaluations: JArray };
+
+/** The flat-vector method in the shared `{init, step, sample}` shape. */
+export interface FlatProximalVi<Q extends Tree, B> {
+  /** q_0 = family.init(key, mean, scale). Consumes `key` and `init.mean`. */
+  init(key: Key, init: { mean: JArray; scale: number }): FlatProximalState<Q>;
+  /** One outer iteration (draws, scores, K inner Adam steps). Pure and traceable; consumes all arguments. */
+  step(key: Key, state: FlatProximalState<Q>, batch: B): [FlatProximalState<Q>, Omit<ProximalInfo, "loss">];
+  /** `n` draws from q, `[n, d]`. Consumes `key`, borrows `state`. */
+  sample(key: Key, state: FlatProximalState<Q>, n: number): JArray;
+}
+
+/**
+ * The frozen-draw score-matching term of a flat family:
+ *
+ *   S(q) = (w / M) sum_m || grad_theta log q(theta_m) - s_m ||^2,
+ *
+ * with theta `[M, d]` and s `[M, d]` constants (wrapped in `lax.stopGradient`, so a gradient with
+ * respect to anything that produced them is zero). grad_theta log q is the gradient of
+ * sum_m log q(theta_m) with respect to theta (rows are independent). Consumes all arguments.
+ * @example
+ * const g = grad((q) => scoreMatchingTerm(family, q, keep(theta), keep(s), 1))(q);
+ */
+export function scoreMatchingTerm<Q extends Tree>(family: Family<Q>, q: Q, theta: JArray, scores: JArray, weight: number): JArray {
+  const th = lax.stopGradient(theta);
+  const s = lax.stopGradient(scores);
+  const mDraws = th.shape[0];
+  const gq = grad((x: JArray) => family.logProb(q, x).sum())(th);
+  const r = gq.sub(s);
+  return r.ref.mul(r).sum().mul(weight / mDraws);
+}
+
+/**
+ * Proximal score-matching VI over a flat-vector variational {@link Family}.
+ *
+ * Objective of outer step t (theta_m ~ q_t frozen, s_m = grad_theta logDensity(theta_m, batch)):
+ *
+ *   F_t(q) = (w / M) sum_m || grad_theta log q(theta_m) - s_m ||^2 + lambda D(q_t, q),
+ *   D(q_t, q) = family.kl(q_t, q)                                  when the family has it (Gaussians),
+ *             = (1/M) sum_m [ log q_t(theta_m) - log q(theta_m) ]     otherwise (flows; same draws),
+ *
+ * Gradient: dF/dq by autodiff; the score term differentiates grad_theta log q (grad of grad, which
+ * jax-js supports, also under jit; for a Gaussian with precision P, grad_theta log q = -P (theta - m)).
+ * The draws and the scores are constants (`lax.stopGradient`): no reparameterisation path.
+ *
+ * Optimiser (a choice): Adam, its moments carried across outer steps (resetting them each step turns
+ * K = 1 into sign descent with step lr; the flat problems are small, so the two extra copies of q cost
+ * nothing). Normalisation (a choice): a constant weight w on the score term, default 1; the score
+ * residual scales with the target's precision, so with w ~ the target's variance lambda is
+ * dimensionless (as in the diagonal version, where the weight is q_t's own variance).
+ * Defaults: lambda = 1, M = 8, K = 4, learning rate 1e-2, w = 1 (targets of unit scale).
+ *
+ * @example
+ * const vi = createFlat(target, { family: fullRank(d), lambda: 1 });
+ * let state = vi.init(key(0), { mean: np.zeros([d]), scale: 1 });
+ * [state, info] = compile(vi.step, { consume: [0, 1, 2] })(key(1), state, undefined);
+ */
+export function createFlat<Q extends Tree, B = unknown>(logDensity: FlatLogDensity<B>, opts: FlatProximalOptions<Q>): FlatProximalVi<Q, B> {
+  const who = "proximalFlat";
+  const family = opts.family;
+  const m = checkInt(who, "samplesPerStep", opts.samplesPerStep ?? 8);
+  const kSteps = checkInt(who, "innerSteps", opts.innerSteps ?? 4);
+  const lr = checkPos(who, "learningRate", opts.learningRate ?? 1e-2);
+  const w = checkPos(who, "scoreWeight", opts.scoreWeight ?? 1);
+  const lambdaAt = resolveLambda(who, opts.lambda ?? 1, m);
+  const optimiser: GradientTransformation = adam(lr);
+  const d = family.dim;
+  const divergence = (qt: Q, q: Q, theta: JArray, logQt: JArray): JArray => {
+    if (family.kl) {
+      theta.dispose();
+      logQt.dispose();
+      return family.kl(qt, q);
+    }
+    tree.dispose(qt);
+    return logQt.sub(family.logProb(q, theta)).mean();
+  };
+  return {
+    init(k, init) {
+      const q = family.init(k, init.mean, init.scale);
+      const opt = optimiser.init(tree.ref(q) as Tree);
+      return { q, opt, step: np.array(0), evaluations: np.array(0) };
+    },
+    step(k, state, batch) {
+      const t = state.step;
+      const lam = lambdaAt(t.ref);
+      const qt = state.q;
+      const [theta0, logQt0] = family.sampleAndLogProb(k, tree.ref(qt) as Q, m);
+      const theta = lax.stopGradient(theta0);
+      const logQt = lax.stopGradient(logQt0);
+      const rows: JArray[] = [];
+      for (let i = 0; i < m; i++) {
+        const b = i < m - 1 && batch !== undefined && batch !== null ? (tree.ref(batch as Tree) as B) : batch;
+        rows.push(grad((x: JArray) => logDensity(x, b))(theta.ref.slice(i)).reshape([1, d]));
+      }
+      const scores = lax.stopGradient(rows.length === 1 ? rows[0] : np.concatenate(rows, 0));
+      const objective = (q: Q) => {
+        const sm = scoreMatchingTerm(family, tree.ref(q) as Q, theta.ref, scores.ref, w);
+        const dv = divergence(tree.ref(qt) as Q, q, theta.ref, logQt.ref);
+        return sm.add(dv.mul(lam.ref));
+      };
+      let q = tree.ref(qt) as Q;
+      let opt = state.opt;
+      for (let it = 0; it < kSteps; it++) {
+        const g = (grad(objective as never) as unknown as (q: Tree) => Tree)(tree.ref(q) as Tree);
+        const [u, o2] = optimiser.update(g, opt, tree.ref(q) as Tree);
+        opt = o2;
+        q = applyUpdates(q as Tree, u) as Q;
+      }
+      const scoreLoss = scoreMatchingTerm(family, tree.ref(q) as Q, theta.ref, scores, w);
+      const kl = divergence(qt, tree.ref(q) as Q, theta, logQt);
+      lam.dispose();
+      const evaluations = state.evaluations.add(m);
+      return [{ q, opt, step: t.add(1), evaluations }, { scoreLoss, kl, evaluations: evaluations.ref }];
+    },
+    sample(k, state, n) {
+      return family.sample(k, tree.ref(state.q) as Q, n);
+    },
+  };
+}
