@@ -1,0 +1,152 @@
+/**
+ * Batch and match (BaM): black-box Gaussian VI by closed-form proximal steps on a score-based
+ * divergence (Cai, Modi, Pillaud-Vivien, Margossian, Gower, Blei, Saul 2024, "Batch and match:
+ * black-box variational inference with a score-based divergence", ICML).
+ *
+ * Iteration t, with q_t = N(mu_t, Sigma_t), batch size B and regulariser lambda_t > 0:
+ *
+ *   batch:  z_b ~ q_t, g_b = grad log p(z_b), b = 1..B
+ *           zbar = mean_b z_b,  C = (1/B) sum_b (z_b - zbar)(z_b - zbar)^T
+ *           gbar = mean_b g_b,  Gam = (1/B) sum_b (g_b - gbar)(g_b - gbar)^T
+ *   match:  U = lambda_t Gam + lambda_t/(1+lambda_t) gbar gbar^T
+ *           V = Sigma_t + lambda_t C + lambda_t/(1+lambda_t) (mu_t - zbar)(mu_t - zbar)^T
+ *           Sigma_{t+1} = 2 V (I + (I + 4 U V)^{1/2})^{-1}
+ *           mu_{t+1} = 1/(1+lambda_t) mu_t + lambda_t/(1+lambda_t) (Sigma_{t+1} gbar + zbar)
+ *
+ * Sigma_{t+1} is the unique positive-definite root of the quadratic matrix equation
+ * Sigma U Sigma + Sigma = V (substitute: with W = (I + 4UV)^{1/2}, U Sigma = (W - I)/2, so
+ * Sigma U Sigma + Sigma = V (I + W)^{-1} (W - I + 2I) = V).
+ *
+ * How it is computed (symmetric, stable, O(B d^2)): write U = A A^T with the d x (B+1) matrix
+ * A = [sqrt(lambda/B) (g_b - gbar) for b = 1..B, sqrt(lambda/(1+lambda)) gbar], and V = L L^T.
+ * Sigma = L S L^T turns the equation into S M S + S = I with M = L^T U L = K K^T, K = L^T A, whose
+ * solution is S = f(M), f(m) = 2 / (1 + sqrt(1 + 4m)) (eigenvalue by eigenvalue: the positive root of
+ * m s^2 + s - 1 = 0). Since f(0) = 1 and (f(m) - 1)/m = -h(m), h(m) = 4 / (1 + sqrt(1 + 4m))^2,
+ * f(M) = I - K h(K^T K) K^T, and L K = V A, so
+ *
+ *   Sigma_{t+1} = V - (V A) h(G) (V A)^T,   G = A^T V A  ((B+1) x (B+1)),  h(G) = P diag(h(w)) P^T
+ *
+ * from the eigendecomposition G = P diag(w) P^T. No Cholesky of V and no d x d eigendecomposition
+ * are needed, h has no division or cancellation, and Sigma_{t+1} = V - Y Y^T with
+ * Y = V A P diag(sqrt(h(w))) is symmetric by construction. With a large lambda the result can be
+ * ~1e-8 of V, hence float64 (src/scorevi/gaussian-state.ts).
+ *
+ * Schedule: `{ kind: "decay", lambda0 }` gives lambda_t = lambda0 / (t+1), lambda0 = B d by default
+ * (the paper's choice for non-Gaussian targets); a number or `{ kind: "constant", lambda }` keeps
+ * lambda fixed. On a Gaussian target with B >= d+1 and a large constant lambda, one iteration lands
+ * close to the exact mean and covariance (the paper's infinite-batch analysis: the error contracts
+ * by ~1/(1+lambda) per step, up to the batch's Monte Carlo error).
+ *
+ * @param logDensity target log density theta `[d]` -> scalar (needs only its gradient).
+ * @param opts.batchSize B, samples per iteration.
+ * @param opts.schedule lambda_t (default `{ kind: "decay" }`, lambda0 = B d).
+ *
+ * @example
+ * const bam = create(logDensity, { batchSize: 10, schedule: { kind: "decay" } });
+ * let state = bam.init(key(0), { mean: np.zeros([d]), scale: 1 });
+ * const step = compileStep(bam);
+ * for (let t = 0; t < 50; t++) {
+ *   const [s, info] = step(key(t + 1), state, undefined);
+ *   state = s;
+ *   await scalar(info.rejected.ref); free(info);
+ * }
+ */
+import { np, type JArray } from "../core/engine.js";
+import type { FlatLogDensity } from "../vi/family.js";
+import {
+  acceptOrKeep,
+  batchScores,
+  checkBatchSize,
+  drawGaussian,
+  initState,
+  sampleState,
+  symmetrize,
+  type ScoreVi,
+  type ScoreViOptions,
+} from "./gaussian-state.js";
+
+/** lambda_t: constant, or lambda0 / (t+1) (lambda0 = B d unless given). */
+export type BamSchedule = { kind: "constant"; lambda: number } | { kind: "decay"; lambda0?: number };
+
+/** BaM options. */
+export interface BamOptions extends ScoreViOptions {
+  /** Regulariser (inverse proximal strength) lambda_t; a number means constant. Default: decay, lambda0 = B d. */
+  readonly schedule?: BamSchedule | number;
+}
+
+/**
+ * The BaM match step for one batch (see the module comment for the equations). All arrays
+ * float64: mean `[d]`, cov `[d, d]`, z and g `[B, d]`, lambda a scalar array. Consumes everything;
+ * returns the candidate [mu_{t+1}, Sigma_{t+1}] (not yet checked for positive definiteness).
+ */
+export function bamUpdate(mean: JArray, cov: JArray, z: JArray, g: JArray, lambda: JArray): [JArray, JArray] {
+  const [b, d] = z.shape;
+  const zbar = z.ref.mean(0);
+  const gbar = g.ref.mean(0);
+  const shrink = lambda.ref.div(lambda.ref.add(1)); // lambda / (1 + lambda)
+  // V = Sigma + Y^T Y, rows of Y: sqrt(lambda/B) (z_b - zbar) and sqrt(lambda/(1+lambda)) (mu - zbar).
+  const zc = z.sub(zbar.ref.reshape([1, d])).mul(np.sqrt(lambda.ref.div(b)));
+  const dm = mean.ref.sub(zbar.ref).mul(np.sqrt(shrink.ref)).reshape([1, d]);
+  const y = np.concatenate([zc, dm], 0);
+  const v = symmetrize(cov.add(np.matmul(y.ref.transpose(), y)));
+  // U = A A^T, columns of A (rows of `a` here): sqrt(lambda/B) (g_b - gbar) and sqrt(lambda/(1+lambda)) gbar.
+  const gc = g.sub(gbar.ref.reshape([1, d])).mul(np.sqrt(lambda.ref.div(b)));
+  const a = np.concatenate([gc, gbar.ref.mul(np.sqrt(shrink)).reshape([1, d])], 0); // [B+1, d]
+  const va = np.matmul(v.ref, a.ref.transpose()); // [d, B+1]
+  const gram = symmetrize(np.matmul(a, va.ref)); // A^T V A
+  const [w, p] = np.linalg.eigh(gram);
+  const root = np.sqrt(np.maximum(w, 0).mul(4).add(1)).add(1);
+  const sqrtH = np.reciprocal(root).mul(2); // sqrt(h(w)) = 2 / (1 + sqrt(1 + 4w))
+  const yy = np.matmul(va, p).mul(sqrtH.reshape([1, b + 1]));
+  const covNext = symmetrize(v.sub(np.matmul(yy.ref, yy.transpose())));
+  const sg = np.matmul(covNext.ref, gbar.reshape([d, 1])).reshape([d]);
+  const meanNext = mean.add(sg.add(zbar).mul(lambda.ref)).div(lambda.add(1));
+  return [meanNext, covNext];
+}
+
+/** Resolve the schedule to a traced map step (float32 scalar) -> lambda_t (float64 scalar). */
+function resolveSchedule(s: BamSchedule | number | undefined, b: number): (step: JArray, d: number) => JArray {
+  const sched: BamSchedule = typeof s === "number" ? { kind: "constant", lambda: s } : s ?? { kind: "decay" };
+  if (sched.kind === "constant") {
+    const lam = sched.lambda;
+    if (!(lam > 0) || !Number.isFinite(lam)) throw new RangeError(`bam: schedule lambda must be a finite number > 0, got ${lam}`);
+    return (t) => {
+      t.dispose();
+      return np.array(lam, { dtype: np.float64 });
+    };
+  }
+  if (sched.kind === "decay") {
+    const l0 = sched.lambda0;
+    if (l0 !== undefined && (!(l0 > 0) || !Number.isFinite(l0))) throw new RangeError(`bam: schedule lambda0 must be a finite number > 0, got ${l0}`);
+    return (t, d) => np.array(l0 ?? b * d, { dtype: np.float64 }).div(t.astype(np.float64).add(1));
+  }
+  throw new RangeError(`bam: schedule.kind must be "constant" or "decay", got ${(sched as { kind: string }).kind}`);
+}
+
+/**
+ * Build BaM for a target over R^d.
+ *
+ * `step(key, state, batch)`: B draws from q_t, `vmap(grad(logDensity))` at them, {@link bamUpdate},
+ * and the positive-definiteness check (a failing candidate is rejected: the state keeps its Gaussian,
+ * `info.rejected` = 1 and `state.rejections` counts it). `info.evaluations` counts score evaluations.
+ */
+export function create<B = unknown>(logDensity: FlatLogDensity<B>, opts: BamOptions): ScoreVi<B> {
+  const b = checkBatchSize(opts, "bam");
+  const lambdaAt = resolveSchedule(opts.schedule, b);
+  const scores = batchScores(logDensity);
+  return {
+    init(k, init) {
+      k.dispose();
+      return initState(init, "bam");
+    },
+    step(k, state, batch) {
+      const d = state.mean.shape[0];
+      const [z, g] = scores(drawGaussian(k, state.mean.ref, state.chol.ref, b), batch);
+      const lambda = lambdaAt(state.step.ref, d);
+      const [mean, cov] = bamUpdate(state.mean.ref, state.cov.ref, z, g, lambda.ref);
+      const [next, rejected] = acceptOrKeep(state, mean, cov, b);
+      return [next, { rejected, evaluations: next.evaluations.ref, lambda: lambda.astype(np.float32) }];
+    },
+    sample: sampleState,
+  };
+}

@@ -1,0 +1,230 @@
+/**
+ * What the closed-form score-based Gaussian VI methods (GSM, src/scorevi/gsm.ts; BaM,
+ * src/scorevi/bam.ts) share: the full-covariance Gaussian state q = N(mean, cov), drawing from it
+ * through its Cholesky factor, the batch of target scores, and the positive-definiteness check that
+ * accepts or rejects a candidate update.
+ *
+ * Numerics: the state's mean, covariance and Cholesky factor are float64, and so is every d x d
+ * operation of the updates. Both updates subtract a low-rank term from a larger matrix
+ * (BaM: Sigma' = V - (V A) R (V A)^T; GSM: Sigma' = Sigma + delta delta^T - e e^T), and the result can
+ * be many orders of magnitude smaller than the terms (BaM with a large lambda and a broad q_t shrinks
+ * the covariance by ~1e-4 / lambda in one step); float32 (relative precision 6e-8) then returns
+ * indefinite or garbage matrices, float64 (1e-16) does not. The target's scores are evaluated in
+ * float32 (the models' dtype) and cast to float64.
+ *
+ * jax-js workaround: no float64 score option. `jit(grad(f))` returns wrong values for float64 inputs
+ * (measured: f(x) = -1/2 (x - m)^T P (x - m), P = [[2, .5], [.5, 1]], m = (1, 2), at x = 0 gives
+ * (2.00015, 9.00002) under jit instead of (3, 2.5), which eager `grad` and float32 under jit return),
+ * so the scores are always taken in float32.
+ *
+ * jax-js facts measured here (0.1.25, Node 20, Wasm backend):
+ * - `np.linalg.cholesky` and `np.linalg.eigh` work inside `jit` and on float64; cholesky of a
+ *   non-positive-definite matrix returns NaN on the diagonal (no throw), which the check below uses.
+ * - `lax.linalg.triangularSolve` throws inside `jit` ("routine primitive triangular_solve input is
+ *   not imm", float32 and float64 alike); it works eagerly. Nothing here needs it (see below).
+ * - `eigh` is a cyclic Jacobi routine: 73 ms for d = 100 in float64, so a d x d eigendecomposition
+ *   per step is out of reach at d = 1000. The BaM update therefore only decomposes a (B+1) x (B+1)
+ *   Gram matrix (src/scorevi/bam.ts). A float64 d x d x d matmul takes 2.7 s at d = 1000, a
+ *   cholesky 0.5-0.8 s, a [d, d] x [d, 11] matmul 24 ms: every update here is O(B d^2) except the
+ *   one Cholesky per step, whose factor is kept in the state and reused to draw the next batch.
+ *
+ * @example
+ * const bam = createBam(logDensity, { batchSize: 10 });
+ * let state = bam.init(key(0), { mean: np.zeros([d]), scale: 1 });
+ * const step = compileStep(bam);
+ * for (let t = 0; t < 100; t++) {
+ *   const [s, info] = step(key(t + 1), state, undefined); // consumes the key and the state
+ *   state = s;
+ *   await scalar(info.rejected.ref); free(info);
+ * }
+ */
+import { compile, grad, np, random, vmap, type Compiled, type JArray, type Key } from "../core/engine.js";
+import type { FlatLogDensity } from "../vi/family.js";
+
+/**
+ * A full-covariance Gaussian q = N(mean, cov) and its bookkeeping. `mean` `[d]`, `cov` `[d, d]`
+ * and `chol` `[d, d]` (lower Cholesky factor of `cov`) are float64; the counters are float32
+ * scalars (exact integers up to 2^24).
+ */
+export type GaussianState = {
+  mean: JArray;
+  cov: JArray;
+  chol: JArray;
+  /** Iterations taken (accepted or rejected). */
+  step: JArray;
+  /** Target score evaluations so far (B per iteration). */
+  evaluations: JArray;
+  /** Iterations whose candidate covariance was not positive definite (the state was kept). */
+  rejections: JArray;
+};
+
+/** Per-iteration information (all scalars). */
+export type ScoreViInfo = {
+  /** 1 when the candidate update failed the positive-definiteness check and the state was kept. */
+  rejected: JArray;
+  /** Score evaluations so far, including this iteration's (float32). */
+  evaluations: JArray;
+  /** The regulariser lambda_t used (BaM; GSM reports 0). */
+  lambda: JArray;
+};
+
+/** Where q starts: a mean `[d]` with a covariance `[d, d]`, or with an isotropic scale (cov = scale^2 I). */
+export type GaussianInit = { mean: JArray; cov: JArray } | { mean: JArray; scale: number };
+
+/** Options both closed-form methods take. */
+export interface ScoreViOptions {
+  /** B, samples (score evaluations) per iteration; a positive integer. */
+  readonly batchSize: number;
+}
+
+/** A closed-form score-based VI method in the shared `{init, step, sample}` shape. */
+export interface ScoreVi<B = unknown> {
+  /** The initial state. Consumes `key` and the arrays of `init`. */
+  init(key: Key, init: GaussianInit): GaussianState;
+  /**
+   * One iteration: B draws from q_t, their scores, the closed-form update, the PD check.
+   * Pure and traceable (run it under {@link compileStep} or `compile`); consumes all arguments.
+   */
+  step(key: Key, state: GaussianState, batch: B): [GaussianState, ScoreViInfo];
+  /** `n` draws from q, float32 `[n, d]`. Consumes `key`, borrows `state`. */
+  sample(key: Key, state: GaussianState, n: number): JArray;
+}
+
+/**
+ * Upload host numbers as a float64 engine array.
+ *
+ * jax-js workaround: `np.array(Float64Array)` throws `ReferenceError: Float16Array is not defined` on
+ * Node 20 (jax-js checks `instanceof Float16Array` before `Float64Array`). The values are sent as two
+ * float32 arrays hi = fround(x), lo = fround(x - hi) and added in float64, which keeps ~48 bits of
+ * the mantissa (relative error <= 2^-48 ~ 4e-15; measured exact for the test matrices).
+ */
+export function fromHost64(data: ArrayLike<number>, shape: number[]): JArray {
+  const hi = Float32Array.from(data as ArrayLike<number>);
+  const lo = Float32Array.from(data as ArrayLike<number>, (x, i) => x - hi[i]);
+  return np.array(hi).astype(np.float64).add(np.array(lo).astype(np.float64)).reshape(shape);
+}
+
+/** (A + A^T) / 2. Consumes `a`. */
+export function symmetrize(a: JArray): JArray {
+  return a.ref.add(a.transpose()).mul(0.5);
+}
+
+/** Build the initial state from a {@link GaussianInit}; checks shapes. Consumes the arrays of `init`. */
+export function initState(init: GaussianInit, who: string): GaussianState {
+  const mean = init.mean.astype(np.float64);
+  if (mean.shape.length !== 1) throw new RangeError(`${who}.init: mean must have shape [d], got [${mean.shape}]`);
+  const d = mean.shape[0];
+  let cov: JArray;
+  if ("cov" in init) {
+    cov = init.cov.astype(np.float64);
+    if (cov.shape.length !== 2 || cov.shape[0] !== d || cov.shape[1] !== d) {
+      const got = cov.shape;
+      cov.dispose();
+      mean.dispose();
+      throw new RangeError(`${who}.init: cov must have shape [${d}, ${d}], got [${got}]`);
+    }
+    cov = symmetrize(cov);
+  } else {
+    if (!(init.scale > 0) || !Number.isFinite(init.scale)) {
+      mean.dispose();
+      throw new RangeError(`${who}.init: scale must be a finite number > 0, got ${init.scale}`);
+    }
+    cov = np.eye(d, undefined, { dtype: np.float64 }).mul(init.scale * init.scale);
+  }
+  const chol = np.linalg.cholesky(cov.ref);
+  return { mean, cov, chol, step: np.array(0), evaluations: np.array(0), rejections: np.array(0) };
+}
+
+/** Check the options both methods share; returns B. */
+export function checkBatchSize(opts: ScoreViOptions, who: string): number {
+  const b = opts.batchSize;
+  if (!Number.isInteger(b) || b < 1) throw new RangeError(`${who}: batchSize must be a positive integer, got ${b}`);
+  return b;
+}
+
+/**
+ * `n` draws z = mean + eps L^T, eps ~ N(0, I) `[n, d]`, in float64. Consumes all arguments.
+ * (eps is drawn in float32, the engine's only normal dtype, and widened.)
+ */
+export function drawGaussian(k: Key, mean: JArray, chol: JArray, n: number): JArray {
+  const d = mean.shape[0];
+  const eps = random.normal(k, [n, d]).astype(np.float64);
+  return np.matmul(eps, chol.transpose()).add(mean.reshape([1, d]));
+}
+
+/**
+ * The batch score map z `[B, d]` (float64) -> [z', grad log p(z'_b)] (both `[B, d]` float64), with
+ * `vmap(grad(logDensity))` over the rows in float32 and the data batch shared. z' is z rounded to
+ * float32: the point the score was actually taken at. The updates use z' so that every (z_b, g_b) pair
+ * is consistent; with float32 scores and the unrounded z, BaM with a huge lambda and B = d+1 (nearly
+ * singular batch covariance) amplified the 6e-8 mismatch to 1e-2 covariance errors (measured, d = 20).
+ * Consumes `z` and `batch`.
+ */
+export function batchScores<B>(logDensity: FlatLogDensity<B>): (z: JArray, batch: B) => [JArray, JArray] {
+  return (z, batch) => {
+    const zz = z.astype(np.float32);
+    let out: JArray;
+    if (batch === undefined || batch === null) {
+      // jax-js workaround: `grad` of a two-argument function fails on an `undefined` second argument
+      // ("Invalid type for full: undefined"), so a data-free target is closed over its batch.
+      out = vmap(grad((t: JArray) => logDensity(t, batch)))(zz.ref);
+    } else {
+      const g = grad(logDensity as (theta: JArray, batch: B) => JArray);
+      out = (vmap(g as never, [0, null]) as unknown as (z: JArray, b: B) => JArray)(zz.ref, batch);
+    }
+    return [zz.astype(np.float64), out.astype(np.float64)];
+  };
+}
+
+/**
+ * Accept the candidate (mean, cov) when cov is positive definite, else keep `prev`'s Gaussian.
+ *
+ * The check: L = cholesky(sym(cov)) has a finite, strictly positive diagonal (jax-js returns NaN
+ * there for an indefinite matrix) and the candidate mean is finite. The accepted state carries L,
+ * so the next iteration draws with it at no extra cost. Traced selection (`np.where`), no host
+ * branch. Consumes every argument; returns the new state and `rejected` (float32 0/1).
+ */
+export function acceptOrKeep(prev: GaussianState, mean: JArray, cov: JArray, added: number): [GaussianState, JArray] {
+  const c = symmetrize(cov);
+  const l = np.linalg.cholesky(c.ref);
+  const diag = np.diagonal(l.ref);
+  const ok = np.logicalAnd(
+    np.logicalAnd(np.all(np.isfinite(diag.ref)), np.all(np.greater(diag, 0))),
+    np.all(np.isfinite(mean.ref)),
+  );
+  const next: GaussianState = {
+    mean: np.where(ok.ref, mean, prev.mean),
+    cov: np.where(ok.ref, c, prev.cov),
+    chol: np.where(ok.ref, l, prev.chol),
+    step: prev.step.add(1),
+    evaluations: prev.evaluations.add(added),
+    rejections: prev.rejections,
+  };
+  const rejected = np.where(ok, 0, 1).astype(np.float32);
+  next.rejections = next.rejections.add(rejected.ref);
+  return [next, rejected];
+}
+
+/** Draws from q (float32 `[n, d]`); consumes `key`, borrows `state`. Shared `sample` of both methods. */
+export function sampleState(k: Key, state: GaussianState, n: number): JArray {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`sample: n must be a positive integer, got ${n}`);
+  return drawGaussian(k, state.mean.ref, state.chol.ref, n).astype(np.float32);
+}
+
+/**
+ * The method's `step` compiled with `jit`: consumes the key and the state, borrows the batch.
+ * Read a scalar of the info every call (dispatch is lazy, see src/core/engine.ts).
+ */
+export function compileStep<B>(method: ScoreVi<B>): Compiled<[Key, GaussianState, B], [GaussianState, ScoreViInfo]> {
+  // jax-js workaround: `jit` throws "Unknown value: undefined" for an `undefined` argument, so a
+  // target without data (batch undefined or null) gets its own two-argument compiled step.
+  const withBatch = compile((k: Key, s: GaussianState, b: B) => method.step(k, s, b), { consume: [0, 1] });
+  const noBatch = compile((k: Key, s: GaussianState) => method.step(k, s, undefined as B), { consume: [0, 1] });
+  const call = (k: Key, s: GaussianState, b: B) => (b === undefined || b === null ? noBatch(k, s) : withBatch(k, s, b));
+  return Object.assign(call, {
+    dispose: () => {
+      withBatch.dispose();
+      noBatch.dispose();
+    },
+  });
+}
