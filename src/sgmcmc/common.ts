@@ -2,7 +2,8 @@
  * Pieces shared by the SG-MCMC samplers: the sampler state, Gaussian noise shaped like a pytree,
  * and the options every sampler takes.
  */
-import { np, random, split, tree, valueAndGrad, type JArray, type Key, type Tree } from "../core/engine.js";
+import { np, tree, valueAndGrad, type JArray, type Key, type Tree } from "../core/engine.js";
+import { normalTree } from "../core/normal.js";
 import type { Batch, LogDensityFn, Params } from "../models/model.js";
 import { constant, type Schedule } from "./schedule.js";
 
@@ -35,12 +36,13 @@ export function checkTemperature(t: number | undefined): number {
   return temp;
 }
 
-/** Standard normal draws shaped like every leaf of `like` (borrows `like`, consumes the key). */
+/**
+ * Standard normal draws shaped like every leaf of `like` (borrows `like`, consumes the key): one
+ * uniform-bits draw for the whole tree and a two-output Box-Muller transform (`core/normal.ts`),
+ * ~2x cheaper than one `random.normal` per leaf in jax-js 0.1.25.
+ */
 export function normalLike<T extends Tree>(k: Key, like: T): T {
-  const leaves = tree.leaves(like) as JArray[];
-  const keys = split(k, Math.max(1, leaves.length));
-  let i = 0;
-  return tree.map(((a: JArray) => random.normal(keys[i++], a.shape)) as never, like as never) as T;
+  return normalTree(k, like);
 }
 
 /**
