@@ -27,9 +27,12 @@
  *   Gram matrix (src/scorevi/bam.ts). A float64 d x d x d matmul takes 2.7 s at d = 1000, a
  *   cholesky 0.5-0.8 s, a [d, d] x [d, 11] matmul 24 ms: every update here is O(B d^2) except the
  *   one Cholesky per step, whose factor is kept in the state and reused to draw the next batch.
+ *   One jitted BaM iteration with B = 10 on a Gaussian target: 13 ms at d = 100; 1.85 s at d = 1000
+ *   (update 0.23 s, Cholesky 0.8 s, the rest mostly the target's 10 scores).
  *
  * @example
- * const bam = createBam(logDensity, { batchSize: 10 });
+ * import { create } from "./bam.js";
+ * const bam = create(logDensity, { batchSize: 10 });
  * let state = bam.init(key(0), { mean: np.zeros([d]), scale: 1 });
  * const step = compileStep(bam);
  * for (let t = 0; t < 100; t++) {
