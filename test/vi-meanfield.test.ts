@@ -309,6 +309,7 @@ test("local reparameterisation and flipout give the per-example output mean and 
       }
       const zm = Math.abs(m.mean[i] - em) / m.seM[i], zv = Math.abs(m.vr[i] - ev) / m.seV[i];
       worst = Math.max(worst, zm, zv);
+      if (VERBOSE) console.log("z", est, zm.toFixed(3), zv.toFixed(3));
       assert.ok(zm < 4 && zv < 4, `${est} example ${i}: mean ${m.mean[i]} vs ${em} (z ${zm}), var ${m.vr[i]} vs ${ev} (z ${zv})`);
     }
   }
@@ -319,6 +320,7 @@ test("local reparameterisation and flipout give the per-example output mean and 
       const zm = Math.abs(m.mean[j] - ref.mean[j]) / Math.hypot(m.seM[j], ref.seM[j]);
       const zv = Math.abs(m.vr[j] - ref.vr[j]) / Math.hypot(m.seV[j], ref.seV[j]);
       worst = Math.max(worst, zm, zv);
+      if (VERBOSE) console.log("z", est, zm.toFixed(3), zv.toFixed(3));
       assert.ok(zm < 4 && zv < 4, `${est} output ${j}: mean ${m.mean[j]} vs ${ref.mean[j]} (z ${zm}), var ${m.vr[j]} vs ${ref.vr[j]} (z ${zv})`);
     }
   }
@@ -334,6 +336,7 @@ test("local reparameterisation and flipout give the per-example output mean and 
       const zm = Math.abs(m.mean[j] - refC.mean[j]) / Math.hypot(m.seM[j], refC.seM[j]);
       const zv = Math.abs(m.vr[j] - refC.vr[j]) / Math.hypot(m.seV[j], refC.seV[j]);
       worst = Math.max(worst, zm, zv);
+      if (VERBOSE) console.log("z", est, zm.toFixed(3), zv.toFixed(3));
       assert.ok(zm < 4 && zv < 4, `CNN ${est} output ${j}: mean ${m.mean[j]} vs ${refC.mean[j]} (z ${zm}), var ${m.vr[j]} vs ${refC.vr[j]} (z ${zv})`);
     }
   }

@@ -49,7 +49,7 @@ import {
   type MeanFieldMethod,
   type VIPrior,
 } from "./bbb.js";
-import { likPriorOf, meanFieldInit, meanFieldLogProb, meanFieldSample, meanFieldSampleStacked, type MeanField } from "./meanfield.js";
+import { likPriorOf, logProbFromSigma, meanFieldInit, meanFieldSampleStacked, sampleWithSigma, withSigma, type MeanField } from "./meanfield.js";
 
 /** Which alpha objective (see the module comment). */
 export type AlphaObjective = "bb-alpha" | "vr";
@@ -120,15 +120,16 @@ export function create(model: Model, opts: AlphaOptions): MeanFieldMethod<AlphaI
   /** BB-alpha: L_alpha / N with the minibatch estimate; consumes all. */
   const bbAlpha = (q: MeanField, k: Key, batch: Batch): [JArray, AlphaInfo] => {
     const keys = split(k, K + 1);
+    const qs = withSigma(q);
     const lls: JArray[] = [];
     for (let i = 0; i < K; i++) {
       const b = i === K - 1 ? batch : (tree.ref(batch) as Batch);
-      lls.push(sampledLogLik(model, estimator, keys[i], keep(q), b));
+      lls.push(sampledLogLik(model, estimator, keys[i], keep(qs), b));
     }
     const ll = stackK(lls); // [K, n]
     const nll = ll.ref.mean().mul(-1);
     const data = powerLogMeanExp(ll, alpha).mean().mul(-1); // -(1/alpha) mean_n log mean_k p^alpha
-    const [kl] = priorTerms(prior, likPrior, 1, keys[K], q);
+    const [kl] = priorTerms(prior, likPrior, 1, keys[K], qs);
     const loss = data.add(kl.ref.mul(1 / n));
     return [loss.ref, { loss, nll, kl }];
   };
@@ -136,21 +137,22 @@ export function create(model: Model, opts: AlphaOptions): MeanFieldMethod<AlphaI
   /** VR: -L_VR / N; consumes all. */
   const vr = (q: MeanField, k: Key, batch: Batch): [JArray, AlphaInfo] => {
     const keys = split(k, K);
+    const qs = withSigma(q);
     const logW: JArray[] = [];
     const lls: JArray[] = [];
     const kls: JArray[] = [];
     for (let i = 0; i < K; i++) {
       const b = i === K - 1 ? batch : (tree.ref(batch) as Batch);
-      const theta = meanFieldSample(keys[i], keep(q));
+      const theta = sampleWithSigma(keys[i], keep(qs));
       const ll = model.logLik(keep(theta), b).mean();
-      const lq = meanFieldLogProb(keep(q), keep(theta));
+      const lq = logProbFromSigma(keep(qs), keep(theta));
       const lp = viLogPrior(prior, likPrior, theta);
       const klI = lq.sub(lp);
       lls.push(ll.ref);
       logW.push(ll.mul(n).sub(klI.ref));
       kls.push(klI);
     }
-    tree.dispose(q);
+    tree.dispose(qs);
     const nll = stackK(lls).mean().mul(-1);
     const kl = stackK(kls).mean();
     const loss = powerLogMeanExp(stackK(logW), 1 - alpha).mul(-1 / n);

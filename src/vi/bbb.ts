@@ -42,21 +42,23 @@
  * const draws = vi.sample(key(3), state, 20);           // leaves [20, ...shape]
  */
 import { keep, lax, np, random, split, tree, grad, type JArray, type Key, type Tree } from "../core/engine.js";
+import { normal } from "../core/normal.js";
 import type { Batch, Model, Params } from "../models/model.js";
 import type { DenseFn } from "../models/network.js";
 import { gaussianLogPrior, layerList, type PriorSpec } from "../models/prior.js";
 import { adam, applyUpdates, type GradientTransformation } from "../optim/transform.js";
 import {
+  entropyFromSigma,
+  klFromSigma,
   likPriorOf,
-  meanFieldEntropy,
   meanFieldInit,
-  meanFieldKlToPrior,
-  meanFieldSample,
   meanFieldSampleStacked,
-  softplus,
+  sampleWithSigma,
   sumLeaves,
+  withSigma,
   type LikPrior,
   type MeanField,
+  type MeanFieldSigma,
 } from "./meanfield.js";
 
 const LOG_2PI = Math.log(2 * Math.PI);
@@ -181,7 +183,7 @@ function checkPrior(p: VIPrior): VIPrior {
 }
 
 type Layer = { w: JArray; b: JArray };
-type QLayer = { mu: Layer; rho: Layer };
+type QLayer = { mu: Layer; sigma: Layer };
 
 /** The key of the network's dense-layer list (`layers` for MLPs, `dense` for CNNs). */
 function denseKey(net: Tree): "layers" | "dense" {
@@ -195,11 +197,11 @@ function denseKey(net: Tree): "layers" | "dense" {
 function lrtDense(k: Key, l: QLayer, h: JArray): JArray {
   const n = h.shape[0];
   const fout = l.mu.w.shape[1];
-  const sw = softplus(l.rho.w);
-  const sb = softplus(l.rho.b);
+  const sw = l.sigma.w;
+  const sb = l.sigma.b;
   const m = np.matmul(h.ref, l.mu.w).add(l.mu.b);
   const v = np.matmul(h.ref.mul(h), sw.ref.mul(sw)).add(sb.ref.mul(sb));
-  return m.add(np.sqrt(v).mul(random.normal(k, [n, fout])));
+  return m.add(np.sqrt(v).mul(normal(k, [n, fout])));
 }
 
 /** Flipout perturbation of one dense layer (Wen et al. 2018). Consumes all. */
@@ -209,8 +211,8 @@ function flipoutDense(k: Key, l: QLayer, h: JArray): JArray {
   const [kw, kb, ki, ko] = split(k, 4);
   const sIn = random.rademacher(ki, { shape: [n, fin], dtype: np.float32 });
   const sOut = random.rademacher(ko, { shape: [n, fout], dtype: np.float32 });
-  const dW = softplus(l.rho.w).mul(random.normal(kw, [fin, fout]));
-  const db = softplus(l.rho.b).mul(random.normal(kb, [fout]));
+  const dW = l.sigma.w.mul(normal(kw, [fin, fout]));
+  const db = l.sigma.b.mul(normal(kb, [fout]));
   const m = np.matmul(h.ref, l.mu.w).add(l.mu.b);
   return m.add(np.matmul(h.mul(sIn), dW).add(db).mul(sOut));
 }
@@ -220,41 +222,47 @@ function flipoutDense(k: Key, l: QLayer, h: JArray): JArray {
  * (a reparameterised draw, or `undefined`). Consumes `k`, `q` and `x`.
  */
 export function sampledOutputs(model: Model, estimator: Estimator, k: Key, q: MeanField, x: JArray): [JArray, Tree | undefined] {
+  return sampledOutputsSigma(model, estimator, k, withSigma(q), x);
+}
+
+/** {@link sampledOutputs} from `{ mu, sigma }` (consumes all). */
+export function sampledOutputsSigma(model: Model, estimator: Estimator, k: Key, q: MeanFieldSigma, x: JArray): [JArray, Tree | undefined] {
   if (estimator === "reparam") {
-    const theta = meanFieldSample(k, q);
+    const theta = sampleWithSigma(k, q);
     return [model.network.apply(theta.net, x), theta.lik];
   }
   const [kConv, kDense, kLik] = split(k, 3);
   const dk = denseKey(q.mu.net);
   const muNet = q.mu.net as Record<string, Tree>;
-  const rhoNet = q.rho.net as Record<string, Tree>;
+  const sigNet = q.sigma.net as Record<string, Tree>;
   const muD = muNet[dk] as Layer[];
-  const rhoD = rhoNet[dk] as Layer[];
-  const slots: QLayer[] = muD.map((mu, i) => ({ mu, rho: rhoD[i] }));
+  const sigD = sigNet[dk] as Layer[];
+  const slots: QLayer[] = muD.map((mu, i) => ({ mu, sigma: sigD[i] }));
   const params: Record<string, Tree> = { [dk]: slots as unknown as Tree };
   // Non-dense parts (convolutions): plain reparameterised weights, one draw per minibatch.
   const others = Object.keys(muNet).filter((name) => name !== dk);
   const convKeys = split(kConv, Math.max(1, others.length));
   if (others.length === 0) convKeys[0].dispose();
   others.forEach((name, i) => {
-    params[name] = meanFieldSample(convKeys[i], { mu: { net: muNet[name] }, rho: { net: rhoNet[name] } }).net;
+    params[name] = sampleWithSigma(convKeys[i], { mu: { net: muNet[name] }, sigma: { net: sigNet[name] } }).net;
   });
   const keys = split(kDense, Math.max(1, slots.length));
   const layerFn = estimator === "lrt" ? lrtDense : flipoutDense;
   const denseFn: DenseFn = (layer, h, i) => layerFn(keys[i], layer as unknown as QLayer, h);
   const out = model.network.applyWith!(params, x, denseFn);
   let lik: Tree | undefined;
-  if (q.mu.lik !== undefined) lik = meanFieldSample(kLik, { mu: { net: q.mu.lik }, rho: { net: q.rho.lik as Tree } }).net;
+  if (q.mu.lik !== undefined) lik = sampleWithSigma(kLik, { mu: { net: q.mu.lik }, sigma: { net: q.sigma.lik as Tree } }).net;
   else kLik.dispose();
   return [out, lik];
 }
 
 /**
  * Per-example log p(y_i | x_i, theta) `[n]` for one draw theta ~ q under an estimator (for `"lrt"` and
- * `"flipout"` every example has its own effective draw, exactly distributed as q). Consumes all.
+ * `"flipout"` every example has its own effective draw, exactly distributed as q). Consumes all;
+ * `q` is `{ mu, sigma }` (see {@link withSigma}).
  */
-export function sampledLogLik(model: Model, estimator: Estimator, k: Key, q: MeanField, batch: Batch): JArray {
-  const [out, lik] = sampledOutputs(model, estimator, k, q, batch.x);
+export function sampledLogLik(model: Model, estimator: Estimator, k: Key, q: MeanFieldSigma, batch: Batch): JArray {
+  const [out, lik] = sampledOutputsSigma(model, estimator, k, q, batch.x);
   return model.likelihood.logLik(out, batch.y, lik);
 }
 
@@ -270,21 +278,21 @@ function mixtureLogDensity(p: ScaleMixturePrior, th: JArray): JArray {
 /**
  * The prior side of the objective: returns `[kl, reg]` with `kl` an estimate of KL(q || p) and
  * `reg = kl + (1 - T) H[q]` (= -E_q log p(theta) - T H[q]). Analytic for a Gaussian prior; for a scale
- * mixture, -log p(theta') - H[q] with one draw theta' ~ q from `k`. Consumes `k` and `q`.
+ * mixture, -log p(theta') - H[q] with one draw theta' ~ q from `k`. Consumes `k` and `q` (`{ mu, sigma }`).
  */
-export function priorTerms(prior: VIPrior, likPrior: LikPrior, temperature: number, k: Key, q: MeanField): [JArray, JArray] {
+export function priorTerms(prior: VIPrior, likPrior: LikPrior, temperature: number, k: Key, q: MeanFieldSigma): [JArray, JArray] {
   if (prior.kind === "gaussian") {
     k.dispose();
     if (temperature === 1) {
-      const kl = meanFieldKlToPrior(q, prior, likPrior);
+      const kl = klFromSigma(q, prior, likPrior);
       return [kl.ref, kl];
     }
-    const h = meanFieldEntropy(keep(q.rho));
-    const kl = meanFieldKlToPrior(q, prior, likPrior);
+    const h = entropyFromSigma(keep(q.sigma));
+    const kl = klFromSigma(q, prior, likPrior);
     return [kl.ref, kl.add(h.mul(1 - temperature))];
   }
-  const h = meanFieldEntropy(keep(q.rho));
-  const negLogP = viLogPrior(prior, likPrior, meanFieldSample(k, q)).mul(-1);
+  const h = entropyFromSigma(keep(q.sigma));
+  const negLogP = viLogPrior(prior, likPrior, sampleWithSigma(k, q)).mul(-1);
   return [negLogP.ref.sub(h.ref), negLogP.sub(h.mul(temperature))];
 }
 
@@ -329,14 +337,15 @@ export function create(model: Model, opts: BbbOptions): MeanFieldMethod<BbbInfo>
   /** L(q) per datum and its parts; consumes everything. */
   const objective = (q: MeanField, k: Key, batch: Batch, w: JArray): [JArray, { loss: JArray; nll: JArray; kl: JArray }] => {
     const keys = split(k, s + 1);
+    const qs = withSigma(q); // softplus once per step, shared by the draws and the KL
     let ll: JArray | undefined;
     for (let i = 0; i < s; i++) {
       const b = i === s - 1 ? batch : (tree.ref(batch) as Batch);
-      const li = sampledLogLik(model, estimator, keys[i], keep(q), b).mean();
+      const li = sampledLogLik(model, estimator, keys[i], keep(qs), b).mean();
       ll = ll ? ll.add(li) : li;
     }
     const nll = ll!.mul(-1 / s);
-    const [kl, reg] = priorTerms(prior, likPrior, temp, keys[s], q);
+    const [kl, reg] = priorTerms(prior, likPrior, temp, keys[s], qs);
     const loss = nll.ref.add(reg.mul(w).mul(1 / n));
     return [loss.ref, { loss, nll, kl }];
   };
