@@ -19,12 +19,13 @@
  * 5.77 (a tail mass of 2^-24 per pair, the same as any float32 uniform-based sampler); the angle has
  * 2^26 values.
  *
- * Why (jax-js 0.1.25, Wasm, measured on this project's 2-core machine, 478k draws in one jitted call):
- * `random.normal` costs ~35 ms, of which ~12 ms are two Threefry draws per output (one `random_bits`
- * kernel costs ~12 ns per 32-bit word) and ~20 ms its Wasm `cos`/`log1p`; this module draws one 32-bit
- * word per output and evaluates only polynomials, log and sqrt once per PAIR, and draws the bits of a
- * whole pytree in one `random_bits` kernel. The transform is elementwise on a `[2, m]` view of each leaf,
- * so it fuses into whatever consumes the noise (the sampler's update) instead of being materialised.
+ * jax-js workaround (0.1.25, Wasm; this project's 2-core machine, 478k draws in one jitted call):
+ * `random.normal` costs ~35 ms: two Threefry words per output (~12 ns per word in a `random_bits`
+ * kernel, ~12 ms) and Wasm `cos` (~14 ms; `log` ~2.5 ms). This module draws one 32-bit word per output,
+ * replaces `cos` by short polynomials on (0, pi/4) and `log` by its own, and draws the bits of a whole
+ * pytree in one `random_bits` kernel: ~2x cheaper overall. The transform is elementwise on a `[2, m]`
+ * view of each leaf (log and sqrt are evaluated for both outputs of a pair; materialising them per pair
+ * was not tried), so it fuses into whatever consumes the noise (the sampler's update).
  */
 import { lax, np, random, tree, type JArray, type Key, type Tree } from "./engine.js";
 
