@@ -261,7 +261,11 @@ export function realNvp(d: number, opts: RealNvpOptions = {}): Flow<CouplingLaye
 export interface PlanarOptions {
   /** Number of planar layers K (default 8). */
   layers?: number;
-  /** Safeguarded-Newton iterations of the inverse (default 24; see {@link planar}). */
+  /**
+   * Safeguarded-Newton iterations of the inverse (default 24; see {@link planar}). 24 halvings of the
+   * bracket [a' - |c|, a' + |c|] reach float32 resolution even where Newton makes no progress (c near
+   * -1); measured near w·û = -0.986: 16 and 24 iterations give round-off-level errors, 8 gives 2e-2.
+   */
   inverseIterations?: number;
 }
 
