@@ -132,7 +132,12 @@ function makeFlow<L extends Tree>(name: string, d: number, nLayers: number, kind
     dim: d,
     layers: nLayers,
     init(key, mean, scale) {
-      checkInit(name, d, mean, scale);
+      try {
+        checkInit(name, d, mean, scale);
+      } catch (e) {
+        key.dispose();
+        throw e;
+      }
       const layers: L[] = [];
       if (nLayers === 0) key.dispose();
       else split(key, nLayers).forEach((k, i) => layers.push(kind.init(k, i)));
