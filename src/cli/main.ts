@@ -87,13 +87,24 @@ export function buildProgram(): Command {
     .option("--friction <alpha>", "sghmc, csghmc: friction alpha = 1 - momentum (default 0.05)", fraction("--friction"))
     .addOption(new Option("--schedule <kind>", "sgld, psgld, sghmc: step sizes constant, or polynomial decay eps (1 + t/b)^-0.55 with b = a tenth of the run (default constant)").choices(["constant", "polynomial"]))
     .option("--prior-scale <s>", "standard deviation of the Gaussian prior on weights: one number, or one per layer separated by commas (e.g. 1,0.5,0.1)", priorScales, [1])
-    .option("--temperature <t>", "samplers: temperature of the injected noise (1: the posterior; < 1: cold; 0: no noise)", nonNegative("--temperature"), 1)
+    .option("--temperature <t>", "samplers: temperature of the injected noise (1: the posterior; < 1: cold; 0: no noise); variational methods: the tempered target (KL weight T)", nonNegative("--temperature"), 1)
     .addOption(new Option("--noise <kind>", "regression: observation noise fixed or learned").choices(["fixed", "learned"]).default("learned"))
     .option("--sigma <s>", "regression: (initial) noise standard deviation in standardised target units", positive("--sigma"), 1)
     .option("--seed <s>", "seed of every random choice (split, init, shuffles, noise)", int("--seed", 0, 2 ** 32 - 1), 0)
     .option("--split <k>", "UCI split index", int("--split", 0))
     .option("--target <column>", "CSV target column (name or 0-based index)")
     .option("--test-size <n>", "held-out examples for mnist (default 2000), idx and csv (default 20%)", int("--test-size", 1))
+    .option("--mc <k>", "variational: Monte Carlo draws per step (bbb, bbb-lrt, flipout, fullrank, flow 1; alpha 5; proximal-svi 2, antithetic; gsm, bam: batch of 8 scores)", int("--mc", 1))
+    .option("--init-std <s>", "variational: initial standard deviation of q around the initial weights (default 0.01; proximal-svi 0.001)", positive("--init-std"))
+    .option("--alpha <a>", "alpha: the divergence's alpha (default 0.5; bb-alpha 0 = the ELBO, vr 1 = the ELBO)", (v: string) => {
+      const n = Number(v);
+      if (v.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`--alpha expects a number, got '${v}'.`);
+      return n;
+    })
+    .addOption(new Option("--objective <kind>", "alpha: black-box alpha (Li & Gal 2017 form) or the Renyi bound (default bb-alpha)").choices(["bb-alpha", "vr"]))
+    .option("--lambda <l>", "proximal-svi: proximal strength (default 10); bam: constant regulariser (default: the decay B d / (t + 1))", positive("--lambda"))
+    .option("--inner-steps <k>", "proximal-svi: inner Newton steps per outer step (default 2)", int("--inner-steps", 1))
+    .option("--flow-layers <k>", "flow: RealNVP coupling layers (default 4)", int("--flow-layers", 1))
     .option("--out <dir>", "save the posterior to this directory (posterior.json + samples.safetensors)")
     .option("--quiet", "no progress output")
     .action(async (opts) => {
@@ -106,11 +117,19 @@ export function buildProgram(): Command {
         }
       };
       only(["--members"], method === "ensemble", "--method ensemble");
-      only(["--chains", "--samples", "--burnin", "--thin"], entry.kind === "sampler", "the samplers (sgld, psgld, sghmc, csgld, csghmc)");
+      only(["--chains", "--burnin", "--thin"], entry.kind === "sampler", "the samplers (sgld, psgld, sghmc, csgld, csghmc)");
+      only(["--samples"], entry.kind !== "optimiser", "the samplers and the variational methods");
+      only(["--mc", "--init-std"], entry.kind === "variational", "the variational methods");
+      only(["--alpha", "--objective"], method === "alpha", "--method alpha");
+      only(["--lambda"], method === "proximal-svi" || method === "bam", "proximal-svi and bam");
+      only(["--inner-steps"], method === "proximal-svi", "--method proximal-svi");
+      only(["--flow-layers"], method === "flow", "--method flow");
       only(["--cycles", "--explore"], entry.cyclical === true, "the cyclical samplers (csgld, csghmc)");
       only(["--friction"], method === "sghmc" || method === "csghmc", "sghmc and csghmc");
       only(["--schedule"], entry.kind === "sampler" && !entry.cyclical, "sgld, psgld and sghmc (the cyclical samplers have their own schedule)");
-      only(["--epochs"], entry.kind === "optimiser", "map and ensemble (samplers count steps: --burnin, --samples, --thin)");
+      only(["--epochs"], entry.kind !== "sampler", "map, ensemble and the variational methods (samplers count steps: --burnin, --samples, --thin)");
+      if (method === "alpha" && opts.temperature !== 1) throw new UsageError("--temperature does not apply to --method alpha (its divergence parameter --alpha plays that part)");
+      if (entry.kind === "variational" && !(opts.temperature > 0)) throw new UsageError(`--temperature must be > 0 for ${method} (it tempers the likelihood and prior of the target q approximates)`);
       if (entry.kind === "optimiser" && opts.temperature !== 1) {
         throw new UsageError(`--temperature applies to the samplers only: it does not change where ${method} converges`);
       }
@@ -132,6 +151,13 @@ export function buildProgram(): Command {
         explore: opts.explore,
         friction: opts.friction,
         schedule: opts.schedule,
+        mc: opts.mc,
+        initStd: opts.initStd,
+        alpha: opts.alpha,
+        objective: opts.objective,
+        lambda: opts.lambda,
+        innerSteps: opts.innerSteps,
+        flowLayers: opts.flowLayers,
         priorScale: opts.priorScale[0],
         priorPerLayer: opts.priorScale.length > 1 ? opts.priorScale : undefined,
         temperature: opts.temperature,
@@ -159,6 +185,7 @@ export function buildProgram(): Command {
     .option("--target <column>", "CSV target column")
     .option("--test-size <n>", "held-out examples for mnist and csv", int("--test-size", 1))
     .option("--ood <source>", "out-of-distribution inputs: adds the AUROC of predictive entropy (classification)")
+    .option("--samples <s>", "variational posteriors: draw this many fresh samples from q (keyed by --seed) instead of using the saved draws", int("--samples", 1))
     .option("--json", "print the metrics as JSON")
     .action(async (opts) => {
       const t0 = performance.now();
@@ -170,13 +197,15 @@ export function buildProgram(): Command {
         target: opts.target,
         testSize: opts.testSize,
         ood: opts.ood,
+        samples: opts.samples,
       });
       const wall = (performance.now() - t0) / 1000;
       if (opts.json) {
         console.log(JSON.stringify({ posterior: opts.posterior, method: meta.method, model: meta.model, data: data.source, testSize: data.test.n, metrics, wallTimeSeconds: wall }));
         return;
       }
-      console.log(`${meta.method} posterior (${meta.numSamples} sample${meta.numSamples === 1 ? "" : "s"}, ${meta.model}) on ${data.source}: ${data.test.n} test examples${sameData ? " (the held-out part of the data it was fitted on)" : ""}`);
+      const used = opts.samples ?? meta.numSamples;
+      console.log(`${meta.method} posterior (${used} sample${used === 1 ? "" : "s"}${opts.samples ? " drawn from q" : ""}, ${meta.model}) on ${data.source}: ${data.test.n} test examples${sameData ? " (the held-out part of the data it was fitted on)" : ""}`);
       console.log(metricsTable(metrics, [["wall time", `${wall.toFixed(1)} s`]]));
     });
   const bench = program.command("bench").description("benchmarks against published results");

@@ -15,6 +15,7 @@ import { evaluateSamples, checkCompatible, type Metrics } from "./evaluate.js";
 import { METHODS, type CommonFitOptions, type MethodEntry, type MethodName } from "./methods.js";
 import { stepsPerEpoch } from "../train/batches.js";
 import { modelFromMeta, samplesFromHost } from "./posterior.js";
+import { sampleSaved } from "./vi-methods.js";
 
 /** Everything `bayesdl fit` needs. */
 export interface FitJobOptions {
@@ -38,6 +39,14 @@ export interface FitJobOptions {
   readonly cycles?: number;
   readonly explore?: number;
   readonly friction?: number;
+  /** Variational methods (see CommonFitOptions in src/jobs/methods.ts); undefined: the method's default. */
+  readonly mc?: number;
+  readonly initStd?: number;
+  readonly alpha?: number;
+  readonly objective?: "bb-alpha" | "vr";
+  readonly lambda?: number;
+  readonly innerSteps?: number;
+  readonly flowLayers?: number;
   /** Non-cyclical samplers' schedule (default constant). */
   readonly schedule?: "constant" | "polynomial";
   readonly priorScale: number;
@@ -110,9 +119,10 @@ export async function runFit(o: FitJobOptions): Promise<FitResult> {
     leaves: leaves.map((l) => ({ name: l.name, shape: l.shape })),
     createdAt: new Date().toISOString(),
     wallTimeSeconds,
+    ...(out.variational ? { variational: out.variational.meta } : {}),
     ...(out.extra || out.diagnostics ? { extra: { ...out.extra, ...(out.diagnostics ? { diagnostics: out.diagnostics } : {}) } } : {}),
   };
-  if (o.out) await savePosterior(o.out, meta, leaves);
+  if (o.out) await savePosterior(o.out, meta, leaves, out.variational?.tensors);
   return { meta, metrics, wallTimeSeconds, data };
 }
 
@@ -120,13 +130,15 @@ export async function runFit(o: FitJobOptions): Promise<FitResult> {
  * Every option of a method with its default filled in. Samplers default to a burn-in of 10 epochs
  * (at least 1,000 steps) then 20 samples one epoch (at least 20 steps) apart; cyclical runs take a
  * budget of 30 epochs (at least 2,000 steps) in 4 cycles, explore for the first 80% of each and
- * take 3 samples at its end, at most half an epoch apart.
+ * take 3 samples at its end, at most half an epoch apart. Variational methods train for `epochs`
+ * (default 20) and keep `samples` (default 20) draws from q.
  */
 export function resolveOptions(entry: MethodEntry, o: FitJobOptions, n: number): Omit<CommonFitOptions, "onProgress" | "heldOut"> {
   const batchSize = o.batchSize ?? 128;
   const spe = stepsPerEpoch(n, Math.min(batchSize, n));
   const cyclic = entry.cyclical === true;
   const samples = o.samples ?? (cyclic ? 12 : 20);
+  const vi = { mc: o.mc, initStd: o.initStd, alpha: o.alpha, objective: o.objective, lambda: o.lambda, innerSteps: o.innerSteps, flowLayers: o.flowLayers };
   let thin: number;
   let burnin: number;
   if (cyclic) {
@@ -156,6 +168,7 @@ export function resolveOptions(entry: MethodEntry, o: FitJobOptions, n: number):
     explore: o.explore ?? 0.8,
     friction: o.friction ?? 0.05,
     schedule: o.schedule ?? "constant",
+    ...vi,
   };
 }
 
@@ -171,12 +184,20 @@ export interface EvaluateJobOptions {
   readonly testSize?: number;
   /** Optional out-of-distribution inputs for the entropy AUROC. */
   readonly ood?: string;
+  /**
+   * Variational posteriors: draw this many fresh samples from q (keyed by `seed`) instead of using
+   * the draws saved at fit time.
+   */
+  readonly samples?: number;
 }
 
 /** Load a saved posterior and compute its metrics on the test part of a data source. */
 export async function runEvaluate(o: EvaluateJobOptions): Promise<{ meta: PosteriorMeta; metrics: Metrics; data: DataSplit; sameData: boolean }> {
-  const { meta, samples } = await loadPosterior(o.posterior);
+  const { meta, samples, variational } = await loadPosterior(o.posterior);
   const model = modelFromMeta(meta);
+  if (o.samples !== undefined && (meta.variational === undefined || variational === undefined)) {
+    throw new Error(`--samples: ${o.posterior} holds ${meta.numSamples} saved samples of a ${meta.method} posterior, not a variational one to draw from`);
+  }
   const seed = o.seed ?? meta.seed;
   const splitIdx = o.split ?? (typeof meta.data.split?.split === "number" ? meta.data.split.split : undefined);
   const data = loadData(o.data ?? meta.data.source, { seed, split: splitIdx, target: o.target, testSize: o.testSize, role: "evaluate" });
@@ -185,7 +206,8 @@ export async function runEvaluate(o: EvaluateJobOptions): Promise<{ meta: Poster
     const od = loadData(o.ood, { seed, role: "evaluate" });
     ood = od.test.n > 0 ? od.test : od.train;
   }
-  const params = samplesFromHost(model, samples, meta.numSamples);
+  const params =
+    o.samples !== undefined ? sampleSaved(key(seed), model, meta.variational!, variational!, o.samples) : samplesFromHost(model, samples, meta.numSamples);
   try {
     const { metrics } = await evaluateSamples(model, params, data, ood);
     return { meta, metrics, data, sameData: data.fingerprint === meta.data.fingerprint };

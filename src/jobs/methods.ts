@@ -8,7 +8,7 @@ import { split, tree, treeSize, type Key, type Tree } from "../core/engine.js";
 import { create as createEnsemble, initMembers, stackTrees } from "../baselines/ensemble.js";
 import { create as createMap } from "../baselines/map.js";
 import type { ArrayData } from "../data/types.js";
-import type { PosteriorLeafSamples } from "../io/posterior.js";
+import type { NamedTensor, PosteriorLeafSamples, VariationalMeta } from "../io/posterior.js";
 import { logDensity, type Model } from "../models/model.js";
 import { create as createSgld } from "../sgmcmc/sgld.js";
 import { create as createPsgld } from "../sgmcmc/psgld.js";
@@ -17,6 +17,7 @@ import { runChains, type TraceDiagnostics } from "../sgmcmc/run.js";
 import { constant, cyclical, polynomial, type Schedule } from "../sgmcmc/schedule.js";
 import { fitEpochs, type Progress } from "../train/fit.js";
 import { samplesToHost } from "./posterior.js";
+import { VI_METHODS } from "./vi-methods.js";
 
 /** Options every method understands (each uses the ones that apply to it). */
 export interface CommonFitOptions {
@@ -37,6 +38,18 @@ export interface CommonFitOptions {
   readonly friction: number;
   /** Non-cyclical samplers: constant step size, or polynomial decay eps0 (1 + t / b)^-0.55 with b = T / 10. */
   readonly schedule: "constant" | "polynomial";
+  /**
+   * Variational methods: Monte Carlo draws per step (bbb 1, alpha 5, proximal-svi 2; gsm/bam batch 8),
+   * initial posterior standard deviation, alpha and objective of `alpha`, lambda of proximal-svi and
+   * bam, inner steps of proximal-svi, coupling layers of `flow`. Undefined means the method's default.
+   */
+  readonly mc?: number;
+  readonly initStd?: number;
+  readonly alpha?: number;
+  readonly objective?: "bb-alpha" | "vr";
+  readonly lambda?: number;
+  readonly innerSteps?: number;
+  readonly flowLayers?: number;
   /** Held-out data for diagnostics. */
   readonly heldOut?: ArrayData;
   readonly onProgress?: (p: Progress) => void;
@@ -49,10 +62,12 @@ export interface FitOutput {
   /** Saved in posterior.json under `extra`. */
   readonly extra?: Record<string, unknown>;
   readonly diagnostics?: TraceDiagnostics[];
+  /** Variational methods: q's parameters, saved to `variational.safetensors`. */
+  readonly variational?: { meta: VariationalMeta; tensors: NamedTensor[] };
 }
 
 /** Which group of defaults and options a method uses. */
-export type MethodKind = "optimiser" | "sampler";
+export type MethodKind = "optimiser" | "sampler" | "variational";
 
 /** A method entry: its defaults and how it produces samples. */
 export interface MethodEntry {
@@ -174,6 +189,7 @@ export const METHODS = {
     (ld, o, s, n) => createSghmc(ld, { schedule: s, temperature: o.temperature, dataSize: n, friction: o.friction }),
     (o) => ({ friction: o.friction, cycles: o.cycles, explore: o.explore }),
   ),
+  ...VI_METHODS,
 } satisfies Record<string, MethodEntry>;
 
 /** Method names, for help text and validation. */
