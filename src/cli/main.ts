@@ -250,6 +250,80 @@ export function buildProgram(): Command {
       console.log(uciTable(results, opts.method));
       console.log(`\ntotal wall time ${wall.toFixed(0)} s; wrote ${files.join(", ")}`);
     });
+  const list = (v: string) => v.split(",").map((x) => x.trim()).filter((x) => x !== "");
+  bench
+    .command("vi-gaussian")
+    .description("proximal score VI, full-rank ADVI, GSM and BaM on Gaussian targets: forward KL and parameter errors against score evaluations")
+    .option("--budget <evals>", "score / gradient evaluations per run", int("--budget", 1), 20000)
+    .option("--targets <names>", "comma-separated subset of d10, d50, d100, d50-illcond, d50-tinyinit")
+    .option("--methods <names>", "comma-separated subset of proximal-svi, advi, gsm, bam")
+    .option("--seed <s>", "seed of the targets and the runs", int("--seed", 0, 2 ** 32 - 1), 0)
+    .option("--out <dir>", "where to write vi-gaussian.md, .json and .svg", "runs/bench")
+    .action(async (opts) => {
+      const { viGaussianBench, VI_GAUSSIAN_METHODS } = await import("../bench/vi-gaussian.js");
+      const methods = opts.methods ? list(opts.methods) : undefined;
+      for (const m of methods ?? []) if (!(VI_GAUSSIAN_METHODS as readonly string[]).includes(m)) throw new UsageError(`--methods: unknown method '${m}'; choose from ${VI_GAUSSIAN_METHODS.join(", ")}`);
+      const { table, files } = await viGaussianBench(opts.out, {
+        budget: opts.budget,
+        seed: opts.seed,
+        targets: opts.targets ? list(opts.targets) : undefined,
+        methods: methods as never,
+        onRun: (t, m, last) => console.error(`${t} ${m}: ${Object.entries(last.errors).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(", ")} (${last.seconds.toFixed(1)} s)`),
+      });
+      console.log(table);
+      console.log(`wrote ${files.join(", ")}`);
+    });
+  bench
+    .command("vi-mixture")
+    .description("mixture and flow VI (ADVI) and proximal score VI with a flow on Gaussian-mixture targets: KL estimates against evaluations")
+    .option("--budget <evals>", "target evaluations per run", int("--budget", 1), 20000)
+    .option("--targets <names>", "comma-separated subset of k2-d2, k5-d2, k2-d30, k5-d30")
+    .option("--methods <names>", "comma-separated subset of advi-mixture, advi-realnvp, proximal-realnvp")
+    .option("--seed <s>", "seed of the targets and the runs", int("--seed", 0, 2 ** 32 - 1), 0)
+    .option("--out <dir>", "where to write vi-mixture.md, .json and .svg", "runs/bench")
+    .action(async (opts) => {
+      const { viMixtureBench, VI_MIXTURE_METHODS } = await import("../bench/vi-mixture.js");
+      const methods = opts.methods ? list(opts.methods) : undefined;
+      for (const m of methods ?? []) if (!(VI_MIXTURE_METHODS as readonly string[]).includes(m)) throw new UsageError(`--methods: unknown method '${m}'; choose from ${VI_MIXTURE_METHODS.join(", ")}`);
+      const { table, files } = await viMixtureBench(opts.out, {
+        budget: opts.budget,
+        seed: opts.seed,
+        targets: opts.targets ? list(opts.targets) : undefined,
+        methods: methods as never,
+        onRun: (t, m, last) => console.error(`${t} ${m}: ${Object.entries(last.errors).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(", ")} (${last.seconds.toFixed(1)} s)`),
+      });
+      console.log(table);
+      console.log(`wrote ${files.join(", ")}`);
+    });
+  bench
+    .command("vi-mnist")
+    .description("variational methods on the embedded MNIST digits with held-out learning curves (error, NLL, ECE against steps and wall time)")
+    .option("--methods <names>", "comma-separated variational methods", "bbb,proximal-svi")
+    .option("--epochs <n>", "passes over the 8,000 training digits", int("--epochs", 1), 20)
+    .option("--every <steps>", "steps between curve points", int("--every", 1), 125)
+    .option("--eval-samples <s>", "draws from q per curve point", int("--eval-samples", 1), 10)
+    .option("--model <spec>", "network", "mlp:400,400")
+    .option("--temperature <t>", "tempered target for every method (KL weight T)", positive("--temperature"), 1)
+    .option("--seed <s>", "split and run seed", int("--seed", 0, 2 ** 32 - 1), 0)
+    .option("--out <dir>", "where to write vi-mnist.md, .json and .svg", "runs/bench")
+    .action(async (opts) => {
+      const { viMnistBench } = await import("../bench/vi-mnist.js");
+      const methods = list(opts.methods);
+      for (const m of methods) if (!METHOD_NAMES.includes(m as MethodName) || METHODS[m as MethodName].kind !== "variational") throw new UsageError(`--methods: '${m}' is not a variational method`);
+      const overrides = Object.fromEntries(methods.map((m) => [m, { temperature: opts.temperature }]));
+      const { table, files } = await viMnistBench(opts.out, {
+        methods: methods as MethodName[],
+        epochs: opts.epochs,
+        seed: opts.seed,
+        every: opts.every,
+        evalSamples: opts.evalSamples,
+        model: opts.model,
+        overrides,
+        onPoint: (p) => console.error(`${p.method} step ${p.step}: error ${(100 * p.error).toFixed(2)}% NLL ${p.nll.toFixed(4)} ECE ${p.ece.toFixed(4)} (${p.seconds.toFixed(1)} s)`),
+      });
+      console.log(table);
+      console.log(`wrote ${files.join(", ")}`);
+    });
   return program;
 }
 

@@ -60,6 +60,8 @@ export interface FitJobOptions {
   readonly split?: number;
   readonly target?: string;
   readonly testSize?: number;
+  /** Variational methods: learning-curve callback (see CommonFitOptions.monitor). */
+  readonly monitor?: CommonFitOptions["monitor"];
   /** Output directory; nothing is written when omitted. */
   readonly out?: string;
   readonly onProgress?: (p: Progress) => void;
@@ -88,7 +90,7 @@ export async function runFit(o: FitJobOptions): Promise<FitResult> {
   const [kFit, kRest] = split(key(o.seed), 2);
   free(kRest);
   const options = resolveOptions(entry, o, data.train.n);
-  const out = await entry.fit(kFit, model, data.train, { ...options, heldOut: data.test, onProgress: o.onProgress });
+  const out = await entry.fit(kFit, model, data.train, { ...options, heldOut: data.test, onProgress: o.onProgress, monitor: o.monitor });
   const leaves = out.leaves;
   let metrics: Metrics = {};
   if (data.test.n > 0) {

@@ -50,6 +50,11 @@ export interface CommonFitOptions {
   readonly lambda?: number;
   readonly innerSteps?: number;
   readonly flowLayers?: number;
+  /**
+   * Variational methods: every `every` steps (and at the end), `fn` gets `samples` draws from the
+   * current q (borrowed) with the step count, for learning curves (`bayesdl bench vi-mnist`).
+   */
+  readonly monitor?: { readonly every: number; readonly samples: number; fn(step: number, draws: import("../models/model.js").Params): Promise<void> };
   /** Held-out data for diagnostics. */
   readonly heldOut?: ArrayData;
   readonly onProgress?: (p: Progress) => void;

@@ -113,8 +113,24 @@ type MfMethod = {
 
 /** The shared body of the pytree (mean-field) entries. */
 async function fitMeanField(k: Key, model: Model, train: ArrayData, o: CommonFitOptions, m: MfMethod): Promise<FitOutput> {
-  const [k0, k1, k2, k3] = split(k, 4);
-  const { state } = await fitEpochs(k2, m as unknown as Steppable<Tree>, m.init(k0, model.init(k1)) as Tree, train, { epochs: o.epochs, batchSize: o.batchSize, onProgress: o.onProgress });
+  const [k0, k1, k2, k3, k4] = split(k, 5);
+  let kMon = k4;
+  const mon = o.monitor;
+  const afterStep = mon
+    ? async (step: number, state: Tree) => {
+        if (step % mon.every !== 0) return;
+        const [ka, kb] = split(kMon, 2);
+        kMon = kb;
+        const draws = m.sample(ka, state as never, mon.samples);
+        try {
+          await mon.fn(step, draws);
+        } finally {
+          tree.dispose(draws);
+        }
+      }
+    : undefined;
+  const { state } = await fitEpochs(k2, m as unknown as Steppable<Tree>, m.init(k0, model.init(k1)) as Tree, train, { epochs: o.epochs, batchSize: o.batchSize, onProgress: o.onProgress, afterStep });
+  kMon.dispose();
   const samples = m.sample(k3, state as never, o.samples);
   const q = (state as { q: MeanField }).q as unknown as Tree;
   const out = await output(samples, { mu: (q as MeanField).mu, rho: (q as MeanField).rho } as unknown as Tree, ["mu", "rho"], { family: "meanfield", options: {} }, o.samples);
