@@ -17,7 +17,8 @@ import { fuseSteps } from "../core/fuse.js";
 import { replicate, stackTrees } from "../core/replicate.js";
 import { create as createMap } from "../baselines/map.js";
 import { categorical, gaussian } from "../models/likelihood.js";
-import { logDensity, makeModel, type Batch, type LogDensityFn, type Params } from "../models/model.js";
+import { logDensity, makeModel, type Batch, type LogDensityFn, type Model, type Params } from "../models/model.js";
+import { create as createBbb } from "../vi/bbb.js";
 import { networkFromSpec } from "../models/spec.js";
 import { create as createSgld } from "../sgmcmc/sgld.js";
 import { create as createSghmc } from "../sgmcmc/sghmc.js";
@@ -36,7 +37,7 @@ interface Workload {
 }
 
 /** How a workload's method is built from its log density. */
-type MethodFactory = (ld: LogDensityFn, n: number) => { init(k: Key, p: Params): Tree; step(k: Key, s: Tree, b: Batch): [Tree, { loss: JArray }] };
+type MethodFactory = (ld: LogDensityFn, n: number, model: Model) => { init(k: Key, p: Params): Tree; step(k: Key, s: Tree, b: Batch): [Tree, { loss: JArray }] };
 
 /**
  * A workload: model `spec` on inputs `inputShape`, `copies` independent copies (0: one, unreplicated)
@@ -67,7 +68,7 @@ function workload(w: {
     async setup() {
       const lik = w.classes > 1 ? categorical() : gaussian({ sigma: 1 });
       const model = makeModel(networkFromSpec(w.spec, w.inputShape, lik.outputDim(w.classes)), lik, { kind: "gaussian", scale: 1 });
-      const inner = w.method(logDensity(model, { dataSize: w.n }), w.n);
+      const inner = w.method(logDensity(model, { dataSize: w.n }), w.n, model);
       const copies = w.copies ?? 0;
       const [k0, k1, k2, k3] = split(key(0), 4);
       const method = copies > 0 ? replicate(inner, copies, "auto", 10_000) : inner;
@@ -100,6 +101,7 @@ function workload(w: {
 const map: MethodFactory = (ld, n) => createMap(ld, { dataSize: n, learningRate: 1e-3 }) as never;
 const sgld: MethodFactory = (ld, n) => createSgld(ld, { schedule: 1e-4, dataSize: n }) as never;
 const sghmc: MethodFactory = (ld, n) => createSghmc(ld, { schedule: 1e-4, friction: 0.05, dataSize: n }) as never;
+const bbb: MethodFactory = (_ld, n, model) => createBbb(model, { dataSize: n, learningRate: 1e-3 }) as never;
 const MNIST_MLP = { spec: "mlp:400,400", inputShape: [784], classes: 10, n: 60000, batch: 128 };
 const MNIST_CNN = { spec: "cnn:32,64", inputShape: [1, 28, 28], classes: 10, n: 60000, batch: 64 };
 const UCI_MLP = { spec: "mlp:50", inputShape: [13], classes: 1, n: 455, batch: 32 };
@@ -111,6 +113,7 @@ const WORKLOADS: Workload[] = [
   workload({ name: "sgld-cnn-mnist", peer: "sgld-cnn-mnist", note: "SGLD on the im2col CNN", ...MNIST_CNN, method: sgld, warmup: 3, steps: 40 }),
   workload({ name: "ensemble10-mlp-uci", peer: "ensemble10-mlp-uci", note: "SGHMC on ten 13-50-1 members, vmapped, 8 steps per call; each member its own minibatch", ...UCI_MLP, method: sghmc, copies: 10, fuse: 8, warmup: 10, steps: 200 }),
   workload({ name: "ensemble10-mlp-uci-unfused", peer: "ensemble10-mlp-uci", note: "the same, one step per call", ...UCI_MLP, method: sghmc, copies: 10, warmup: 20, steps: 300 }),
+  workload({ name: "bbb-mlp-mnist", peer: "bbb-mlp-mnist", note: "Bayes-by-backprop, one reparameterised draw, closed-form KL, Adam", ...MNIST_MLP, method: bbb, warmup: 5, steps: 100 }),
   workload({ name: "map-mlp-mnist", peer: "sgld-mlp-mnist", note: "MAP step (grad + Adam) vs the peer's SGLD step (grad + noise)", ...MNIST_MLP, method: map, warmup: 10, steps: 200 }),
   workload({ name: "map-cnn-mnist", peer: "sgld-cnn-mnist", note: "MAP step (grad + Adam) vs the peer's SGLD step (grad + noise)", ...MNIST_CNN, method: map, warmup: 3, steps: 40 }),
 ];

@@ -96,6 +96,44 @@ function lowerSolveSquares(l: JArray, rowsFlipped: JArray): JArray {
   return z.ref.mul(z).sum(1);
 }
 
+/**
+ * L^-1 for a lower-triangular L `[d, d]` from matmuls only, so it is traceable under `jit(grad(...))`
+ * (the routine solve of {@link lowerSolveSquares} is not). Consumes `l`.
+ *
+ *   L = D (I + N),  N = D^-1 L - I strictly lower (nilpotent, N^d = 0),
+ *   (I + N)^-1 = sum_{k<d} (-N)^k = prod_{j < ceil(log2 d)} (I + (-N)^(2^j)),   L^-1 = (I + N)^-1 D^-1
+ *
+ * 2 ceil(log2 d) matmuls of d x d: O(d^3 log d), against O(d^2) per right-hand side for a solve, so it
+ * is the default only up to {@link SERIES_MAX_DIM}. The product is exact in exact arithmetic; in float32
+ * its error grows with the spread of L (measured against float64 in test/vi-gaussian.test.ts).
+ */
+export function lowerInverseSeries(l: JArray, d: number): JArray {
+  const eye = np.eye(d);
+  const dinv = np.reciprocal(l.ref.mul(eye.ref).sum(1)).reshape([d, 1]);
+  let negN = eye.ref.sub(l.mul(dinv.ref)); // -N
+  let inv = eye.ref.add(negN.ref);
+  for (let p = 2; p < d; p *= 2) {
+    negN = np.matmul(negN.ref, negN);
+    inv = np.matmul(inv, eye.ref.add(negN.ref));
+  }
+  negN.dispose();
+  eye.dispose();
+  return inv.mul(dinv.reshape([1, d]));
+}
+
+/** Largest d for which `fullRank` defaults to the matmul inverse ({@link lowerInverseSeries}). */
+export const SERIES_MAX_DIM = 256;
+
+/** Options of {@link fullRank}. */
+export interface FullRankOptions {
+  /**
+   * How logProb and kl apply L^-1: `"series"` ({@link lowerInverseSeries}; works under jit and
+   * jit(grad), O(d^3 log d)) or `"routine"` (jax-js's triangular solve, O(n d^2); jit forward and
+   * eager grad only). Default `"series"` for d <= {@link SERIES_MAX_DIM}, else `"routine"`.
+   */
+  readonly solve?: "series" | "routine";
+}
+
 /** Lower Cholesky factor of a small SPD matrix, as its columns (zero above the diagonal) and diagonal entries. */
 interface SmallChol {
   readonly cols: JArray[];
@@ -165,8 +203,9 @@ function freeChol(ch: SmallChol): void {
  * const q = fam.init(key(0), np.zeros([5]), 1);
  * const theta = fam.sample(key(1), keep(q), 100);   // [100, 5]
  */
-export function fullRank(d: number): Family<FullRankQ> & Required<Pick<Family<FullRankQ>, "entropy" | "kl" | "moments">> {
+export function fullRank(d: number, opts: FullRankOptions = {}): Family<FullRankQ> & Required<Pick<Family<FullRankQ>, "entropy" | "kl" | "moments">> {
   checkDim("fullRank", d);
+  const series = (opts.solve ?? (d <= SERIES_MAX_DIM ? "series" : "routine")) === "series";
   /** theta = m + eps L^T for eps [n, d]; consumes all. */
   const transform = (q: FullRankQ, eps: JArray): JArray => np.matmul(eps, fullRankScale(q.chol).transpose()).add(row(q.mean));
   return {
@@ -182,6 +221,10 @@ export function fullRank(d: number): Family<FullRankQ> & Required<Pick<Family<Fu
     },
     logProb(q, theta) {
       checkTheta("fullRank", theta, d);
+      if (series) {
+        const z = np.matmul(theta.sub(row(q.mean)), lowerInverseSeries(fullRankScale(q.chol.ref), d).transpose());
+        return z.ref.mul(z).sum(1).mul(-0.5).sub(fullRankHalfLogDet(q.chol)).sub(0.5 * d * LOG_2PI);
+      }
       // Rows of (theta - m) in reversed coordinate order (see lowerSolveSquares).
       const rf = np.flip(theta, [1]).sub(row(np.flip(q.mean, [0])));
       const quad = lowerSolveSquares(fullRankScale(q.chol.ref), rf); // [n]
@@ -199,6 +242,12 @@ export function fullRank(d: number): Family<FullRankQ> & Required<Pick<Family<Fu
     },
     kl(qa, qb) {
       const la = fullRankScale(qa.chol.ref);
+      if (series) {
+        const lbi = lowerInverseSeries(fullRankScale(qb.chol.ref), d);
+        const x = np.matmul(lbi.ref, la);
+        const y = np.matmul(lbi, qb.mean.sub(qa.mean).reshape([d, 1]));
+        return x.ref.mul(x).sum().add(y.ref.mul(y).sum()).sub(d).mul(0.5).add(fullRankHalfLogDet(qb.chol)).sub(fullRankHalfLogDet(qa.chol));
+      }
       const diff = qb.mean.sub(qa.mean).reshape([1, d]);
       // Rows [La^T; (mb - ma)^T] reversed: ||Lb^-1 La||_F^2 + ||Lb^-1 (mb - ma)||^2 in one solve.
       const rf = np.concatenate([np.flip(la.transpose(), [1]), np.flip(diff, [1])], 0); // [d + 1, d]
