@@ -254,6 +254,7 @@ export const VI_METHODS = {
           samplesPerStep: o.mc ?? 2,
           learningRate: o.learningRate,
           sigma0: o.initStd,
+          maxSigma: Math.max(model.prior.scale, ...(model.prior.perLayer ?? [])),
         }) as unknown as MfMethod,
       ),
   },

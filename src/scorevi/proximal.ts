@@ -76,6 +76,20 @@ export interface ProximalOptions {
   readonly learningRate?: number;
   /** Initial standard deviation of every coordinate (default 1e-3). */
   readonly sigma0?: number;
+  /**
+   * Trust region kappa of the mean: each outer step moves mu_j by at most kappa sigma_tj (default 1).
+   * `Infinity` turns it off.
+   */
+  readonly meanTrustRegion?: number;
+  /** Each outer step changes sigma_j by at most this factor either way (default 2). `Infinity` turns it off. */
+  readonly maxScaleChange?: number;
+  /**
+   * Upper bound on every sigma_j (default Infinity). Pass the prior's standard deviation for a network
+   * with a Gaussian prior: the diagonal precision of the posterior is at least the prior's wherever the
+   * expected likelihood curvature is non-negative, and the bound stops a noisy curvature estimate from
+   * widening q past the prior (see {@link create}).
+   */
+  readonly maxSigma?: number;
 }
 
 /** State of the diagonal version: q_t and counters (float32 scalars). */
@@ -180,6 +194,12 @@ export function create(logDensity: LogDensityFn, opts: ProximalOptions): Proxima
   const kSteps = checkInt(who, "innerSteps", opts.innerSteps ?? 2);
   const eta = checkPos(who, "learningRate", opts.learningRate ?? 1);
   const sigma0 = checkPos(who, "sigma0", opts.sigma0 ?? 1e-3);
+  const kappa = opts.meanTrustRegion ?? 1;
+  if (!(kappa > 0)) throw new RangeError(`proximal: meanTrustRegion must be > 0 (or Infinity), got ${kappa}`);
+  const maxScale = opts.maxScaleChange ?? 2;
+  const maxSigma = opts.maxSigma ?? Infinity;
+  if (!(maxSigma > 0)) throw new RangeError(`proximal: maxSigma must be > 0 (or Infinity), got ${maxSigma}`);
+  if (!(maxScale > 1)) throw new RangeError(`proximal: maxScaleChange must be > 1 (or Infinity), got ${maxScale}`);
   const lambdaAt = resolveLambda(who, opts.lambda ?? 10, m);
   return {
     init(k, params) {
@@ -248,6 +268,12 @@ export function create(logDensity: LogDensityFn, opts: ProximalOptions): Proxima
         c = next.map((p) => p[1]);
       }
       lamL.forEach((l) => l.dispose());
+      // Trust region of the outer step: a in [1/r^2, r^2] (sigma within a factor r of sigma_t) and
+      // |c| <= kappa a (|mu - mu_t| <= kappa sigma_t).
+      if (Number.isFinite(maxScale)) a = a.map((aj) => np.clip(aj, 1 / (maxScale * maxScale), maxScale * maxScale));
+      // sigma = sigma_t / sqrt(a) <= maxSigma  <=>  a >= (sigma_t / maxSigma)^2.
+      if (Number.isFinite(maxSigma)) a = a.map((aj, j) => np.maximum(aj, sigT[j].ref.mul(sigT[j].ref).mul(1 / (maxSigma * maxSigma))));
+      if (Number.isFinite(kappa)) c = c.map((cj, j) => np.minimum(np.maximum(cj, a[j].ref.mul(-kappa)), a[j].ref.mul(kappa)));
       // Score term and KL at the result, summed over coordinates.
       const sParts = a.map((aj, j) => {
         const cj = c[j];
