@@ -2,7 +2,7 @@
  * bayesdl: Bayesian deep learning in TypeScript. Explicit named exports only.
  *
  * Layers: `core` (engine, keys, ownership) -> `models` (networks, likelihoods, priors, logDensity)
- * -> inference methods (`baselines/`, later `sgmcmc/`, `vi/`, ...) -> `eval` (predictive, metrics)
+ * -> inference methods (`baselines/`, `sgmcmc/`, `vi/`, `scorevi/`) -> `eval` (predictive, metrics)
  * -> `io` (posterior directories) -> `jobs` (what the CLI runs).
  */
 
@@ -44,6 +44,49 @@ export { create as createSghmc, type SghmcOptions, type SghmcState } from "./sgm
 export { constant, cyclical, polynomial, type Schedule, type ScheduleSpec } from "./sgmcmc/schedule.js";
 export { normalLike, type Sampler, type SamplerInfo, type SamplerOptions } from "./sgmcmc/common.js";
 export { collectionSteps, diagnose, runChains, type ChainOptions, type ChainResult, type TraceDiagnostics } from "./sgmcmc/run.js";
+
+// variational inference (src/vi): families over flat vectors, ADVI, mean-field BBB, alpha-divergences
+export type { Family, FlatLogDensity } from "./vi/family.js";
+export { ravel, unraveler, flatLogDensity, type FlatLeaf, type Unravel } from "./vi/flat.js";
+export { fullRank, lowRank, diagonal, fullRankScale, lowerInverseSeries, inverseSoftplus, SERIES_MAX_DIM, type FullRankOptions, type FullRankQ, type LowRankQ, type DiagQ } from "./vi/gaussian.js";
+export { realNvp, planar, stdNormalLogProb, type Flow, type FlowParams, type RealNvpOptions, type PlanarOptions } from "./vi/flows.js";
+export { gaussianMixture, type MixtureFamily, type MixtureParams } from "./vi/mixture.js";
+export { create as createAdvi, elboEstimate, type Advi, type AdviInfo, type AdviOptions, type AdviState, type EntropyMode } from "./vi/advi.js";
+export {
+  meanFieldInit,
+  meanFieldSample,
+  meanFieldSampleStacked,
+  meanFieldLogProb,
+  meanFieldEntropy,
+  meanFieldKlToPrior,
+  type MeanField,
+} from "./vi/meanfield.js";
+export { create as createBbb, klWeightSchedule, type BbbInfo, type BbbOptions, type BbbState, type Estimator, type KlWeight, type MeanFieldMethod, type ScaleMixturePrior, type VIPrior } from "./vi/bbb.js";
+export { create as createAlpha, powerLogMeanExp, type AlphaInfo, type AlphaObjective, type AlphaOptions } from "./vi/alpha.js";
+
+// score-based VI (src/scorevi): proximal score matching, GSM, BaM
+export {
+  create as createProximal,
+  createFlat as createProximalFlat,
+  scoreMatchingTerm,
+  type FlatProximalOptions,
+  type FlatProximalState,
+  type FlatProximalVi,
+  type LambdaSchedule,
+  type ProximalInfo,
+  type ProximalOptions,
+  type ProximalState,
+  type ProximalVi,
+} from "./scorevi/proximal.js";
+export { create as createGsm, gsmUpdate, type GsmOptions } from "./scorevi/gsm.js";
+export { create as createBam, bamUpdate, type BamOptions, type BamSchedule } from "./scorevi/bam.js";
+export { compileStep as compileScoreViStep, sampleState as sampleGaussianState, type GaussianState, type ScoreVi, type ScoreViInfo, type ScoreViOptions } from "./scorevi/gaussian-state.js";
+
+// fast normals (Box-Muller over one bits draw per pytree)
+export { normal, normals, normalTree } from "./core/normal.js";
+
+// plots
+export { lineChartSvg, type LineChartOptions, type SeriesPoint } from "./plot/svg.js";
 
 // diagnostics
 export { essBasic, essBulk, essTail, rankNormalize, rhat, rhatBasic, splitChains, summarize, type ConvergenceSummary } from "./diagnostics/convergence.js";

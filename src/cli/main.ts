@@ -102,7 +102,7 @@ export function buildProgram(): Command {
       return n;
     })
     .addOption(new Option("--objective <kind>", "alpha: black-box alpha (Li & Gal 2017 form) or the Renyi bound (default bb-alpha)").choices(["bb-alpha", "vr"]))
-    .option("--lambda <l>", "proximal-svi: proximal strength (default 10); bam: constant regulariser (default: the decay B d / (t + 1))", positive("--lambda"))
+    .option("--lambda <l>", "proximal-svi: proximal strength (default 50); bam: constant regulariser (default: the decay B d / (t + 1))", positive("--lambda"))
     .option("--inner-steps <k>", "proximal-svi: inner Newton steps per outer step (default 2)", int("--inner-steps", 1))
     .option("--flow-layers <k>", "flow: RealNVP coupling layers (default 4)", int("--flow-layers", 1))
     .option("--out <dir>", "save the posterior to this directory (posterior.json + samples.safetensors)")

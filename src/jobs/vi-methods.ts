@@ -240,7 +240,7 @@ export const VI_METHODS = {
     summary: "proximal score-matching VI, mean-field Gaussian (in the spirit of Kim 2026)",
     kind: "variational",
     defaultLearningRate: () => 1,
-    recordedOptions: (o) => viOptions(o, { lambda: o.lambda ?? 10, innerSteps: o.innerSteps ?? 2, mcSamples: o.mc ?? 2, damping: o.learningRate }),
+    recordedOptions: (o) => viOptions(o, { lambda: o.lambda ?? 50, innerSteps: o.innerSteps ?? 2, mcSamples: o.mc ?? 2, damping: o.learningRate }),
     fit: (k, model, train, o) =>
       fitMeanField(
         k,
@@ -249,12 +249,13 @@ export const VI_METHODS = {
         o,
         createProximal(logDensity(model, { dataSize: train.n, temperature: o.temperature === 0 ? 1 : o.temperature }), {
           dataSize: train.n,
-          lambda: o.lambda ?? 10,
+          lambda: o.lambda ?? 50,
           innerSteps: o.innerSteps ?? 2,
           samplesPerStep: o.mc ?? 2,
           learningRate: o.learningRate,
           sigma0: o.initStd,
-          maxSigma: Math.max(model.prior.scale, ...(model.prior.perLayer ?? [])),
+          // The tempered target's prior sd is s0 sqrt(T).
+          maxSigma: Math.max(model.prior.scale, ...(model.prior.perLayer ?? [])) * Math.sqrt(o.temperature === 0 ? 1 : o.temperature),
         }) as unknown as MfMethod,
       ),
   },
