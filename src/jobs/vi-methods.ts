@@ -25,7 +25,9 @@ import { create as createBbb, type Estimator } from "../vi/bbb.js";
 import type { Family, FlatLogDensity } from "../vi/family.js";
 import { flatLogDensity, ravel, unraveler, type Unravel } from "../vi/flat.js";
 import { realNvp } from "../vi/flows.js";
-import { fullRank } from "../vi/gaussian.js";
+import { fullRank, type FullRankQ } from "../vi/gaussian.js";
+import { create as createMap } from "../baselines/map.js";
+import { adam, type GradientTransformation } from "../optim/transform.js";
 import { meanFieldSampleStacked, type MeanField } from "../vi/meanfield.js";
 import { samplesToHost } from "./posterior.js";
 import { tensorsToTree, treeToTensors, type VariationalKind } from "./variational.js";
@@ -175,7 +177,7 @@ function flatEntry(
     async fit(k, model, train, o) {
       const [k0, k1, k2, k3] = split(k, 4);
       const ld = logDensity(model, { dataSize: train.n, temperature: o.temperature === 0 ? 1 : o.temperature });
-      const init = model.init(k1);
+      const init = await mapWarmStart(k1, model, train, o);
       const flat = flatLogDensity(ld, init);
       const { vec } = ravel(init);
       const d = flat.unravel.size;
@@ -223,6 +225,42 @@ function flatEntry(
   };
 }
 
+/**
+ * MAP warm start of the flat families: `o.epochs` epochs of Adam (rate 1e-3, the `map` method) from
+ * the model's init, and q starts around the result. A choice: from a random init, a dense Gaussian or
+ * flow q over a network spends its budget on the mean and the Gaussian closed-form updates (GSM, BaM)
+ * match scores far from any mode (measured on UCI boston, mlp:50, 40 epochs from the random init: RMSE
+ * fullrank 52, gsm 203, bam 25.6, against MAP 3.25). Consumes `k`.
+ */
+async function mapWarmStart(k: Key, model: Model, train: ArrayData, o: CommonFitOptions): Promise<Params> {
+  const [k0, k1, k2] = split(k, 3);
+  const m = createMap(logDensity(model, { dataSize: train.n }), { dataSize: train.n, learningRate: 1e-3 });
+  const { state } = await fitEpochs(k2, m, m.init(k0, model.init(k1)), train, { epochs: o.epochs, batchSize: o.batchSize });
+  tree.dispose([state.opt, state.step]);
+  return state.params;
+}
+
+/**
+ * Adam for the full-rank family with the off-diagonal Cholesky entries' steps scaled by `off`
+ * (the initial standard deviation). Adam moves every entry by ~lr per step whatever its gradient's
+ * size; for the d(d-1)/2 off-diagonal entries (282k for a 751-parameter network) that random walk
+ * alone gives each row of L a norm ~ lr sqrt(d t), far above the posterior's scale (measured: boston
+ * mlp:50, 400 epochs, RMSE 9.9 with plain Adam). The diagonal is already damped by the softplus
+ * (d L_ii / d raw = sigmoid(raw) ~ L_ii).
+ */
+function fullRankAdam(lr: number, off: number, d: number): GradientTransformation {
+  const inner = adam(lr);
+  const mask = np.eye(d).mul(1 - off).add(off);
+  return {
+    init: (params) => inner.init(params),
+    update: (grads, state, params) => {
+      const [u, s2] = inner.update(grads, state, params);
+      const q = u as unknown as FullRankQ;
+      return [{ mean: q.mean, chol: q.chol.mul(mask.ref) } as unknown as Tree, s2];
+    },
+  };
+}
+
 /** The variational method entries (merged into METHODS). */
 export const VI_METHODS = {
   bbb: meanFieldEntry("Bayes-by-backprop, mean-field Gaussian, reparameterised weights (Blundell et al. 2015)", "reparam"),
@@ -261,7 +299,7 @@ export const VI_METHODS = {
   },
   fullrank: flatEntry("full-rank Gaussian ADVI over all parameters of a small model (Kucukelbir et al. 2017)", "fullrank", 1e-3, (o) => ({ mcSamples: o.mc ?? 1 }), (ld, d, o) => {
     const family = fullRank(d) as unknown as Family<Tree>;
-    return { kind: "advi", family, method: createAdvi(ld, { family, samples: o.mc ?? 1, learningRate: o.learningRate }) };
+    return { kind: "advi", family, method: createAdvi(ld, { family, samples: o.mc ?? 1, optimizer: fullRankAdam(o.learningRate, o.initStd ?? 1e-2, d) }) };
   }),
   flow: flatEntry("RealNVP normalizing-flow VI over all parameters of a small model (Dinh et al. 2017)", "realnvp", 1e-3, (o) => ({ layers: o.flowLayers ?? 4, hidden: 32, mcSamples: o.mc ?? 1 }), (ld, d, o) => {
     const family = realNvp(d, { layers: o.flowLayers ?? 4, hidden: 32 }) as unknown as Family<Tree>;
