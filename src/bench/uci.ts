@@ -47,13 +47,16 @@ export const UCI_LR_PER_DATUM = 2e-3;
  * target's training std; starting at 0.5, early residuals of r^2/sigma^2 ~ 50 kicked log sigma of an
  * SGHMC chain up to ~21, where it no longer fitted the data: energy split 7 RMSE 96); optimisers batch 32, samplers
  * batch 128, 4 chains, step size 2e-3 / N, burn-in of 20 epochs' steps clipped to [2000, 10000], and 50 samples per
- * chain half an epoch apart, clipped to [20, 100] steps; optimisers 40 epochs.
+ * chain half an epoch apart, clipped to [20, 100] steps; optimisers and variational methods 40 epochs
+ * (variational: 50 draws from q).
  */
 export function uciDefaults(method: MethodName, nTrain: number): Partial<FitJobOptions> {
   const bs = METHODS[method].kind === "sampler" ? 128 : 32;
   const spe = Math.max(1, Math.floor(nTrain / bs));
   const base: Partial<FitJobOptions> = { batchSize: bs, noise: "learned", sigma: 1 };
   if (METHODS[method].kind === "optimiser") return { ...base, epochs: 40 };
+  // Variational: the optimisers' budget, and 50 draws from q for the predictive mixture.
+  if (METHODS[method].kind === "variational") return { ...base, epochs: 40, samples: 50 };
   const samples = 50;
   const thin = Math.max(20, Math.min(100, Math.ceil(spe / 2)));
   return { ...base, chains: 4, samples, thin, burnin: Math.max(2000, Math.min(10_000, 20 * spe)), learningRate: UCI_LR_PER_DATUM / nTrain };
