@@ -20,7 +20,7 @@ import { cholesky, gaussianKl, logDetFromChol, spdInverse } from "../src/bench/h
 import { gaussianLogDensity, gaussianTarget } from "../src/bench/vi-targets.js";
 import { createRng } from "../src/data/prng.js";
 import { ravel, unraveler, flatLogDensity } from "../src/vi/flat.js";
-import { diagonal, fullRank, lowRank, type DiagQ, type FullRankQ, type LowRankQ } from "../src/vi/gaussian.js";
+import { diagonal, fullRank, fullRankPrecision, lowRank, type DiagQ, type FullRankQ, type LowRankQ } from "../src/vi/gaussian.js";
 import { create as advi, elboEstimate, type AdviState, type EntropyMode } from "../src/vi/advi.js";
 import type { Family, FlatLogDensity } from "../src/vi/family.js";
 import type { Batch, Params } from "../src/models/model.js";
@@ -259,6 +259,55 @@ test("full-rank series inverse: logProb and KL match float64 and the routine sol
   for (let i = 0; i < d; i++) assert.ok(Math.abs(am[i] - bm[i]) < 1e-3 * (1 + Math.abs(bm[i])), `jit(grad) mean[${i}]`);
   for (let i = 0; i < d * d; i++) assert.ok(Math.abs(ac[i] - bc[i]) < 1e-4 * scale, `jit(grad) chol[${i}]`);
   (gJit as unknown as { dispose(): void }).dispose?.();
+});
+
+test("full-rank precision form: logProb, entropy, KL, moments and samples match float64 (d = 8)", async () => {
+  const d = 8;
+  const raw = hostNormals(31, d * d, 0.4);
+  for (let i = 0; i < d; i++) raw[i * d + i] = 0.3 * (i - 4); // U_ii = exp(raw_ii), 0.3 .. 1.8
+  const mean = hostNormals(32, d);
+  const r32 = Float32Array.from(raw);
+  // Host float64: U, Lambda = U U^T, Sigma = Lambda^-1.
+  const U = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) for (let j = 0; j <= i; j++) U[i * d + j] = i === j ? Math.exp(r32[i * d + i]) : r32[i * d + j];
+  const lam = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) { let t = 0; for (let k = 0; k < d; k++) t += U[i * d + k] * U[j * d + k]; lam[i * d + j] = t; }
+  const S = spdInverse(lam, d);
+  const m32 = Float64Array.from(Float32Array.from(mean));
+  const fam = fullRankPrecision(d);
+  const q = () => ({ mean: fromHost(mean, [d]), prec: fromHost(raw, [d, d]) });
+  const theta = hostNormals(33, 3 * d, 1.5);
+  const got = await toHost(fam.logProb(q(), fromHost(theta, [3, d])));
+  for (let r = 0; r < 3; r++) {
+    const want = hostLogPdf(Array.from(Float32Array.from(theta.slice(r * d, (r + 1) * d))), m32, S, d);
+    assert.ok(Math.abs(got[r] - want) < 1e-4 * (1 + Math.abs(want)), `logProb[${r}] ${got[r]} vs ${want}`);
+  }
+  const ent = await scalar(fam.entropy(q()));
+  assert.ok(Math.abs(ent - hostEntropy(S, d)) < 1e-4 * (1 + Math.abs(ent)), `entropy ${ent} vs ${hostEntropy(S, d)}`);
+  // KL(q || N(0, I)) and KL(N(0, I) || q) against the host closed form (q and the standard normal in precision form).
+  const std = () => ({ mean: np.zeros([d]), prec: np.zeros([d, d]) });
+  const eye = Float64Array.from({ length: d * d }, (_, i) => (i % (d + 1) === 0 ? 1 : 0));
+  const kl1 = await scalar(fam.kl(q(), std()));
+  const kl2 = await scalar(fam.kl(std(), q()));
+  const want1 = gaussianKl(m32, S, new Float64Array(d), eye, d), want2 = gaussianKl(new Float64Array(d), eye, m32, S, d);
+  assert.ok(Math.abs(kl1 - want1) < 1e-4 * (1 + want1), `KL(q || N(0, I)) ${kl1} vs ${want1}`);
+  assert.ok(Math.abs(kl2 - want2) < 1e-4 * (1 + want2), `KL(N(0, I) || q) ${kl2} vs ${want2}`);
+  const [mm, cc] = fam.moments(q());
+  const mh = await toHost(mm), ch = await toHost(cc);
+  const big = Math.max(...Array.from(S, Math.abs));
+  for (let i = 0; i < d * d; i++) assert.ok(Math.abs(ch[i] - S[i]) < 1e-4 * big, `moments cov[${i}]`);
+  for (let i = 0; i < d; i++) assert.ok(Math.abs(mh[i] - m32[i]) < 1e-6, `moments mean[${i}]`);
+  // Sample covariance of 20000 draws: each entry within 4 standard errors (se of a sample covariance
+  // entry ~ sqrt((S_ii S_jj + S_ij^2) / n)).
+  const n = 20000;
+  const xs = await toHost(fam.sample(key(34), q(), n));
+  for (let i = 0; i < d; i++) for (let j = 0; j <= i; j++) {
+    let c = 0;
+    for (let r = 0; r < n; r++) c += (xs[r * d + i] - m32[i]) * (xs[r * d + j] - m32[j]);
+    c /= n;
+    const se = Math.sqrt((S[i * d + i] * S[j * d + j] + S[i * d + j] ** 2) / n);
+    assert.ok(Math.abs(c - S[i * d + j]) < 4 * se, `sample cov[${i},${j}] ${c} vs ${S[i * d + j]} (se ${se})`);
+  }
 });
 
 // ---------------------------------------------------------------- ravel / unravel

@@ -261,6 +261,79 @@ export function fullRank(d: number, opts: FullRankOptions = {}): Family<FullRank
   };
 }
 
+/** U of {@link fullRankPrecision} from its raw parameter: tril(raw, -1) + diag(exp(diag raw)). Consumes `raw`. */
+export function precisionFactor(raw: JArray): JArray {
+  return np.tril(raw.ref, -1).add(np.diag(np.exp(np.diagonal(raw))));
+}
+
+/** sum_i log U_ii = sum of the raw diagonal. Consumes `raw`. */
+function precisionHalfLogDet(raw: JArray): JArray {
+  return np.diagonal(raw).sum();
+}
+
+/** Parameters of {@link fullRankPrecision}: mean `[d]` and raw precision factor `[d, d]` (U = {@link precisionFactor}(prec)). */
+export type FullRankPrecisionQ = { mean: JArray; prec: JArray };
+
+/**
+ * Full-rank Gaussian family in precision form, q = N(m, (U U^T)^-1), U lower triangular with a
+ * log-parameterised diagonal (U = tril(raw, -1) + diag(exp(diag raw)), {@link precisionFactor}): an
+ * optimiser's step on the raw diagonal is then a relative change of U_ii, so q can start with a
+ * precision orders of magnitude off (softplus, linear above ~20, would make such a start crawl).
+ *
+ *   logProb:  -1/2 ||U^T (theta - m)||^2 + sum_i log U_ii - d/2 log 2 pi      (matmuls only, no inverse)
+ *   score:    grad_theta log q = -U U^T (theta - m)                           (linear in theta, quadratic in U)
+ *   sample:   theta = m + U^-T eps                                            (one U^-1, {@link lowerInverseSeries})
+ *   entropy:  d/2 (1 + log 2 pi) - sum_i log U_ii
+ *   KL(a||b): 1/2 [ ||Ua^-1 Ub||_F^2 + ||Ub^T (mb - ma)||^2 - d ] - sum log diag Ub + sum log diag Ua
+ *
+ * Why a second parameterisation: score-based objectives (src/scorevi/proximal.ts createFlat) compare
+ * grad log q with target scores; in covariance form that score is -L^-T L^-1 (theta - m), so the loss
+ * is a rational function of L with an inverse in every gradient, badly conditioned when L spans many
+ * scales (the vi-gaussian bench's proximal runs diverged at d = 100 in that form). In precision form the
+ * score is polynomial in the parameters, and KL(q_t || q), the proximal term, needs only q_t's inverse,
+ * which is frozen. Sampling and the moments pay one O(d^3 log d) series inverse (d up to a few hundred).
+ */
+export function fullRankPrecision(d: number): Family<FullRankPrecisionQ> & Required<Pick<Family<FullRankPrecisionQ>, "entropy" | "kl" | "moments">> {
+  checkDim("fullRankPrecision", d);
+  /** theta = m + eps U^-1 (rows): consumes all. */
+  const transform = (q: FullRankPrecisionQ, eps: JArray): JArray => np.matmul(eps, lowerInverseSeries(precisionFactor(q.prec), d)).add(row(q.mean));
+  return {
+    name: "fullrank-precision",
+    dim: d,
+    init(k, mean, scale) {
+      k.dispose();
+      return { mean, prec: np.eye(d).mul(-Math.log(scale)) };
+    },
+    sample(k, q, n) {
+      return transform(q, random.normal(k, [n, d]));
+    },
+    logProb(q, theta) {
+      checkTheta("fullRankPrecision", theta, d);
+      const z = np.matmul(theta.sub(row(q.mean)), precisionFactor(q.prec.ref));
+      return z.ref.mul(z).sum(1).mul(-0.5).add(precisionHalfLogDet(q.prec)).sub(0.5 * d * LOG_2PI);
+    },
+    sampleAndLogProb(k, q, n) {
+      const eps = random.normal(k, [n, d]);
+      const lp = stdNormalLogProb(eps.ref, d).add(precisionHalfLogDet(q.prec.ref));
+      return [transform(q, eps), lp];
+    },
+    entropy(q) {
+      q.mean.dispose();
+      return precisionHalfLogDet(q.prec).mul(-1).add(0.5 * d * (1 + LOG_2PI));
+    },
+    kl(qa, qb) {
+      const ub = precisionFactor(qb.prec.ref);
+      const x = np.matmul(lowerInverseSeries(precisionFactor(qa.prec.ref), d), ub.ref);
+      const y = np.matmul(qb.mean.sub(qa.mean).reshape([1, d]), ub);
+      return x.ref.mul(x).sum().add(y.ref.mul(y).sum()).sub(d).mul(0.5).sub(precisionHalfLogDet(qb.prec)).add(precisionHalfLogDet(qa.prec));
+    },
+    moments(q) {
+      const v = lowerInverseSeries(precisionFactor(q.prec), d); // U^-1; Sigma = U^-T U^-1
+      return [q.mean, np.matmul(v.ref.transpose(), v)];
+    },
+  };
+}
+
 /**
  * Woodbury pieces of Sigma = diag(s^2) + B B^T: the Cholesky factor Lc of the r x r capacitance
  * C = I_r + B^T D^-1 B, with log det Sigma = 2 sum log s + 2 sum log diag Lc (matrix determinant
