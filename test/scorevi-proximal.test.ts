@@ -5,7 +5,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { compile, fromHost, grad, key, np, scalar, split, toHost, tree, type JArray } from "../src/core/engine.js";
 import { create, createFlat, scoreMatchingTerm } from "../src/scorevi/proximal.js";
-import { fullRank, type FullRankQ } from "../src/vi/gaussian.js";
+import { fullRank, fullRankPrecision, type FullRankQ } from "../src/vi/gaussian.js";
+import type { Family } from "../src/vi/family.js";
 import { makeModel, logDensity } from "../src/models/model.js";
 import { mlp } from "../src/models/mlp.js";
 import { gaussian } from "../src/models/likelihood.js";
@@ -43,8 +44,9 @@ const gauss6 = (theta: JArray, _b: unknown): JArray => {
 };
 
 /** Run the flat method `steps` outer steps (jitted) from N(0, I); returns q's mean and covariance on the host. */
-async function runFlat(lambda: number, steps: number, seed: number) {
-  const fam = fullRank(D6); // d <= 256: the jit(grad)-safe series inverse (src/vi/gaussian.ts)
+async function runFlat(lambda: number, steps: number, seed: number, precisionForm = false) {
+  // d <= 256: fullRank uses the jit(grad)-safe series inverse (src/vi/gaussian.ts).
+  const fam = (precisionForm ? fullRankPrecision(D6) : fullRank(D6)) as unknown as Family<FullRankQ>;
   const vi = createFlat(gauss6, { family: fam, lambda, samplesPerStep: 8, innerSteps: 4, learningRate: 0.02 });
   const [k0, k1] = split(key(seed), 2);
   let state = vi.init(k0, { mean: np.zeros([D6]), scale: 1 });
@@ -87,6 +89,10 @@ test("flat, full-rank Gaussian family, lambda = 1: reaches a correlated Gaussian
 
 test("flat, full-rank Gaussian family, lambda = 0 (no proximal term): reaches the target's moments", async () => {
   assertGaussian("lambda=0", await runFlat(0, 400, 12), 0.1, 0.1);
+});
+
+test("flat, full-rank Gaussian family in precision form, lambda = 0.01: reaches the target's moments", async () => {
+  assertGaussian("precision, lambda=0.01", await runFlat(0.01, 500, 13, true), 0.1, 0.1);
 });
 
 test("draws are not reparameterised: no gradient reaches q_t through theta", async () => {
