@@ -324,6 +324,8 @@ export interface FlatProximalOptions<Q extends Tree> {
   readonly learningRate?: number;
   /** w, weight of the score-matching term (default 1); set it near the target's variance scale. */
   readonly scoreWeight?: number;
+  /** Any gradient transformation over q's parameters (default `adam(learningRate)`), e.g. {@link triangularAdam}. */
+  readonly optimizer?: GradientTransformation;
 }
 
 /** State of the flat version: q_t, the Adam state, and counters (float32 scalars). */
@@ -372,7 +374,7 @@ export function scoreMatchingTerm<Q extends Tree>(family: Family<Q>, q: Q, theta
  * jax-js supports, also under jit; for a Gaussian with precision P, grad_theta log q = -P (theta - m)).
  * The draws and the scores are constants (`lax.stopGradient`): no reparameterisation path.
  *
- * Optimiser (a choice): Adam, its moments carried across outer steps (resetting them each step turns
+ * Optimiser (a choice): Adam (or `optimizer`), its moments carried across outer steps (resetting them each step turns
  * K = 1 into sign descent with step lr; the flat problems are small, so the two extra copies of q cost
  * nothing). Normalisation (a choice): a constant weight w on the score term, default 1; the score
  * residual scales with the target's precision, so with w ~ the target's variance lambda is
@@ -392,7 +394,7 @@ export function createFlat<Q extends Tree, B = unknown>(logDensity: FlatLogDensi
   const lr = checkPos(who, "learningRate", opts.learningRate ?? 1e-2);
   const w = checkPos(who, "scoreWeight", opts.scoreWeight ?? 1);
   const lambdaAt = resolveLambda(who, opts.lambda ?? 1, m);
-  const optimiser: GradientTransformation = adam(lr);
+  const optimiser: GradientTransformation = opts.optimizer ?? adam(lr);
   const d = family.dim;
   const divergence = (qt: Q, q: Q, theta: JArray, logQt: JArray): JArray => {
     if (family.kl) {
