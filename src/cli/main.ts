@@ -251,50 +251,51 @@ export function buildProgram(): Command {
       console.log(`\ntotal wall time ${wall.toFixed(0)} s; wrote ${files.join(", ")}`);
     });
   const list = (v: string) => v.split(",").map((x) => x.trim()).filter((x) => x !== "");
-  bench
-    .command("vi-gaussian")
-    .description("proximal score VI, full-rank ADVI, GSM and BaM on Gaussian targets: forward KL and parameter errors against score evaluations")
-    .option("--budget <evals>", "score / gradient evaluations per run", int("--budget", 1), 20000)
-    .option("--targets <names>", "comma-separated subset of d10, d50, d100, d50-illcond, d50-tinyinit")
-    .option("--methods <names>", "comma-separated subset of proximal-svi, advi, gsm, bam")
-    .option("--seed <s>", "seed of the targets and the runs", int("--seed", 0, 2 ** 32 - 1), 0)
-    .option("--out <dir>", "where to write vi-gaussian.md, .json and .svg", "runs/bench")
-    .action(async (opts) => {
-      const { viGaussianBench, VI_GAUSSIAN_METHODS } = await import("../bench/vi-gaussian.js");
-      const methods = opts.methods ? list(opts.methods) : undefined;
-      for (const m of methods ?? []) if (!(VI_GAUSSIAN_METHODS as readonly string[]).includes(m)) throw new UsageError(`--methods: unknown method '${m}'; choose from ${VI_GAUSSIAN_METHODS.join(", ")}`);
-      const { table, files } = await viGaussianBench(opts.out, {
-        budget: opts.budget,
-        seed: opts.seed,
-        targets: opts.targets ? list(opts.targets) : undefined,
-        methods: methods as never,
-        onRun: (t, m, last) => console.error(`${t} ${m}: ${Object.entries(last.errors).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(", ")} (${last.seconds.toFixed(1)} s)`),
+  /** `bench vi-gaussian` and `bench vi-mixture`: the same flags over a target list and a method list. */
+  type TargetBench = (out: string, o: { budget: number; seed: number; targets?: string[]; methods?: never; onRun: (t: string, m: string, last: { errors: Record<string, number>; seconds: number }) => void }) => Promise<{ table: string; files: string[] }>;
+  const targetBench = (name: string, description: string, targets: string, load: () => Promise<{ run: TargetBench; methods: readonly string[] }>, methodNames: string) =>
+    bench
+      .command(name)
+      .description(description)
+      .option("--budget <evals>", "target evaluations per run", int("--budget", 1), 20000)
+      .option("--targets <names>", `comma-separated subset of ${targets}`)
+      .option("--methods <names>", `comma-separated subset of ${methodNames}`)
+      .option("--seed <s>", "seed of the targets and the runs", int("--seed", 0, 2 ** 32 - 1), 0)
+      .option("--out <dir>", `where to write ${name}.md, .json and .svg`, "runs/bench")
+      .action(async (opts) => {
+        const { run, methods: known } = await load();
+        const methods = opts.methods ? list(opts.methods) : undefined;
+        for (const m of methods ?? []) if (!known.includes(m)) throw new UsageError(`--methods: unknown method '${m}'; choose from ${known.join(", ")}`);
+        const { table, files } = await run(opts.out, {
+          budget: opts.budget,
+          seed: opts.seed,
+          targets: opts.targets ? list(opts.targets) : undefined,
+          methods: methods as never,
+          onRun: (t, m, last) => console.error(`${t} ${m}: ${Object.entries(last.errors).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(", ")} (${last.seconds.toFixed(1)} s)`),
+        });
+        console.log(table);
+        console.log(`wrote ${files.join(", ")}`);
       });
-      console.log(table);
-      console.log(`wrote ${files.join(", ")}`);
-    });
-  bench
-    .command("vi-mixture")
-    .description("mixture and flow VI (ADVI) and proximal score VI with a flow on Gaussian-mixture targets: KL estimates against evaluations")
-    .option("--budget <evals>", "target evaluations per run", int("--budget", 1), 20000)
-    .option("--targets <names>", "comma-separated subset of k2-d2, k5-d2, k2-d30, k5-d30")
-    .option("--methods <names>", "comma-separated subset of advi-mixture, advi-realnvp, proximal-realnvp")
-    .option("--seed <s>", "seed of the targets and the runs", int("--seed", 0, 2 ** 32 - 1), 0)
-    .option("--out <dir>", "where to write vi-mixture.md, .json and .svg", "runs/bench")
-    .action(async (opts) => {
-      const { viMixtureBench, VI_MIXTURE_METHODS } = await import("../bench/vi-mixture.js");
-      const methods = opts.methods ? list(opts.methods) : undefined;
-      for (const m of methods ?? []) if (!(VI_MIXTURE_METHODS as readonly string[]).includes(m)) throw new UsageError(`--methods: unknown method '${m}'; choose from ${VI_MIXTURE_METHODS.join(", ")}`);
-      const { table, files } = await viMixtureBench(opts.out, {
-        budget: opts.budget,
-        seed: opts.seed,
-        targets: opts.targets ? list(opts.targets) : undefined,
-        methods: methods as never,
-        onRun: (t, m, last) => console.error(`${t} ${m}: ${Object.entries(last.errors).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(", ")} (${last.seconds.toFixed(1)} s)`),
-      });
-      console.log(table);
-      console.log(`wrote ${files.join(", ")}`);
-    });
+  targetBench(
+    "vi-gaussian",
+    "proximal score VI, full-rank ADVI, GSM and BaM on Gaussian targets: forward KL and parameter errors against score evaluations",
+    "d10, d50, d100, d50-illcond, d50-tinyinit",
+    async () => {
+      const m = await import("../bench/vi-gaussian.js");
+      return { run: m.viGaussianBench as unknown as TargetBench, methods: m.VI_GAUSSIAN_METHODS };
+    },
+    "proximal-svi, advi, gsm, bam",
+  );
+  targetBench(
+    "vi-mixture",
+    "mixture and flow VI (ADVI) and proximal score VI with a flow on Gaussian-mixture targets: KL estimates against evaluations",
+    "k2-d2, k5-d2, k2-d30, k5-d30",
+    async () => {
+      const m = await import("../bench/vi-mixture.js");
+      return { run: m.viMixtureBench as unknown as TargetBench, methods: m.VI_MIXTURE_METHODS };
+    },
+    "advi-mixture, advi-realnvp, proximal-realnvp",
+  );
   bench
     .command("vi-mnist")
     .description("variational methods on the embedded MNIST digits with held-out learning curves (error, NLL, ECE against steps and wall time)")

@@ -12,13 +12,13 @@ import { networkFromSpec } from "../models/spec.js";
 import type { Progress } from "../train/fit.js";
 import { VERSION } from "../version.js";
 import { evaluateSamples, checkCompatible, type Metrics } from "./evaluate.js";
-import { METHODS, type CommonFitOptions, type MethodEntry, type MethodName } from "./methods.js";
+import { METHODS, type CommonFitOptions, type MethodEntry, type MethodName, type VariationalFlags } from "./methods.js";
 import { stepsPerEpoch } from "../train/batches.js";
 import { modelFromMeta, samplesFromHost } from "./posterior.js";
 import { sampleSaved } from "./vi-methods.js";
 
 /** Everything `bayesdl fit` needs. */
-export interface FitJobOptions {
+export interface FitJobOptions extends VariationalFlags {
   readonly data: string;
   readonly model: string;
   readonly method: MethodName;
@@ -39,14 +39,6 @@ export interface FitJobOptions {
   readonly cycles?: number;
   readonly explore?: number;
   readonly friction?: number;
-  /** Variational methods (see CommonFitOptions in src/jobs/methods.ts); undefined: the method's default. */
-  readonly mc?: number;
-  readonly initStd?: number;
-  readonly alpha?: number;
-  readonly objective?: "bb-alpha" | "vr";
-  readonly lambda?: number;
-  readonly innerSteps?: number;
-  readonly flowLayers?: number;
   /** Non-cyclical samplers' schedule (default constant). */
   readonly schedule?: "constant" | "polynomial";
   readonly priorScale: number;

@@ -19,8 +19,24 @@ import { fitEpochs, type Progress } from "../train/fit.js";
 import { samplesToHost } from "./posterior.js";
 import { VI_METHODS } from "./vi-methods.js";
 
+/**
+ * Variational methods' flags: Monte Carlo draws per step (bbb 1, alpha 5, proximal-svi 2; gsm/bam
+ * batch 8), initial posterior standard deviation, alpha and objective of `alpha`, lambda of
+ * proximal-svi and bam, inner steps of proximal-svi, coupling layers of `flow`. Undefined means the
+ * method's default. Shared by the fit job's options (src/jobs/fit.ts).
+ */
+export interface VariationalFlags {
+  readonly mc?: number;
+  readonly initStd?: number;
+  readonly alpha?: number;
+  readonly objective?: "bb-alpha" | "vr";
+  readonly lambda?: number;
+  readonly innerSteps?: number;
+  readonly flowLayers?: number;
+}
+
 /** Options every method understands (each uses the ones that apply to it). */
-export interface CommonFitOptions {
+export interface CommonFitOptions extends VariationalFlags {
   readonly epochs: number;
   readonly batchSize: number;
   /** Optimisers: the Adam rate. Samplers: the step size eps (SGLD, pSGLD) or eta (SGHMC). */
@@ -38,18 +54,6 @@ export interface CommonFitOptions {
   readonly friction: number;
   /** Non-cyclical samplers: constant step size, or polynomial decay eps0 (1 + t / b)^-0.55 with b = T / 10. */
   readonly schedule: "constant" | "polynomial";
-  /**
-   * Variational methods: Monte Carlo draws per step (bbb 1, alpha 5, proximal-svi 2; gsm/bam batch 8),
-   * initial posterior standard deviation, alpha and objective of `alpha`, lambda of proximal-svi and
-   * bam, inner steps of proximal-svi, coupling layers of `flow`. Undefined means the method's default.
-   */
-  readonly mc?: number;
-  readonly initStd?: number;
-  readonly alpha?: number;
-  readonly objective?: "bb-alpha" | "vr";
-  readonly lambda?: number;
-  readonly innerSteps?: number;
-  readonly flowLayers?: number;
   /**
    * Variational methods: every `every` steps (and at the end), `fn` gets `samples` draws from the
    * current q (borrowed) with the step count, for learning curves (`bayesdl bench vi-mnist`).
