@@ -48,7 +48,23 @@ export { collectionSteps, diagnose, runChains, type ChainOptions, type ChainResu
 // variational inference (src/vi): families over flat vectors, ADVI, mean-field BBB, alpha-divergences
 export type { Family, FlatLogDensity } from "./vi/family.js";
 export { ravel, unraveler, flatLogDensity, type FlatLeaf, type Unravel } from "./vi/flat.js";
-export { fullRank, lowRank, diagonal, fullRankScale, lowerInverseSeries, inverseSoftplus, SERIES_MAX_DIM, type FullRankOptions, type FullRankQ, type LowRankQ, type DiagQ } from "./vi/gaussian.js";
+export {
+  fullRank,
+  fullRankPrecision,
+  lowRank,
+  diagonal,
+  fullRankScale,
+  precisionFactor,
+  lowerInverseSeries,
+  triangularAdam,
+  inverseSoftplus,
+  SERIES_MAX_DIM,
+  type FullRankOptions,
+  type FullRankQ,
+  type FullRankPrecisionQ,
+  type LowRankQ,
+  type DiagQ,
+} from "./vi/gaussian.js";
 export { realNvp, planar, stdNormalLogProb, type Flow, type FlowParams, type RealNvpOptions, type PlanarOptions } from "./vi/flows.js";
 export { gaussianMixture, type MixtureFamily, type MixtureParams } from "./vi/mixture.js";
 export { create as createAdvi, elboEstimate, type Advi, type AdviInfo, type AdviOptions, type AdviState, type EntropyMode } from "./vi/advi.js";
