@@ -381,6 +381,16 @@ export function scoreMatchingTerm<Q extends Tree>(family: Family<Q>, q: Q, theta
  * dimensionless (as in the diagonal version, where the weight is q_t's own variance).
  * Defaults: lambda = 1, M = 8, K = 4, learning rate 1e-2, w = 1 (targets of unit scale).
  *
+ * Known limits (measured, see `bayesdl bench vi-gaussian` and `vi-mixture`):
+ * - Gaussian families: converges at d = 10 and 50 with the precision form and `triangularAdam`
+ *   (lr 5e-3, off-diagonal scale 0.1, lambda 0.01); at d = 100, on a condition-1000 target, and from a
+ *   covariance 1e-4 I, it does not within 20,000 evaluations. Plain Adam on a triangular factor
+ *   random-walks its off-diagonal entries until the factor's inverse blows up.
+ * - RealNVP flows with 2 or more coupling layers DIVERGE (q's variance grows 60-4,000x within a few
+ *   hundred steps, on N(2, I) in d = 2 as on mixtures) for every lambda, M (8, 128) and proximal
+ *   direction tried; gradients check against finite differences, so the frozen-draw objective itself
+ *   is unstable for them. One coupling layer converges. Fit flows with ADVI (src/vi/advi.ts).
+ *
  * @example
  * const vi = createFlat(target, { family: fullRank(d), lambda: 1 });
  * let state = vi.init(key(0), { mean: np.zeros([d]), scale: 1 });
