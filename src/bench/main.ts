@@ -102,6 +102,7 @@ const map: MethodFactory = (ld, n) => createMap(ld, { dataSize: n, learningRate:
 const sgld: MethodFactory = (ld, n) => createSgld(ld, { schedule: 1e-4, dataSize: n }) as never;
 const sghmc: MethodFactory = (ld, n) => createSghmc(ld, { schedule: 1e-4, friction: 0.05, dataSize: n }) as never;
 const bbb: MethodFactory = (_ld, n, model) => createBbb(model, { dataSize: n, learningRate: 1e-3 }) as never;
+const bbbLrt: MethodFactory = (_ld, n, model) => createBbb(model, { dataSize: n, learningRate: 1e-3, estimator: "lrt" }) as never;
 const MNIST_MLP = { spec: "mlp:400,400", inputShape: [784], classes: 10, n: 60000, batch: 128 };
 const MNIST_CNN = { spec: "cnn:32,64", inputShape: [1, 28, 28], classes: 10, n: 60000, batch: 64 };
 const UCI_MLP = { spec: "mlp:50", inputShape: [13], classes: 1, n: 455, batch: 32 };
@@ -114,6 +115,7 @@ const WORKLOADS: Workload[] = [
   workload({ name: "ensemble10-mlp-uci", peer: "ensemble10-mlp-uci", note: "SGHMC on ten 13-50-1 members, vmapped, 8 steps per call; each member its own minibatch", ...UCI_MLP, method: sghmc, copies: 10, fuse: 8, warmup: 10, steps: 200 }),
   workload({ name: "ensemble10-mlp-uci-unfused", peer: "ensemble10-mlp-uci", note: "the same, one step per call", ...UCI_MLP, method: sghmc, copies: 10, warmup: 20, steps: 300 }),
   workload({ name: "bbb-mlp-mnist", peer: "bbb-mlp-mnist", note: "Bayes-by-backprop, one reparameterised draw, closed-form KL, Adam", ...MNIST_MLP, method: bbb, warmup: 5, steps: 100 }),
+  workload({ name: "bbb-lrt-mlp-mnist", peer: "bbb-mlp-mnist", note: "the same ELBO step with local reparameterisation (noise on pre-activations, not weights)", ...MNIST_MLP, method: bbbLrt, warmup: 5, steps: 100 }),
   workload({ name: "map-mlp-mnist", peer: "sgld-mlp-mnist", note: "MAP step (grad + Adam) vs the peer's SGLD step (grad + noise)", ...MNIST_MLP, method: map, warmup: 10, steps: 200 }),
   workload({ name: "map-cnn-mnist", peer: "sgld-cnn-mnist", note: "MAP step (grad + Adam) vs the peer's SGLD step (grad + noise)", ...MNIST_CNN, method: map, warmup: 3, steps: 40 }),
 ];
