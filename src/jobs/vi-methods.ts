@@ -172,7 +172,7 @@ function flatEntry(
     summary,
     kind: "variational",
     defaultLearningRate: () => defaultLr,
-    recordedOptions: (o) => viOptions(o, options(o)),
+    recordedOptions: (o) => viOptions(o, { ...options(o), warmStart: `map, ${o.epochs} epochs` }),
     async fit(k, model, train, o) {
       const [k0, k1, k2, k3] = split(k, 4);
       const ld = logDensity(model, { dataSize: train.n, temperature: o.temperature === 0 ? 1 : o.temperature });
