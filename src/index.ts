@@ -1,14 +1,79 @@
 /**
- * bayesdl: Bayesian deep learning in TypeScript. Explicit named exports only.
+ * bayesdl: Bayesian deep learning in TypeScript. This entry point is browser-safe (no Node modules):
+ * the array engine boundary, models, every inference method and its spec, the driver, posteriors,
+ * evaluation metrics, diagnostics and in-memory data helpers. `bayesdl/node` adds file loaders, saved
+ * posterior directories, plots and the CLI's jobs.
  *
- * Layers: `core` (engine, keys, ownership) -> `models` (networks, likelihoods, priors, logDensity)
- * -> inference methods (`baselines/`, `sgmcmc/`, `vi/`, `scorevi/`) -> `eval` (predictive, metrics)
- * -> `io` (posterior directories) -> `jobs` (what the CLI runs).
+ * Layers: `core` (engine, trees, keys, the InferenceMethod / Posterior / MethodSpec contract) ->
+ * `models` (networks, likelihoods, priors, logDensity) -> method families (`baselines/`, `sgmcmc/`,
+ * `vi/`, `scorevi/`) -> `methods` (the table) -> `run` (the driver) -> `eval`, `diagnostics`.
  */
 
-// core
-export { compile, free, keep, key, split, sync, fromHost, toHost, scalar, namedLeaves, isArray, treeSize } from "./core/engine.js";
-export type { Compiled, JArray, Key, Tree } from "./core/engine.js";
+// core: engine boundary, trees, math, the contract
+export {
+  compile,
+  fromHost,
+  grad,
+  gradient,
+  gradientWithAux,
+  jit,
+  key,
+  lax,
+  nn,
+  np,
+  random,
+  scalar,
+  split,
+  sync,
+  toHost,
+  valueAndGrad,
+  valueAndGradient,
+  vmap,
+  vmapped,
+} from "./core/engine.js";
+export type { Compiled, JArray, Key } from "./core/engine.js";
+export {
+  concatTrees,
+  flattenTree,
+  free,
+  isArray,
+  keep,
+  leaves,
+  mapTree,
+  namedLeaves,
+  rebuildByPath,
+  sliceTree,
+  stackTrees,
+  sumAll,
+  treeSize,
+  unstackTree,
+  zerosLike,
+  type NamedLeaf,
+  type Tree,
+} from "./core/tree.js";
+export { inverseSoftplus, LOG_2PI, softplus, stdNormalLogProb } from "./core/math.js";
+export { normal, normals, normalTree } from "./core/normal.js";
+export type { Info, InferenceMethod, NamedTensor, Posterior, PosteriorKind } from "./core/method.js";
+export { distribution, mapDraws, pointMass, sampleSet, sampleSetFromTensors, tensorsToTree, treeToTensors, union } from "./core/posterior.js";
+export { flatLogDensity, onParams, ravel, unraveler, unravelRows, type FlatLeaf, type FlatLogDensity, type Unravel } from "./core/ravel.js";
+export { AUTO_VMAP_MAX_PARAMS, replicate, type Batching, type Replicated, type ReplicatedMethod } from "./core/replicate.js";
+export { fuseSteps } from "./core/fuse.js";
+export {
+  asSchedule,
+  constant,
+  cyclicalCosine,
+  cyclicalGate,
+  gateOpen,
+  halvingCycle,
+  linearWarmup,
+  polynomial,
+  inverseTime,
+  scheduleValues,
+  type Schedule,
+  type ScheduleSpec,
+} from "./core/schedule.js";
+export { OPTIONS, OptionError, type OptionDef, type OptionValue } from "./core/options.js";
+export { resolveOptions, use, type AnyMethodSpec, type BuildContext, type DefaultContext, type MethodSpec, type OptionUse, type OptionUses, type RunPlan } from "./core/spec.js";
 
 // models
 export { mlp, type MlpOptions, type MlpParams } from "./models/mlp.js";
@@ -17,122 +82,81 @@ export { networkFromSpec } from "./models/spec.js";
 export { activate, dense, initDense, type Activation, type DenseParams, type Network } from "./models/network.js";
 export { categorical, gaussian, type Likelihood, type LikelihoodSpec } from "./models/likelihood.js";
 export { gaussianLogPrior, layerList, type PriorSpec } from "./models/prior.js";
-export { logDensity, makeModel, type Batch, type LogDensityFn, type LogDensityOptions, type Model, type Params } from "./models/model.js";
-
-export { fuseSteps, type StepFn } from "./core/fuse.js";
-export { replicate, sliceTree, AUTO_VMAP_MAX_PARAMS, type Batching, type Replicated, type ReplicatedMethod, type StepMethod } from "./core/replicate.js";
+export { logDensity, makeModel, type Batch, type LogDensityFn, type LogDensityOptions, type Model, type ModelMethod, type ModelMethodSpec, type Params } from "./models/model.js";
 
 // optimisers
 export { adam, applyUpdates, chain, scale, scaleByAdam, sgd, type GradientTransformation } from "./optim/transform.js";
 
+// the method table
+export { METHOD_NAMES, METHODS, methodSpec, methodsTaking, POSTERIOR_KINDS, posteriorKind, type Method } from "./methods.js";
+
 // baselines
-export { create as createMap, type MapInfo, type MapMethod, type MapOptions, type MapState } from "./baselines/map.js";
-export {
-  create as createEnsemble,
-  initMembers,
-  stackTrees,
-  unstackTree,
-  type EnsembleMethod,
-  type EnsembleOptions,
-  type EnsembleState,
-} from "./baselines/ensemble.js";
+export { create as createMap, type MapInfo, type MapOptions, type MapState } from "./baselines/map.js";
+export { create as createEnsemble, initMembers, type EnsembleOptions } from "./baselines/ensemble.js";
 
 // SG-MCMC
 export { create as createSgld, type SgldState } from "./sgmcmc/sgld.js";
 export { create as createPsgld, type PsgldOptions, type PsgldState } from "./sgmcmc/psgld.js";
 export { create as createSghmc, type SghmcOptions, type SghmcState } from "./sgmcmc/sghmc.js";
-export { constant, cyclical, polynomial, type Schedule, type ScheduleSpec } from "./sgmcmc/schedule.js";
-export { normalLike, type Sampler, type SamplerInfo, type SamplerOptions } from "./sgmcmc/common.js";
-export { collectionSteps, diagnose, runChains, type ChainOptions, type ChainResult, type TraceDiagnostics } from "./sgmcmc/run.js";
+export { addNoise, collectionSteps, type SamplerInfo, type SamplerOptions } from "./sgmcmc/common.js";
 
-// variational inference (src/vi): families over flat vectors, ADVI, mean-field BBB, alpha-divergences
-export type { Family, FlatLogDensity } from "./vi/family.js";
-export { ravel, unraveler, flatLogDensity, type FlatLeaf, type Unravel } from "./vi/flat.js";
+// variational inference: families over flat vectors, ADVI, mean-field BBB, alpha-divergences
+export { familyPosterior, flatKind, FLAT_MAX_DIM, type Family } from "./vi/family.js";
 export {
+  diagonal,
   fullRank,
   fullRankPrecision,
-  lowRank,
-  diagonal,
   fullRankScale,
-  precisionFactor,
   lowerInverseSeries,
-  triangularAdam,
-  inverseSoftplus,
+  lowRank,
+  precisionFactor,
   SERIES_MAX_DIM,
-  type FullRankOptions,
-  type FullRankQ,
-  type FullRankPrecisionQ,
-  type LowRankQ,
+  triangularAdam,
   type DiagQ,
+  type FullRankOptions,
+  type FullRankPrecisionQ,
+  type FullRankQ,
+  type LowRankQ,
 } from "./vi/gaussian.js";
-export { realNvp, planar, stdNormalLogProb, type Flow, type FlowParams, type RealNvpOptions, type PlanarOptions } from "./vi/flows.js";
+export { planar, realNvp, type Flow, type FlowParams, type PlanarOptions, type RealNvpOptions } from "./vi/flows.js";
 export { gaussianMixture, type MixtureFamily, type MixtureParams } from "./vi/mixture.js";
-export { create as createAdvi, elboEstimate, type Advi, type AdviInfo, type AdviOptions, type AdviState, type EntropyMode } from "./vi/advi.js";
+export { create as createAdvi, elboEstimate, type AdviInfo, type AdviOptions, type AdviState, type EntropyMode } from "./vi/advi.js";
 export {
+  meanFieldEntropy,
   meanFieldInit,
+  meanFieldKind,
+  meanFieldKlToPrior,
+  meanFieldLogProb,
+  meanFieldPosterior,
   meanFieldSample,
   meanFieldSampleStacked,
-  meanFieldLogProb,
-  meanFieldEntropy,
-  meanFieldKlToPrior,
   type MeanField,
 } from "./vi/meanfield.js";
-export { create as createBbb, klWeightSchedule, type BbbInfo, type BbbOptions, type BbbState, type Estimator, type KlWeight, type MeanFieldMethod, type ScaleMixturePrior, type VIPrior } from "./vi/bbb.js";
+export { create as createBbb, type BbbInfo, type BbbOptions, type BbbState, type Estimator, type ScaleMixturePrior, type VIPrior } from "./vi/bbb.js";
 export { create as createAlpha, powerLogMeanExp, type AlphaInfo, type AlphaObjective, type AlphaOptions } from "./vi/alpha.js";
 
-// score-based VI (src/scorevi): proximal score matching, GSM, BaM
+// score-based VI: proximal score matching, GSM, BaM
 export {
   create as createProximal,
   createFlat as createProximalFlat,
   scoreMatchingTerm,
+  type FlatProximalInfo,
   type FlatProximalOptions,
   type FlatProximalState,
-  type FlatProximalVi,
-  type LambdaSchedule,
   type ProximalInfo,
   type ProximalOptions,
   type ProximalState,
-  type ProximalVi,
 } from "./scorevi/proximal.js";
 export { create as createGsm, gsmUpdate, type GsmOptions } from "./scorevi/gsm.js";
-export { create as createBam, bamUpdate, type BamOptions, type BamSchedule } from "./scorevi/bam.js";
-export { compileStep as compileScoreViStep, sampleState as sampleGaussianState, type GaussianState, type ScoreVi, type ScoreViInfo, type ScoreViOptions } from "./scorevi/gaussian-state.js";
+export { create as createBam, bamUpdate, type BamOptions } from "./scorevi/bam.js";
+export { gaussianKind, gaussianPosterior, sampleState as sampleGaussianState, type GaussianState, type ScoreViInfo, type ScoreViOptions } from "./scorevi/gaussian-state.js";
 
-// fast normals (Box-Muller over one bits draw per pytree)
-export { normal, normals, normalTree } from "./core/normal.js";
+// the driver
+export { DEFAULT_BATCH_SIZE, diagnose, fit, type FitOptions, type FitResult, type Monitor, type TraceDiagnostics } from "./run/driver.js";
+export { runSteps, type LoopOptions, type LoopResult, type Progress, type Steppable } from "./run/loop.js";
+export { hostPermutation, hostSeed, stepsPerEpoch } from "./run/batches.js";
 
-// plots
-export { lineChartSvg, type LineChartOptions, type SeriesPoint } from "./plot/svg.js";
-
-// diagnostics
-export { essBasic, essBulk, essTail, rankNormalize, rhat, rhatBasic, splitChains, summarize, type ConvergenceSummary } from "./diagnostics/convergence.js";
-
-// training loop
-export { fitEpochs, type FitOptions, type Progress, type Steppable } from "./train/fit.js";
-
-// data
-export {
-  DATA_SOURCE_FORMS,
-  DataFormatError,
-  loadCsv,
-  loadData,
-  loadEmbeddedMnist,
-  loadIdx,
-  loadIdxArrays,
-  loadUci,
-  parseIdx,
-  readIdx,
-  toyRegressionGap,
-  twoMoons,
-  writeIdx,
-  type ArrayData,
-  type DataSplit,
-  type LoadDataOptions,
-  type Standardisation,
-  type Task,
-} from "./data/index.js";
-
-// evaluation
+// evaluation and diagnostics
 export { predict, type Predictive } from "./eval/predict.js";
 export {
   accuracy,
@@ -148,13 +172,15 @@ export {
   type ClassificationMetrics,
   type RegressionMetrics,
 } from "./eval/metrics.js";
+export { essBasic, essBulk, essTail, rankNormalize, rhat, rhatBasic, splitChains, summarize, type ConvergenceSummary } from "./diagnostics/convergence.js";
 
-// io
-export { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors } from "./io/safetensors.js";
-export { loadPosterior, savePosterior, POSTERIOR_FORMAT_VERSION, type PosteriorMeta, type PosteriorLeafSamples } from "./io/posterior.js";
+// in-memory data
+export { fingerprint, makeSplit, splitFingerprint, standardisation, takeRows } from "./data/arrays.js";
+export { createRng, permutation, shuffleInPlace, type Rng } from "./data/prng.js";
+export { gapFunction, toyRegressionGap, twoMoons } from "./data/toy.js";
+export { DataFormatError, type ArrayData, type DataSplit, type Standardisation, type Task } from "./data/types.js";
 
-// jobs and benchmarks
-export { resolveOptions, runEvaluate, runFit, type EvaluateJobOptions, type FitJobOptions, type FitResult } from "./jobs/fit.js";
-export { METHODS, METHOD_NAMES, type CommonFitOptions, type FitOutput, type MethodEntry, type MethodName } from "./jobs/methods.js";
-export { runUciBench, uciDefaults, uciTable, type UciBenchOptions, type UciSplitResult } from "./bench/uci.js";
+// safetensors bytes (files: bayesdl/node)
+export { decodeSafetensors, encodeSafetensors, SafetensorsError, type DecodedSafetensors, type TensorInput } from "./io/safetensors.js";
+
 export { VERSION } from "./version.js";

@@ -1,16 +1,20 @@
 /**
- * Deep ensembles (Lakshminarayanan et al. 2017, "Simple and scalable predictive uncertainty estimation
- * using deep ensembles"): M networks from independent initialisations, each trained to a MAP estimate
- * on its own shuffle of the data; the predictive averages their predictive distributions.
+ * Deep ensembles (Lakshminarayanan, Pritzel & Blundell 2017, "Simple and scalable predictive
+ * uncertainty estimation using deep ensembles"): M networks from independent initialisations, each
+ * trained to a MAP estimate on its own shuffle of the data; the posterior is the set of the M members
+ * and the predictive averages theirs.
  *
  * All members advance in one jitted call: the MAP step replicated over a leading member axis
  * (core/replicate.ts; `batching` picks side-by-side tracing or `vmap`). Minibatches arrive stacked as
  * `[M, n, ...]`, one shuffle per member.
  */
-import { replicate, stackTrees, type Batching, type Replicated } from "../core/replicate.js";
-import { split, tree, type Key } from "../core/engine.js";
-import type { Batch, LogDensityFn, Model, Params } from "../models/model.js";
-import { create as createMap, type MapInfo, type MapOptions, type MapState } from "./map.js";
+import { split, type Key } from "../core/engine.js";
+import { OPTIONS } from "../core/options.js";
+import { replicate, type Batching, type ReplicatedMethod } from "../core/replicate.js";
+import { use } from "../core/spec.js";
+import { stackTrees } from "../core/tree.js";
+import type { Batch, LogDensityFn, Model, ModelMethodSpec, Params } from "../models/model.js";
+import { create as createMap, type MapInfo, type MapMethodOptions, type MapOptions, type MapState } from "./map.js";
 
 /** Options of {@link create}: MAP's, plus the number of members and the batching. */
 export interface EnsembleOptions extends MapOptions {
@@ -21,33 +25,12 @@ export interface EnsembleOptions extends MapOptions {
   readonly paramCount?: number;
 }
 
-/** Ensemble state: the members' MAP states. */
-export type EnsembleState = Replicated<MapState>;
-
-/** Ensemble method in the shared `{init, step}` shape, plus the stacked parameters of a state. */
-export interface EnsembleMethod {
-  readonly members: number;
-  /** `params` stacked on a leading member axis (see {@link initMembers}); consumed. */
-  init(key: Key, params: Params): EnsembleState;
-  /** One MAP step for every member; `batch` is `[M, n, ...]`; `info.loss` is `[M]`. */
-  step(key: Key, state: EnsembleState, batch: Batch): [EnsembleState, MapInfo];
-  /** The members' parameters stacked on a leading axis (consumes the state). */
-  params(state: EnsembleState): Params;
-}
-
-/** Build a deep-ensemble trainer over `members` MAP runs stepped together. */
-export function create(logDensity: LogDensityFn, opts: EnsembleOptions): EnsembleMethod {
-  const rep = replicate(createMap(logDensity, opts), opts.members, opts.batching ?? "auto", opts.paramCount ?? Infinity);
-  return {
-    members: opts.members,
-    init: (k, params) => rep.init(k, params),
-    step: (k, state, batch) => rep.step(k, state, batch),
-    params(state) {
-      const s = rep.stacked(state);
-      tree.dispose([s.opt, s.step]);
-      return s.params;
-    },
-  };
+/**
+ * A deep-ensemble trainer: `members` MAP runs stepped together. `init` takes parameters stacked on a
+ * leading member axis (see {@link initMembers}), `step` minibatches `[M, n, ...]`.
+ */
+export function create(logDensity: LogDensityFn, opts: EnsembleOptions): ReplicatedMethod<MapState, MapInfo, Params, Batch> {
+  return replicate(createMap(logDensity, opts), opts.members, opts.batching ?? "auto", opts.paramCount ?? Infinity);
 }
 
 /** Independent initialisations for `members` copies of a model, stacked on a leading axis. */
@@ -55,4 +38,22 @@ export function initMembers(model: Model, k: Key, members: number): Params {
   return stackTrees(split(k, members).map((ki) => model.init(ki)));
 }
 
-export { stackTrees, unstackTree } from "../core/replicate.js";
+/** Options of `--method ensemble`. */
+export interface EnsembleSpecOptions extends MapMethodOptions {
+  members: number;
+}
+
+/** `--method ensemble`: MAP replicated by the driver over `members` copies. */
+export const spec: ModelMethodSpec<EnsembleSpecOptions> = {
+  name: "ensemble",
+  family: "baselines",
+  summary: "deep ensemble: M MAP networks from independent inits and shuffles, stepped together",
+  paper: "Lakshminarayanan, Pritzel & Blundell 2017, Simple and scalable predictive uncertainty estimation using deep ensembles",
+  options: {
+    epochs: use(OPTIONS.epochs, 20),
+    lr: use(OPTIONS.lr, 1e-3),
+    members: use(OPTIONS.members, 5),
+  },
+  plan: (o) => ({ collect: "final", epochs: o.epochs, copies: o.members }),
+  build: (ctx, o) => createMap(ctx.logDensity, { dataSize: ctx.dataSize, learningRate: o.lr }),
+};

@@ -5,15 +5,20 @@
  *
  * minimised as the per-datum objective L(theta) = -logDensity(theta, batch) / N with Adam. With the
  * isotropic Gaussian prior of scale s this is the usual weight-decay training, decay 1 / (2 s^2 N).
+ * Its posterior is the point mass at the current parameters.
  */
-import { keep, np, valueAndGrad, type JArray, type Key, type Tree } from "../core/engine.js";
-import type { Batch, LogDensityFn, Params } from "../models/model.js";
+import { np, valueAndGradient, type JArray } from "../core/engine.js";
+import { OPTIONS } from "../core/options.js";
+import { pointMass } from "../core/posterior.js";
+import { use } from "../core/spec.js";
+import { keep, type Tree } from "../core/tree.js";
+import type { Batch, LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
 import { adam, applyUpdates, type GradientTransformation } from "../optim/transform.js";
 
 /** MAP state: the parameters, the optimiser state and the step count. */
 export type MapState = { params: Params; opt: Tree; step: JArray };
 
-/** Per-step information. */
+/** Per-step information: the objective -logDensity / N. */
 export type MapInfo = { loss: JArray };
 
 /** Options of {@link create}. */
@@ -26,19 +31,13 @@ export interface MapOptions {
   readonly optimizer?: GradientTransformation;
 }
 
-/** A MAP "inference method" in the shared `{init, step}` shape. */
-export interface MapMethod {
-  init(key: Key, params: Params): MapState;
-  step(key: Key, state: MapState, batch: Batch): [MapState, MapInfo];
-}
-
 /**
  * Build MAP training for a log density.
  * @example
  * const m = create(logDensity(model, { dataSize: N }), { dataSize: N, learningRate: 1e-3 });
  * let state = m.init(key(0), model.init(key(1)));
  */
-export function create(logDensity: LogDensityFn, opts: MapOptions): MapMethod {
+export function create(logDensity: LogDensityFn, opts: MapOptions): ModelMethod<MapState, MapInfo> {
   const n = opts.dataSize;
   const opt = opts.optimizer ?? adam(opts.learningRate ?? 1e-3);
   const objective = (params: Params, batch: Batch) => logDensity(params, batch).mul(-1 / n);
@@ -49,11 +48,31 @@ export function create(logDensity: LogDensityFn, opts: MapOptions): MapMethod {
     },
     step(k, state, batch) {
       k.dispose();
-      const [loss, g] = valueAndGrad(objective)(keep(state.params), batch);
+      const [loss, g] = valueAndGradient(objective)(keep(state.params), batch);
       const [updates, optState] = opt.update(g, state.opt, keep(state.params));
-      const params = applyUpdates(state.params, updates) as Params;
+      const params = applyUpdates(state.params, updates);
       return [{ params, opt: optState, step: state.step.add(1) }, { loss }];
     },
+    posterior: (state) => pointMass(state.params),
   };
 }
 
+/** Options of the `map` method. */
+export interface MapMethodOptions {
+  epochs: number;
+  lr: number;
+}
+
+/** `--method map`. */
+export const spec: ModelMethodSpec<MapMethodOptions> = {
+  name: "map",
+  family: "baselines",
+  summary: "MAP point estimate (Adam; the Gaussian prior acts as weight decay)",
+  paper: "the maximum a posteriori baseline",
+  options: {
+    epochs: use(OPTIONS.epochs, 20),
+    lr: use(OPTIONS.lr, 1e-3),
+  },
+  plan: (o) => ({ collect: "final", epochs: o.epochs }),
+  build: (ctx, o) => create(ctx.logDensity, { dataSize: ctx.dataSize, learningRate: o.lr }),
+};

@@ -12,12 +12,14 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { compile, fromHost, key, random, scalar, split, type JArray, type Key, type Tree } from "../core/engine.js";
+import { compile, fromHost, key, random, scalar, split, type JArray, type Key } from "../core/engine.js";
 import { fuseSteps } from "../core/fuse.js";
-import { replicate, stackTrees } from "../core/replicate.js";
+import type { Info } from "../core/method.js";
+import { replicate } from "../core/replicate.js";
+import { stackTrees, type Tree } from "../core/tree.js";
 import { create as createMap } from "../baselines/map.js";
 import { categorical, gaussian } from "../models/likelihood.js";
-import { logDensity, makeModel, type Batch, type LogDensityFn, type Model, type Params } from "../models/model.js";
+import { logDensity, makeModel, type Batch, type LogDensityFn, type Model, type ModelMethod } from "../models/model.js";
 import { create as createBbb } from "../vi/bbb.js";
 import { networkFromSpec } from "../models/spec.js";
 import { create as createSgld } from "../sgmcmc/sgld.js";
@@ -37,7 +39,7 @@ interface Workload {
 }
 
 /** How a workload's method is built from its log density. */
-type MethodFactory = (ld: LogDensityFn, n: number, model: Model) => { init(k: Key, p: Params): Tree; step(k: Key, s: Tree, b: Batch): [Tree, { loss: JArray }] };
+type MethodFactory = (ld: LogDensityFn, n: number, model: Model) => ModelMethod<Tree, Info>;
 
 /**
  * A workload: model `spec` on inputs `inputShape`, `copies` independent copies (0: one, unreplicated)
@@ -71,16 +73,16 @@ function workload(w: {
       const inner = w.method(logDensity(model, { dataSize: w.n }), w.n, model);
       const copies = w.copies ?? 0;
       const [k0, k1, k2, k3] = split(key(0), 4);
-      const method = copies > 0 ? replicate(inner, copies, "auto", 10_000) : inner;
+      const method: ModelMethod<Tree, Info> = copies > 0 ? replicate(inner, copies, "auto", 10_000) : inner;
       const params = copies > 0 ? stackTrees(split(k1, copies).map((k) => model.init(k))) : model.init(k1);
-      let state = method.init(k0, params as Params) as Tree;
+      let state: Tree = method.init(k0, params);
       const u = w.fuse ?? 1;
       const lead = [...(u > 1 ? [u] : []), ...(copies > 0 ? [copies] : []), w.batch];
       const x = random.normal(k2, [...lead, ...w.inputShape]);
       const count = lead.reduce((a, b) => a * b, 1);
       const y = w.classes > 1 ? fromHost(Int32Array.from({ length: count }, (_, i) => i % w.classes), lead) : random.normal(key(9), lead);
       const b: Batch = { x, y };
-      const one = (kk: Key, s: Tree, bb: Batch) => method.step(kk, s as never, bb) as [Tree, { loss: JArray }];
+      const one = (kk: Key, s: Tree, bb: Batch): [Tree, Info] => method.step(kk, s, bb);
       const stepFn = u > 1 ? fuseSteps(one, u) : one;
       const step = compile((kk: Key, s: Tree, bb: Batch) => {
         const [s2, info] = stepFn(kk, s, bb);
@@ -98,11 +100,11 @@ function workload(w: {
   };
 }
 
-const map: MethodFactory = (ld, n) => createMap(ld, { dataSize: n, learningRate: 1e-3 }) as never;
-const sgld: MethodFactory = (ld, n) => createSgld(ld, { schedule: 1e-4, dataSize: n }) as never;
-const sghmc: MethodFactory = (ld, n) => createSghmc(ld, { schedule: 1e-4, friction: 0.05, dataSize: n }) as never;
-const bbb: MethodFactory = (_ld, n, model) => createBbb(model, { dataSize: n, learningRate: 1e-3 }) as never;
-const bbbLrt: MethodFactory = (_ld, n, model) => createBbb(model, { dataSize: n, learningRate: 1e-3, estimator: "lrt" }) as never;
+const map: MethodFactory = (ld, n) => createMap(ld, { dataSize: n, learningRate: 1e-3 });
+const sgld: MethodFactory = (ld, n) => createSgld(ld, { stepSize: 1e-4, dataSize: n });
+const sghmc: MethodFactory = (ld, n) => createSghmc(ld, { stepSize: 1e-4, friction: 0.05, dataSize: n });
+const bbb: MethodFactory = (_ld, n, model) => createBbb(model, { dataSize: n, learningRate: 1e-3 });
+const bbbLrt: MethodFactory = (_ld, n, model) => createBbb(model, { dataSize: n, learningRate: 1e-3, estimator: "lrt" });
 const MNIST_MLP = { spec: "mlp:400,400", inputShape: [784], classes: 10, n: 60000, batch: 128 };
 const MNIST_CNN = { spec: "cnn:32,64", inputShape: [1, 28, 28], classes: 10, n: 60000, batch: 64 };
 const UCI_MLP = { spec: "mlp:50", inputShape: [13], classes: 1, n: 455, batch: 32 };

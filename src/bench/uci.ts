@@ -7,8 +7,9 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeFileAtomic, mkdirp } from "../io/atomic.js";
-import { runFit, type FitJobOptions } from "../jobs/fit.js";
-import { METHODS, type MethodName } from "../jobs/methods.js";
+import type { OptionValue } from "../core/options.js";
+import { runFit } from "../jobs/fit.js";
+import { methodSpec } from "../methods.js";
 import { UCI_PUBLISHED, uciHidden, type Figure } from "./published.js";
 
 /** One split's result. */
@@ -26,12 +27,14 @@ export interface UciBenchOptions {
   readonly dataDir: string;
   /** Folder names under dataDir, or all nine. */
   readonly datasets: string[];
-  readonly method: MethodName;
+  readonly method: string;
   /** Split indices to run (default: all of each data set). */
   readonly splits?: number[];
   readonly seed: number;
-  /** Overrides of the protocol's defaults (see {@link uciDefaults}). */
-  readonly overrides?: Partial<FitJobOptions>;
+  /** Method options overriding the protocol's (see {@link uciDefaults}). */
+  readonly overrides?: Readonly<Record<string, OptionValue>>;
+  /** Overrides the protocol's minibatch size. */
+  readonly batchSize?: number;
   readonly onSplit?: (r: UciSplitResult, done: number, total: number) => void;
 }
 
@@ -43,23 +46,27 @@ export interface UciBenchOptions {
 export const UCI_LR_PER_DATUM = 2e-3;
 
 /**
- * Per-method defaults for UCI sized data: learned homoscedastic noise starting at sigma = 1 (the
- * target's training std; starting at 0.5, early residuals of r^2/sigma^2 ~ 50 kicked log sigma of an
- * SGHMC chain up to ~21, where it no longer fitted the data: energy split 7 RMSE 96); optimisers batch 32, samplers
- * batch 128, 4 chains, step size 2e-3 / N, burn-in of 20 epochs' steps clipped to [2000, 10000], and 50 samples per
- * chain half an epoch apart, clipped to [20, 100] steps; optimisers and variational methods 40 epochs
- * (variational: 50 draws from q).
+ * The protocol's settings for UCI-sized data: learned homoscedastic noise starting at sigma = 1 (the
+ * target's training std; docs/tuning.md has why not lower); optimisers and variational methods 40
+ * epochs in minibatches of 32 (variational: 50 draws from q); samplers minibatches of 128, 4 chains,
+ * step size 2e-3 / N, a burn-in of 20 epochs' steps clipped to [2000, 10000], and 50 samples per chain
+ * half an epoch apart, clipped to [20, 100] steps. Only the options the method takes are set.
  */
-export function uciDefaults(method: MethodName, nTrain: number): Partial<FitJobOptions> {
-  const bs = METHODS[method].kind === "sampler" ? 128 : 32;
+export function uciDefaults(method: string, nTrain: number): { batchSize: number; options: Record<string, OptionValue> } {
+  const spec = methodSpec(method);
+  const sampler = spec.family === "sgmcmc";
+  const bs = sampler ? 128 : 32;
   const spe = Math.max(1, Math.floor(nTrain / bs));
-  const base: Partial<FitJobOptions> = { batchSize: bs, noise: "learned", sigma: 1 };
-  if (METHODS[method].kind === "optimiser") return { ...base, epochs: 40 };
-  // Variational: the optimisers' budget, and 50 draws from q for the predictive mixture.
-  if (METHODS[method].kind === "variational") return { ...base, epochs: 40, samples: 50 };
-  const samples = 50;
-  const thin = Math.max(20, Math.min(100, Math.ceil(spe / 2)));
-  return { ...base, chains: 4, samples, thin, burnin: Math.max(2000, Math.min(10_000, 20 * spe)), learningRate: UCI_LR_PER_DATUM / nTrain };
+  const all: Record<string, OptionValue> = sampler
+    ? {
+        chains: 4,
+        samples: 50,
+        thin: Math.max(20, Math.min(100, Math.ceil(spe / 2))),
+        burnin: Math.max(2000, Math.min(10_000, 20 * spe)),
+        lr: UCI_LR_PER_DATUM / nTrain,
+      }
+    : { epochs: 40, samples: 50 };
+  return { batchSize: bs, options: Object.fromEntries(Object.entries(all).filter(([k]) => k in spec.options)) };
 }
 
 /** The nine standard data sets found under `dir` (folder names), in a fixed order. */
@@ -89,18 +96,17 @@ export async function runUciBench(o: UciBenchOptions): Promise<UciSplitResult[]>
   const results: UciSplitResult[] = [];
   for (const { dataset, split } of jobs) {
     const dir = resolve(o.dataDir, dataset);
+    const protocol = uciDefaults(o.method, nTrain(dir));
     const r = await runFit({
       data: `uci:${dir}`,
       model: `mlp:${uciHidden(dataset)}`,
       method: o.method,
       seed: o.seed + split,
       split,
-      priorScale: 1,
-      temperature: 1,
       noise: "learned",
       sigma: 1,
-      ...uciDefaults(o.method, nTrain(dir)),
-      ...o.overrides,
+      batchSize: o.batchSize ?? protocol.batchSize,
+      options: { ...protocol.options, ...o.overrides },
     });
     const diagnostics = Object.fromEntries(Object.entries(r.metrics).filter(([k]) => k.startsWith("rhat") || k.startsWith("ess")));
     const res: UciSplitResult = { dataset, split, rmse: r.metrics.rmse, ll: r.metrics.ll, wallTimeSeconds: r.wallTimeSeconds, diagnostics };

@@ -10,8 +10,9 @@
  * - covariance error ||S_q - S||_F / ||S||_F.
  */
 import { compile, key, np, scalar, split, toHost, type JArray, type Key } from "../core/engine.js";
+import type { InferenceMethod } from "../core/method.js";
 import { create as createBam } from "../scorevi/bam.js";
-import { compileStep, type GaussianState, type ScoreVi } from "../scorevi/gaussian-state.js";
+import type { GaussianState, ScoreViInfo } from "../scorevi/gaussian-state.js";
 import { create as createGsm } from "../scorevi/gsm.js";
 import { createFlat as createProximal, type FlatProximalState } from "../scorevi/proximal.js";
 import { create as createAdvi, type AdviState } from "../vi/advi.js";
@@ -29,7 +30,7 @@ export const VI_GAUSSIAN_SETTINGS = {
   "proximal-svi": { samplesPerStep: 8, innerSteps: 4, learningRate: 5e-3, lambda: 0.01, offDiagonalScale: 0.1 },
   advi: { samples: 8, learningRate: 2e-2 },
   gsm: { batchSize: 8 },
-  bam: { batchSize: 8, schedule: "decay: lambda_t = B d / (t + 1)" },
+  bam: { batchSize: 8, strength: "2 (t + 1) / (B d), i.e. lambda_t = B d / (t + 1)" },
 } as const;
 
 function errorsOf(t: GaussianTarget, mean: ArrayLike<number>, cov: ArrayLike<number>): Record<string, number> {
@@ -87,10 +88,10 @@ function familyRun<S extends { q: FullRankQ | FullRankPrecisionQ }>(
   };
 }
 
-function closedFormRun(t: GaussianTarget, method: ScoreVi<undefined>, k: Key, dispose: () => void): BenchRun {
-  const step = compileStep(method);
+function closedFormRun(t: GaussianTarget, method: InferenceMethod<GaussianState, ScoreViInfo, JArray, undefined>, k: Key, dispose: () => void): BenchRun {
+  const step = compile(method.step, { consume: [0, 1] });
   const [kInit, kRun] = split(k, 2);
-  let state: GaussianState = method.init(kInit, { mean: np.zeros([t.d], { dtype: np.float64 }), scale: t.initScale });
+  let state: GaussianState = method.init(kInit, np.zeros([t.d], { dtype: np.float64 }));
   let kk = kRun;
   let evals = 0;
   let rejected = 0;
@@ -123,15 +124,14 @@ function closedFormRun(t: GaussianTarget, method: ScoreVi<undefined>, k: Key, di
 export function startRun(t: GaussianTarget, method: ViGaussianMethod, k: Key): BenchRun {
   const target = gaussianLogDensity(t);
   const ld = target.logDensity;
-  if (method === "gsm") return closedFormRun(t, createGsm(ld, { batchSize: VI_GAUSSIAN_SETTINGS.gsm.batchSize }), k, target.dispose);
-  if (method === "bam") return closedFormRun(t, createBam(ld, { batchSize: VI_GAUSSIAN_SETTINGS.bam.batchSize }), k, target.dispose);
+  if (method === "gsm") return closedFormRun(t, createGsm(ld, { batchSize: VI_GAUSSIAN_SETTINGS.gsm.batchSize, initScale: t.initScale }), k, target.dispose);
+  if (method === "bam") return closedFormRun(t, createBam(ld, { batchSize: VI_GAUSSIAN_SETTINGS.bam.batchSize, initScale: t.initScale }), k, target.dispose);
   const [kInit, kRun] = split(k, 2);
   const fam = fullRank(t.d);
   if (method === "advi") {
     const s = VI_GAUSSIAN_SETTINGS.advi;
-    const advi = createAdvi(ld, { family: fam, samples: s.samples, learningRate: s.learningRate });
-    const [k0, k1] = split(kInit, 2);
-    const init = advi.init(k0, fam.init(k1, np.zeros([t.d]), t.initScale));
+    const advi = createAdvi(ld, { family: fam, samples: s.samples, learningRate: s.learningRate, initScale: t.initScale });
+    const init = advi.init(kInit, np.zeros([t.d]));
     const step = compile((kk: Key, st: AdviState<FullRankQ>) => {
       const [s2, info] = advi.step(kk, st, undefined);
       return [s2, info.loss] as [AdviState<FullRankQ>, JArray];
@@ -143,8 +143,8 @@ export function startRun(t: GaussianTarget, method: ViGaussianMethod, k: Key): B
   }
   const s = VI_GAUSSIAN_SETTINGS["proximal-svi"];
   const pfam = fullRankPrecision(t.d);
-  const prox = createProximal(ld, { family: pfam, samplesPerStep: s.samplesPerStep, innerSteps: s.innerSteps, lambda: s.lambda, optimizer: triangularAdam(s.learningRate, s.offDiagonalScale, t.d, "prec") });
-  const init = prox.init(kInit, { mean: np.zeros([t.d]), scale: t.initScale });
+  const prox = createProximal(ld, { family: pfam, samplesPerStep: s.samplesPerStep, innerSteps: s.innerSteps, lambda: s.lambda, optimizer: triangularAdam(s.learningRate, s.offDiagonalScale, t.d, "prec"), initScale: t.initScale });
+  const init = prox.init(kInit, np.zeros([t.d]));
   const step = compile((kk: Key, st: FlatProximalState<FullRankPrecisionQ>) => {
     const [s2, info] = prox.step(kk, st, undefined);
     return [s2, info.kl] as [FlatProximalState<FullRankPrecisionQ>, JArray];

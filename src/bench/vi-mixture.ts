@@ -10,7 +10,8 @@
  * E_q[log q - log p] from draws of q, and forward KL(p || q) = E_p[log p - log q] from exact draws of p.
  * Both are estimated with 2,000 draws (the same p-draws at every checkpoint).
  */
-import { compile, fromHost, key, np, scalar, split, type JArray, type Key, type Tree } from "../core/engine.js";
+import { compile, fromHost, key, np, scalar, split, type JArray, type Key } from "../core/engine.js";
+import { free, type Tree } from "../core/tree.js";
 import { createFlat as createProximal } from "../scorevi/proximal.js";
 import { create as createAdvi } from "../vi/advi.js";
 import type { Family } from "../vi/family.js";
@@ -34,10 +35,35 @@ const EVAL_DRAWS = 2000;
 function familyFor(t: MixtureTarget, method: ViMixtureMethod): { family: Family<Tree>; perStep: number } {
   if (method === "advi-mixture") {
     const s = VI_MIXTURE_SETTINGS[method];
-    return { family: gaussianMixture(t.d, t.k) as unknown as Family<Tree>, perStep: s.samplesPerComponent * t.k };
+    return { family: gaussianMixture(t.d, t.k), perStep: s.samplesPerComponent * t.k };
   }
   const s = VI_MIXTURE_SETTINGS[method];
-  return { family: realNvp(t.d, { layers: s.layers, hidden: s.hidden }) as unknown as Family<Tree>, perStep: method === "advi-realnvp" ? VI_MIXTURE_SETTINGS["advi-realnvp"].samples : VI_MIXTURE_SETTINGS["proximal-realnvp"].samplesPerStep };
+  return { family: realNvp(t.d, { layers: s.layers, hidden: s.hidden }), perStep: method === "advi-realnvp" ? VI_MIXTURE_SETTINGS["advi-realnvp"].samples : VI_MIXTURE_SETTINGS["proximal-realnvp"].samplesPerStep };
+}
+
+/** A method's state advanced by a compiled step that also returns a probe scalar. */
+interface Stepper {
+  step(k: Key): JArray;
+  /** The current q (borrowed). */
+  q(): Tree;
+  dispose(): void;
+}
+
+function makeStepper<S extends { q: Tree }>(state0: S, step: (k: Key, s: S) => [S, JArray]): Stepper {
+  const c = compile(step, { consume: [0, 1] });
+  let state = state0;
+  return {
+    step(k) {
+      const [s, probe] = c(k, state);
+      state = s;
+      return probe;
+    },
+    q: () => state.q,
+    dispose() {
+      c.dispose();
+      free(state);
+    },
+  };
 }
 
 /** A running method on a mixture target. */
@@ -46,32 +72,25 @@ export function startMixtureRun(t: MixtureTarget, method: ViMixtureMethod, k: Ke
   const ld = target.logDensity;
   const { family, perStep } = familyFor(t, method);
   const [kInit, kRun, kEval] = split(k, 3);
-  type S = { q: Tree };
-  let state: S;
-  let stepFn: (kk: Key, s: S) => [S, JArray];
-  let disposeStep: () => void;
   // Families start at N(0, 3^2 I) (wider than every target's components' spread of means and scales).
+  let stepper: Stepper;
   if (method === "proximal-realnvp") {
     const s = VI_MIXTURE_SETTINGS[method];
-    const prox = createProximal(ld, { family, samplesPerStep: s.samplesPerStep, innerSteps: s.innerSteps, learningRate: s.learningRate, lambda: s.lambda });
-    state = prox.init(kInit, { mean: np.zeros([t.d]), scale: 3 }) as S;
-    const c = compile((kk: Key, st: S) => {
-      const [s2, info] = prox.step(kk, st as never, undefined);
-      return [s2, info.kl] as [S, JArray];
-    }, { consume: [0, 1] });
-    stepFn = c;
-    disposeStep = () => c.dispose();
+    const prox = createProximal(ld, { family, samplesPerStep: s.samplesPerStep, innerSteps: s.innerSteps, learningRate: s.learningRate, lambda: s.lambda, initScale: 3 });
+    stepper = makeStepper(prox.init(kInit, np.zeros([t.d])), (kk, st) => {
+      const [s2, info] = prox.step(kk, st, undefined);
+      return [s2, info.kl];
+    });
   } else {
-    const lr = method === "advi-mixture" ? VI_MIXTURE_SETTINGS[method].learningRate : VI_MIXTURE_SETTINGS[method].learningRate;
-    const advi = createAdvi(ld, { family, samples: perStep, learningRate: lr });
+    const lr = VI_MIXTURE_SETTINGS[method].learningRate;
+    const advi = createAdvi(ld, { family, samples: perStep, learningRate: lr, initScale: 3 });
+    // The family's initial weights come from the second half of the init key (as in earlier versions).
     const [k0, k1] = split(kInit, 2);
-    state = advi.init(k0, family.init(k1, np.zeros([t.d]), 3)) as S;
-    const c = compile((kk: Key, st: S) => {
-      const [s2, info] = advi.step(kk, st as never, undefined);
-      return [s2, info.loss] as [S, JArray];
-    }, { consume: [0, 1] });
-    stepFn = c;
-    disposeStep = () => c.dispose();
+    k0.dispose();
+    stepper = makeStepper(advi.init(k1, np.zeros([t.d])), (kk, st) => {
+      const [s2, info] = advi.step(kk, st, undefined);
+      return [s2, info.loss];
+    });
   }
   const pDraws = fromHost(sampleMixture(t, EVAL_DRAWS, seed + 101), [EVAL_DRAWS, t.d]);
   const reverse = compile((kk: Key, q: Tree) => {
@@ -86,19 +105,17 @@ export function startMixtureRun(t: MixtureTarget, method: ViMixtureMethod, k: Ke
     async step() {
       const [k1, k2] = split(kk, 2);
       kk = k2;
-      const [s, probe] = stepFn(k1, state);
-      state = s;
-      await scalar(probe);
+      await scalar(stepper.step(k1));
       evals += perStep;
       return evals;
     },
     async errors() {
       const [k1, k2] = split(ke, 2);
       ke = k2;
-      return { reverseKl: await scalar(reverse(k1, state.q)), forwardKl: await scalar(forward(state.q, pDraws)) };
+      return { reverseKl: await scalar(reverse(k1, stepper.q())), forwardKl: await scalar(forward(stepper.q(), pDraws)) };
     },
     dispose() {
-      disposeStep();
+      stepper.dispose();
       reverse.dispose();
       forward.dispose();
       kk.dispose();

@@ -7,8 +7,8 @@
 import { loadData } from "../data/index.js";
 import { classificationMetrics } from "../eval/metrics.js";
 import { predict } from "../eval/predict.js";
-import { runFit, type FitJobOptions } from "../jobs/fit.js";
-import type { MethodName } from "../jobs/methods.js";
+import type { OptionValue } from "../core/options.js";
+import { runFit } from "../jobs/fit.js";
 import { mkdirp, writeFileAtomic } from "../io/atomic.js";
 import { categorical } from "../models/likelihood.js";
 import { makeModel } from "../models/model.js";
@@ -28,14 +28,14 @@ export interface CurvePoint {
 
 /** Options of {@link viMnistBench}. */
 export interface ViMnistOptions {
-  readonly methods: MethodName[];
+  readonly methods: readonly string[];
   readonly epochs: number;
   readonly seed: number;
   readonly every: number;
   readonly evalSamples: number;
   readonly model?: string;
-  /** Per-method extra fit options (learning rate, temperature, ...). */
-  readonly overrides?: Partial<Record<MethodName, Partial<FitJobOptions>>>;
+  /** Per-method options (learning rate, temperature, ...). */
+  readonly overrides?: Readonly<Record<string, Readonly<Record<string, OptionValue>>>>;
   readonly onPoint?: (p: CurvePoint) => void;
 }
 
@@ -54,12 +54,7 @@ export async function viMnistBench(outDir: string, o: ViMnistOptions): Promise<{
       model: spec,
       method,
       seed: o.seed,
-      epochs: o.epochs,
-      priorScale: 1,
-      temperature: 1,
-      noise: "fixed",
-      sigma: 1,
-      ...(o.overrides?.[method] ?? {}),
+      options: { epochs: o.epochs, ...(o.overrides?.[method] ?? {}) },
       monitor: {
         every: o.every,
         samples: o.evalSamples,

@@ -3,7 +3,7 @@
  * otherwise a plain line at every tenth of the run and at least every 30 s.
  */
 import cliProgress from "cli-progress";
-import type { Progress } from "../train/fit.js";
+import type { Progress } from "../run/loop.js";
 
 /** A progress sink with an explicit end. */
 export interface ProgressReporter {

@@ -4,7 +4,8 @@
  * jax-js counts references: every function consumes its array arguments, `x.ref` adds a reference,
  * `x.dispose()` drops one. Method code in bayesdl is written as pure traced functions (inside `jit`,
  * where a value used twice needs `.ref`) and never manages buffers outside them; the loops that carry
- * state between jitted calls go through {@link compile}, {@link keep} and {@link free}.
+ * state between jitted calls go through {@link compile} and the ownership helpers of core/tree.ts
+ * (`keep`, `free`).
  *
  * jax-js facts this module encodes (measured with @jax-js/jax 0.1.25, Node 20, Wasm backend):
  * - Dispatch is lazy. A loop of jitted calls that never waits for a result queues work and buffers
@@ -33,9 +34,6 @@ export type { JArray, JsTree };
 /** A PRNG key (jax-js threefry key, `uint32[2]`). */
 export type Key = JArray;
 
-/** A pytree of arrays: nested plain objects and arrays whose leaves are engine arrays. */
-export type Tree = JsTree<JArray>;
-
 /** Make a PRNG key from an integer seed. */
 export function key(seed: number): Key {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
@@ -54,16 +52,6 @@ export function split(k: Key, n = 2): Key[] {
   return out;
 }
 
-/** Add a reference to every leaf (returns the same tree). Use before passing a tree you still need. */
-export function keep<T extends JsTree<JArray>>(t: T): T {
-  return tree.ref(t) as T;
-}
-
-/** Drop a reference from every leaf of a tree. Accepts `undefined` for convenience. */
-export function free(t: JsTree<JArray> | null | undefined): void {
-  if (t !== undefined && t !== null) tree.dispose(t);
-}
-
 /** Wait until every leaf of a tree is computed (does not consume it). */
 export async function sync(t: JsTree<JArray>): Promise<void> {
   await Promise.all(tree.leaves(t).map((a) => (a as JArray).blockUntilReady()));
@@ -79,6 +67,10 @@ export type Compiled<A extends unknown[], R> = ((...args: A) => R) & { dispose()
 /**
  * Compile a pure traced function with `jit`, with borrowed-by-default arguments.
  *
+ * jax-js workaround: `jit` rejects `undefined` and `null` arguments ("Unknown value: undefined"), which
+ * data-free targets pass as their batch. Such arguments are closed over instead: one program is traced
+ * per pattern of missing arguments.
+ *
  * @param f pure function of engine arrays / pytrees (it must follow jax-js move semantics inside).
  * @param opts.consume indices of arguments the call takes over (typically the state being advanced).
  * @param opts.static indices of arguments that are plain JS values baked into the trace.
@@ -89,30 +81,53 @@ export function compile<A extends unknown[], R>(
 ): Compiled<A, R> {
   const consume = new Set(opts.consume ?? []);
   const statics = new Set(opts.static ?? []);
-  const jitted = jit(f as never, opts.static ? { staticArgnums: opts.static } : undefined) as unknown as ((
-    ...args: unknown[]
-  ) => R) & { dispose(): void };
+  type Jitted = ((...args: unknown[]) => R) & { dispose(): void };
+  const programs = new Map<string, Jitted>();
   const call = (...args: A): R => {
-    const passed = args.map((a, i) => (consume.has(i) || statics.has(i) ? a : keep(a as Tree)));
-    return jitted(...passed);
+    const missing = args.map((a) => (a === undefined || a === null ? "1" : "0")).join("");
+    let jitted = programs.get(missing);
+    if (!jitted) {
+      const given = (xs: unknown[]) => xs.filter((_, i) => missing[i] !== "1");
+      const full = (xs: unknown[]): A => {
+        let j = 0;
+        return args.map((a, i) => (missing[i] === "1" ? a : xs[j++])) as A;
+      };
+      const staticIdx = given(args.map((_, i) => i)).flatMap((i, j) => (statics.has(i as number) ? [j] : []));
+      jitted = jit(((...xs: unknown[]) => f(...full(xs))) as never, staticIdx.length ? { staticArgnums: staticIdx } : undefined) as unknown as Jitted;
+      programs.set(missing, jitted);
+    }
+    const passed = args.map((a, i) => (consume.has(i) || statics.has(i) ? a : tree.ref(a as JsTree<JArray>)));
+    return jitted(...passed.filter((_, i) => missing[i] !== "1"));
   };
-  return Object.assign(call, { dispose: () => jitted.dispose() });
+  return Object.assign(call, {
+    dispose: () => {
+      for (const p of programs.values()) p.dispose();
+      programs.clear();
+    },
+  });
 }
 
-/** Upload a host array to the engine (float32 unless given `int32`). */
+/**
+ * Upload a host array to the engine: float32 unless the data are an `Int32Array` or `dtype` says
+ * otherwise.
+ *
+ * jax-js workaround (0.1.25, Node 20): `np.array(Float64Array)` throws `ReferenceError: Float16Array
+ * is not defined` (it checks `instanceof Float16Array` before `Float64Array`). float64 data are sent as
+ * two float32 arrays hi = fround(x), lo = fround(x - hi) and added in float64, which keeps ~48 bits of
+ * the mantissa (relative error <= 2^-48, ~4e-15).
+ */
 export function fromHost(
-  data: Float32Array | Int32Array | Float64Array | number[],
-  shape: number[],
+  data: Float32Array | Int32Array | Float64Array | ArrayLike<number>,
+  shape: readonly number[],
   dtype: "float32" | "int32" | "float64" = data instanceof Int32Array ? "int32" : "float32",
 ): JArray {
-  const dt = dtype === "int32" ? np.int32 : dtype === "float64" ? np.float64 : np.float32;
-  const src =
-    dtype === "int32"
-      ? data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>)
-      : dtype === "float64"
-        ? data instanceof Float64Array ? data : Float64Array.from(data as ArrayLike<number>)
-        : data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
-  return np.array(src, { dtype: dt }).reshape(shape);
+  if (dtype === "float64") {
+    const hi = Float32Array.from(data);
+    const lo = Float32Array.from(data, (x, i) => x - hi[i]);
+    return np.array(hi).astype(np.float64).add(np.array(lo).astype(np.float64)).reshape([...shape]);
+  }
+  if (dtype === "int32") return np.array(data instanceof Int32Array ? data : Int32Array.from(data), { dtype: np.int32 }).reshape([...shape]);
+  return np.array(data instanceof Float32Array ? data : Float32Array.from(data), { dtype: np.float32 }).reshape([...shape]);
 }
 
 /** Read an array to the host as float32 (consumes it). */
@@ -127,46 +142,26 @@ export async function scalar(a: JArray): Promise<number> {
   return Number(d[0]);
 }
 
-/** A named leaf of a parameter tree: `path` like `net.layers.0.w`. */
-export interface NamedLeaf<T> {
-  readonly path: string;
-  readonly value: T;
-}
-
 /**
- * Leaves of a pytree with dotted paths, in a deterministic order (object keys sorted, arrays by index).
- * Used for naming saved tensors; independent of the engine's own flatten order.
+ * Typed forms of jax-js's autodiff over a first argument that is any pytree `P` (jax-js types its
+ * transformations over its own tree type; these keep the caller's parameter types).
  */
-export function namedLeaves<T>(t: unknown, isLeaf: (x: unknown) => x is T, prefix = ""): NamedLeaf<T>[] {
-  if (isLeaf(t)) return [{ path: prefix, value: t }];
-  const out: NamedLeaf<T>[] = [];
-  const join = (k: string | number) => (prefix === "" ? String(k) : `${prefix}.${k}`);
-  if (Array.isArray(t)) {
-    t.forEach((v, i) => out.push(...namedLeaves(v, isLeaf, join(i))));
-  } else if (t !== null && typeof t === "object") {
-    for (const k of Object.keys(t).sort()) out.push(...namedLeaves((t as Record<string, unknown>)[k], isLeaf, join(k)));
-  } else {
-    throw new TypeError(`namedLeaves: unexpected node ${String(t)} at '${prefix}'`);
-  }
-  return out;
+/** `[f(x, ...rest), df/dx]`, the gradient shaped like x. Traceable; consumes its arguments. */
+export function valueAndGradient<P, R extends unknown[]>(f: (x: P, ...rest: R) => JArray): (x: P, ...rest: R) => [JArray, P] {
+  return valueAndGrad(f as never) as unknown as (x: P, ...rest: R) => [JArray, P];
 }
 
-/** Rebuild a tree shaped like `template`, taking each leaf from `byPath` (path -> value). */
-export function rebuild<T>(template: unknown, isLeaf: (x: unknown) => boolean, byPath: (path: string) => T, prefix = ""): unknown {
-  if (isLeaf(template)) return byPath(prefix);
-  const join = (k: string | number) => (prefix === "" ? String(k) : `${prefix}.${k}`);
-  if (Array.isArray(template)) return template.map((v, i) => rebuild(v, isLeaf, byPath, join(i)));
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(template as object).sort()) out[k] = rebuild((template as Record<string, unknown>)[k], isLeaf, byPath, join(k));
-  return out;
+/** `df/dx`, shaped like x. Traceable; consumes its arguments. */
+export function gradient<P, R extends unknown[]>(f: (x: P, ...rest: R) => JArray): (x: P, ...rest: R) => P {
+  return grad(f as never) as unknown as (x: P, ...rest: R) => P;
 }
 
-/** True for engine arrays (leaf test for {@link namedLeaves}). */
-export function isArray(x: unknown): x is JArray {
-  return x !== null && typeof x === "object" && "shape" in x && "dtype" in x && typeof (x as JArray).dispose === "function";
+/** `[df/dx, aux]` for `f` returning `[value, aux]`. Traceable; consumes its arguments. */
+export function gradientWithAux<P, A, R extends unknown[]>(f: (x: P, ...rest: R) => [JArray, A]): (x: P, ...rest: R) => [P, A] {
+  return grad(f as never, { hasAux: true }) as unknown as (x: P, ...rest: R) => [P, A];
 }
 
-/** Total number of scalars in a tree. */
-export function treeSize(t: Tree): number {
-  return tree.leaves(t).reduce((s, a) => s + (a as JArray).shape.reduce((p, d) => p * d, 1), 0);
+/** `vmap(f, inAxes)` with the caller's argument and result types (jax-js types them over its own trees). */
+export function vmapped<A extends unknown[], R>(f: (...args: A) => R, inAxes?: (number | null)[]): (...args: A) => R {
+  return vmap(f as never, inAxes) as unknown as (...args: A) => R;
 }

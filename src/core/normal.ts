@@ -27,7 +27,8 @@
  * view of each leaf (log and sqrt are evaluated for both outputs of a pair; materialising them per pair
  * was not tried), so it fuses into whatever consumes the noise (the sampler's update).
  */
-import { lax, np, random, tree, type JArray, type Key, type Tree } from "./engine.js";
+import { lax, np, random, type JArray, type Key } from "./engine.js";
+import { leaves, rebuildFrom } from "./tree.js";
 
 const u32 = (v: number): JArray => np.array(v >>> 0, { dtype: np.uint32 });
 
@@ -133,15 +134,13 @@ export function normal(k: Key, shape: readonly number[]): JArray {
 }
 
 /**
- * Standard normal draws shaped like every leaf of `like` (borrows `like`, consumes the key), all from
- * one bits draw; see {@link normals}.
+ * Standard normal draws shaped like every leaf of `like`, with optional leading axes `lead` (borrows
+ * `like`, consumes the key), all from one bits draw; see {@link normals}.
  *
  * @example
  * const xi = normalTree(key(0), params);
  */
-export function normalTree<T extends Tree>(k: Key, like: T): T {
-  const leaves = tree.leaves(like) as JArray[];
-  const draws = normals(k, leaves.map((a) => a.shape));
-  let i = 0;
-  return tree.map((() => draws[i++]) as never, like as never) as T;
+export function normalTree<T>(k: Key, like: T, lead: readonly number[] = []): T {
+  const draws = normals(k, leaves(like).map((a) => [...lead, ...a.shape]));
+  return rebuildFrom(like, (_a, i) => draws[i]);
 }

@@ -1,19 +1,23 @@
 /**
- * Run M independent copies of a method (ensemble members, MCMC chains) in one jitted step.
+ * M independent copies of a method (ensemble members, MCMC chains) stepped in one jitted call.
  *
- * Any `{ init(key, params), step(key, state, batch) }` method becomes a method over M copies whose
- * parameters, keys and minibatches carry a leading axis of size M. Two batchings, same results:
+ * Any {@link InferenceMethod} becomes a method over M copies whose parameters, keys and minibatches carry
+ * a leading axis of size M, and whose posterior is the union of the copies' (their draws
+ * concatenated, copy-major). Two batchings, same results:
  * - `"unroll"`: the state is a list of M states; the step traces the copies side by side, so each
  *   copy's matmuls stay plain 2-D matmuls.
  * - `"vmap"`: the state is stacked on a leading axis and the step is `vmap`ped.
  *
- * Why both: jax-js 0.1.25's batching rule for `dot` moves the mapped axis next to the contraction
- * axis and puts the output's mapped axis last, a layout its Wasm matmul kernel does not tile. A
- * vmapped [128,784]x[784,400] matmul over 5 copies takes ~600 ms against 17 ms for five plain ones
- * (measured on this project's 2-core machine). `vmap` wins on small networks, where the per-call
- * and per-kernel overhead, not matmul, dominates; `"auto"` picks by parameter count.
+ * jax-js workaround (0.1.25, Wasm): the batching rule for `dot` moves the mapped axis next to the
+ * contraction axis and puts the output's mapped axis last, a layout the Wasm matmul kernel does not tile;
+ * a vmapped [128,784]x[784,400] matmul over 5 copies is ~35x slower than five plain ones. `vmap` wins on
+ * small networks, where the per-call and per-kernel overhead, not matmul, dominates; `"auto"` picks by
+ * parameter count.
  */
-import { np, random, split, tree, vmap, type JArray, type Key, type Tree } from "./engine.js";
+import { np, random, split, vmapped, type JArray, type Key } from "./engine.js";
+import type { Info, InferenceMethod, Posterior } from "./method.js";
+import { union } from "./posterior.js";
+import { free, mapTree, sliceTree, unstackTree, type Tree } from "./tree.js";
 
 /** How the copies are batched (see the module comment). */
 export type Batching = "unroll" | "vmap" | "auto";
@@ -21,54 +25,58 @@ export type Batching = "unroll" | "vmap" | "auto";
 /** Parameter count up to which `"auto"` uses `vmap`. */
 export const AUTO_VMAP_MAX_PARAMS = 50_000;
 
-/** A method in the shared shape. Infos are pytrees of scalars. */
-export interface StepMethod<P, S, B, I> {
-  init(key: Key, params: P): S;
-  step(key: Key, state: S, batch: B): [S, I];
-}
-
 /** State of M copies: a list (`unroll`) or one stacked state (`vmap`). */
 export type Replicated<S> = { copies: S[] } | { stacked: S };
 
-/** The replicated method: params and batches carry a leading axis M; infos come back as `[M]`. */
-export interface ReplicatedMethod<P, S, B, I> {
+/** A replicated method: an {@link InferenceMethod} over stacked parameters, plus per-copy access. */
+export interface ReplicatedMethod<S extends Tree, I extends Info, P, B> extends InferenceMethod<Replicated<S>, I, P, B> {
   readonly copies: number;
   readonly batching: "unroll" | "vmap";
-  init(key: Key, params: P): Replicated<S>;
-  step(key: Key, state: Replicated<S>, batch: B): [Replicated<S>, I];
-  /** The copies' states stacked on a leading axis (consumes the replicated state). */
-  stacked(state: Replicated<S>): S;
+  /** Copy c's posterior (borrows the state). */
+  posteriorOf(state: Replicated<S>, c: number): Posterior<P>;
 }
 
 /**
- * Replicate `method` over `m` copies.
- * @param paramCount used by `"auto"` to choose the batching.
+ * Replicate `method` over `m` copies. `init` takes parameters stacked on a leading axis of size m,
+ * `step` minibatches `[m, n, ...]`; infos come back as `[m]` per field.
+ * @param paramCount parameters per copy, which `"auto"` uses to choose the batching.
  */
-export function replicate<P extends Tree, S extends Tree, B extends Tree, I extends Tree>(
-  method: StepMethod<P, S, B, I>,
+export function replicate<S extends Tree, I extends Info, P, B>(
+  method: InferenceMethod<S, I, P, B>,
   m: number,
   batching: Batching = "auto",
   paramCount = Infinity,
-): ReplicatedMethod<P, S, B, I> {
+): ReplicatedMethod<S, I, P, B> {
   if (!Number.isInteger(m) || m < 1) throw new RangeError(`replicate: the number of copies must be a positive integer, got ${m}`);
   const mode = batching === "auto" ? (paramCount <= AUTO_VMAP_MAX_PARAMS ? "vmap" : "unroll") : batching;
+  const stateOf = (state: Replicated<S>, c: number): { s: S; view: boolean } =>
+    "copies" in state ? { s: state.copies[c], view: false } : { s: sliceTree(state.stacked, c), view: true };
+  const posteriorOf = (state: Replicated<S>, c: number): Posterior<P> => {
+    const { s, view } = stateOf(state, c);
+    const p = method.posterior(s);
+    if (view) free(s);
+    return p;
+  };
+  const base = {
+    copies: m,
+    batching: mode,
+    posteriorOf,
+    posterior: (state: Replicated<S>) => union(Array.from({ length: m }, (_, c) => posteriorOf(state, c))),
+  };
   if (mode === "vmap") {
-    const vinit = vmap((k: Key, p: P) => method.init(k, p) as never, [0, 0]);
-    const vstep = vmap((k: Key, s: S, b: B) => method.step(k, s, b) as never, [0, 0, 0]);
+    const vinit = vmapped((k: Key, p: P) => method.init(k, p), [0, 0]);
+    const vstep = vmapped((k: Key, s: S, b: B) => method.step(k, s, b), [0, 0, 0]);
     return {
-      copies: m,
-      batching: mode,
-      init: (k, params) => ({ stacked: vinit(random.split(k, m), params as never) as unknown as S }),
+      ...base,
+      init: (k, params) => ({ stacked: vinit(random.split(k, m), params) }),
       step(k, state, batch) {
-        const [s, info] = vstep(random.split(k, m), (state as { stacked: S }).stacked as never, batch as never) as unknown as [S, I];
+        const [s, info] = vstep(random.split(k, m), (state as { stacked: S }).stacked, batch);
         return [{ stacked: s }, info];
       },
-      stacked: (state) => (state as { stacked: S }).stacked,
     };
   }
   return {
-    copies: m,
-    batching: mode,
+    ...base,
     init(k, params) {
       const keys = split(k, m);
       return { copies: unstackTree(params, m).map((p, i) => method.init(keys[i], p)) };
@@ -76,29 +84,10 @@ export function replicate<P extends Tree, S extends Tree, B extends Tree, I exte
     step(k, state, batch) {
       const keys = split(k, m);
       const results = (state as { copies: S[] }).copies.map((s, i) => method.step(keys[i], s, sliceTree(batch, i)));
-      tree.dispose(batch);
+      free(batch);
       const infos = results.map((r) => r[1]);
-      const info = tree.map(((...xs: JArray[]) => np.concatenate(xs.map((x) => x.reshape([1])))) as never, infos[0] as never, ...(infos.slice(1) as never[])) as unknown as I;
+      const info = mapTree((...xs: JArray[]) => np.concatenate(xs.map((x) => x.reshape([1]))), infos[0], ...infos.slice(1));
       return [{ copies: results.map((r) => r[0]) }, info];
     },
-    stacked: (state) => stackTrees((state as { copies: S[] }).copies),
   };
-}
-
-/** Copy `i` of a stacked tree, as views (borrows the tree). */
-export function sliceTree<T>(t: T, i: number): T {
-  return tree.map(((a: JArray) => a.ref.slice(i)) as never, t as never) as T;
-}
-
-/** Stack same-shaped pytrees leafwise along a new leading axis (consumes them). */
-export function stackTrees<T>(trees: T[]): T {
-  const [first, ...rest] = trees;
-  return tree.map(((...leaves: JArray[]) => np.stack(leaves)) as never, first as never, ...(rest as never[])) as T;
-}
-
-/** Split a stacked pytree into `m` trees along the leading axis (consumes it). */
-export function unstackTree<T>(t: T, m: number): T[] {
-  const out = Array.from({ length: m }, (_, i) => sliceTree(t, i));
-  tree.dispose(t as never);
-  return out;
 }

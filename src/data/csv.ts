@@ -1,7 +1,8 @@
 /**
  * Delimited text tables (CSV, semicolon- or tab-separated) as a seeded train/test split.
  */
-import { makeSplit, parseNumber, readText, standardiseColumns, standardiseTarget } from "./common.js";
+import { makeSplit, parseNumber, standardiseColumns, standardiseTarget } from "./arrays.js";
+import { readText } from "./files.js";
 import { permutation } from "./prng.js";
 import { DataFormatError, type DataSplit, type Task } from "./types.js";
 

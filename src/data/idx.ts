@@ -7,7 +7,8 @@
  * errors then refer to the decompressed stream.
  */
 import { gunzipSync, gzipSync } from "node:zlib";
-import { checkTestSize, emptyData, makeSplit, readBytes, takeRows } from "./common.js";
+import { checkTestSize, emptyData, makeSplit, takeRows } from "./arrays.js";
+import { readBytes } from "./files.js";
 import { permutation } from "./prng.js";
 import { DataFormatError, type ArrayData, type DataSplit } from "./types.js";
 

@@ -8,7 +8,7 @@ import { toyRegressionGap, twoMoons } from "./toy.js";
 import type { DataSplit } from "./types.js";
 import { loadUci } from "./uci.js";
 
-export { fingerprint } from "./common.js";
+export { fingerprint, splitFingerprint } from "./arrays.js";
 export { loadCsv, type CsvOptions } from "./csv.js";
 export { loadIdx, loadIdxArrays, parseIdx, readIdx, writeIdx, MAX_IDX_LABEL, type IdxArray, type IdxDtype, type IdxValues } from "./idx.js";
 export { embeddedMnistArrays, loadEmbeddedMnist } from "./mnist.js";

@@ -10,7 +10,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { checkTestSize, makeSplit, takeRows } from "./common.js";
+import { checkTestSize, makeSplit, takeRows } from "./arrays.js";
 import { permutation } from "./prng.js";
 import { DataFormatError, type ArrayData, type DataSplit } from "./types.js";
 

@@ -1,7 +1,7 @@
 /**
  * Small synthetic datasets for demos and tests, deterministic in the seed.
  */
-import { makeSplit } from "./common.js";
+import { makeSplit } from "./arrays.js";
 import { createRng, shuffleInPlace, type Rng } from "./prng.js";
 import type { ArrayData, DataSplit } from "./types.js";
 

@@ -40,8 +40,6 @@ export interface DataSplit {
   readonly source: string;
   /** Split description, e.g. `{ seed: 0, split: 3 }`. */
   readonly splitInfo: Record<string, number | string>;
-  /** Hex SHA-256 over the raw bytes of the inputs and targets (train then test). */
-  readonly fingerprint: string;
 }
 
 /** Errors raised for malformed input: always name the file and where in it. */

@@ -4,7 +4,8 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { makeSplit, parseNumber, readText, standardiseColumns, standardiseTarget } from "./common.js";
+import { makeSplit, parseNumber, standardiseColumns, standardiseTarget } from "./arrays.js";
+import { readText } from "./files.js";
 import { DataFormatError, type DataSplit } from "./types.js";
 
 const LAYOUT =

@@ -8,6 +8,7 @@
  * All functions validate their inputs and throw an `Error` naming the function and the offending
  * argument (empty inputs, length mismatches, NaN / infinite values, out-of-range labels).
  */
+import { LOG_2PI } from "../core/math.js";
 
 /** Probability-like input: a row-major `[n, k]` (or flat) floating-point array. */
 export type FloatArray = Float32Array | Float64Array;
@@ -21,7 +22,7 @@ export const DEFAULT_ECE_BINS = 15;
 /** Tolerance for a row of `probs` to sum to 1: `|sum_c p_c - 1| <= ROW_SUM_TOL`. */
 const ROW_SUM_TOL = 1e-3;
 
-const LOG_2PI = Math.log(2 * Math.PI);
+
 
 // ---------------------------------------------------------------------------------------------
 // validation helpers

@@ -13,7 +13,9 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { mkdirp, writeFileAtomic } from "./atomic.js";
-import { readSafetensors, writeSafetensors, type TensorInput } from "./safetensors.js";
+import type { TensorInput } from "./safetensors.js";
+import { readSafetensors, writeSafetensors } from "./safetensors-file.js";
+import type { NamedTensor } from "../core/method.js";
 
 /** Version of the on-disk posterior layout written (and the only one read) by this bayesdl. */
 export const POSTERIOR_FORMAT_VERSION = 1;
@@ -37,12 +39,7 @@ export interface VariationalMeta {
   tensors: { name: string; shape: number[] }[];
 }
 
-/** A named host tensor without a sample axis. */
-export interface NamedTensor {
-  name: string;
-  shape: number[];
-  data: Float32Array;
-}
+export type { NamedTensor };
 
 /** Metadata of a saved posterior (`posterior.json`). */
 export interface PosteriorMeta {
@@ -263,7 +260,7 @@ function variationalTensors(fn: string, meta: PosteriorMeta, variational: NamedT
     }
     if (t.data.length !== numel(t.shape)) throw new Error(`${fn}: variational tensor "${t.name}" has ${t.data.length} elements, expected ${numel(t.shape)}`);
     if (Object.prototype.hasOwnProperty.call(out, t.name)) throw new Error(`${fn}: duplicate variational tensor "${t.name}"`);
-    Object.defineProperty(out, t.name, { value: { dtype: "F32", shape: t.shape, data: t.data } satisfies TensorInput, enumerable: true });
+    Object.defineProperty(out, t.name, { value: { dtype: "F32", shape: [...t.shape], data: t.data } satisfies TensorInput, enumerable: true });
   });
   return out;
 }

@@ -10,9 +10,8 @@
  * ```
  *
  * Tensor data is little-endian, C (row-major) order. Writers here lay tensors out sorted by name.
+ * This module is the codec on bytes (browser-safe); io/safetensors-file.ts reads and writes files.
  */
-import { readFile } from "node:fs/promises";
-import { writeFileAtomic } from "./atomic.js";
 
 /** Element types supported by bayesdl's reader and writer. */
 export type SafetensorsDtype = "F32" | "F64" | "I32" | "U8" | "I64";
@@ -254,29 +253,4 @@ export function decodeSafetensors(bytes: Uint8Array, file = "<bytes>"): DecodedS
 /** Set an own enumerable property (safe for names like `__proto__`). */
 function define<T>(obj: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
-}
-
-/**
- * Write tensors to a safetensors file atomically (temporary file + fsync + rename).
- *
- * Formula: `writeFileAtomic(path, encodeSafetensors(tensors, metadata))`.
- *
- * @param path destination file (its directory must exist).
- * @param tensors tensors by name (see {@link encodeSafetensors}).
- * @param metadata optional `__metadata__` string→string map.
- */
-export async function writeSafetensors(path: string, tensors: Record<string, TensorInput>, metadata?: Record<string, string>): Promise<void> {
-  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
-}
-
-/**
- * Read and validate a safetensors file.
- *
- * Formula: `decodeSafetensors(readFile(path), path)`.
- *
- * @param path file to read.
- * @throws SafetensorsError naming `path` if the contents are malformed.
- */
-export async function readSafetensors(path: string): Promise<DecodedSafetensors> {
-  return decodeSafetensors(await readFile(path), path);
 }

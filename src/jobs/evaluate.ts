@@ -4,6 +4,9 @@
 import type { ArrayData, DataSplit } from "../data/types.js";
 import { classificationMetrics, oodAuroc, regressionMetrics } from "../eval/metrics.js";
 import { predict, type Predictive } from "../eval/predict.js";
+import { key as makeKey, type Key } from "../core/engine.js";
+import type { Posterior } from "../core/method.js";
+import { free } from "../core/tree.js";
 import type { Model, Params } from "../models/model.js";
 
 /** Metrics of one evaluation, all numbers; names as printed and saved. */
@@ -53,4 +56,17 @@ export async function evaluateSamples(model: Model, samples: Params, split: Data
   const scale = split.targetScale ?? { mean: 0, std: 1 };
   const yOrig = Float64Array.from(split.test.y, (z) => scale.mean + scale.std * z);
   return { metrics: { ...regressionMetrics(predictive.means, predictive.stds, yOrig, scale) }, predictive };
+}
+
+/**
+ * {@link evaluateSamples} of a posterior's draws: a set's stored draws, or `samples` fresh draws from a
+ * distribution (keyed by `key`, consumed). Borrows the posterior.
+ */
+export async function evaluatePosterior(model: Model, posterior: Posterior<Params>, split: DataSplit, ood?: ArrayData, draw: { key?: Key; samples?: number } = {}): Promise<Metrics> {
+  const draws = posterior.draws(draw.key ?? makeKey(0), posterior.size === undefined ? draw.samples : undefined);
+  try {
+    return (await evaluateSamples(model, draws, split, ood)).metrics;
+  } finally {
+    free(draws);
+  }
 }

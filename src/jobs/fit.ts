@@ -1,66 +1,54 @@
 /**
- * The fit and evaluate jobs behind `bayesdl fit` and `bayesdl evaluate`: data in, posterior and
- * metrics out. Front ends (CLI, browser page) call these and only format what they return.
+ * The fit and evaluate jobs behind `bayesdl fit` and `bayesdl evaluate`: a data source in, a posterior
+ * and its metrics out, saved when asked. Front ends call these and only format what they return.
  */
-import { free, key, split } from "../core/engine.js";
+import { key, split } from "../core/engine.js";
+import { free } from "../core/tree.js";
+import type { OptionValue } from "../core/options.js";
+import { splitFingerprint } from "../data/arrays.js";
 import { loadData } from "../data/index.js";
 import type { ArrayData, DataSplit } from "../data/types.js";
 import { loadPosterior, POSTERIOR_FORMAT_VERSION, savePosterior, type PosteriorMeta } from "../io/posterior.js";
+import { methodSpec } from "../methods.js";
 import { categorical, gaussian } from "../models/likelihood.js";
 import { makeModel } from "../models/model.js";
 import { networkFromSpec } from "../models/spec.js";
-import type { Progress } from "../train/fit.js";
+import { fit, type Monitor } from "../run/driver.js";
+import type { Progress } from "../run/loop.js";
 import { VERSION } from "../version.js";
-import { evaluateSamples, checkCompatible, type Metrics } from "./evaluate.js";
-import { METHODS, type CommonFitOptions, type MethodEntry, type MethodName, type VariationalFlags } from "./methods.js";
-import { stepsPerEpoch } from "../train/batches.js";
-import { modelFromMeta, samplesFromHost } from "./posterior.js";
-import { sampleSaved } from "./vi-methods.js";
+import { checkCompatible, evaluatePosterior, type Metrics } from "./evaluate.js";
+import { drawsToLeaves, modelFromMeta, savedDistribution, savedDraws } from "./posterior.js";
 
 /** Everything `bayesdl fit` needs. */
-export interface FitJobOptions extends VariationalFlags {
+export interface FitJobOptions {
   readonly data: string;
   readonly model: string;
-  readonly method: MethodName;
+  /** A method of the table (methods.ts). */
+  readonly method: string;
   readonly seed: number;
-  /** Optimisers: passes over the data (default 20). */
-  readonly epochs?: number;
-  /** Default 128. */
+  /** The method's options by key (core/options.ts, e.g. `{ epochs: 30, lr: 1e-3 }`); absent ones take its defaults. */
+  readonly options?: Readonly<Record<string, OptionValue | undefined>>;
+  /** Minibatch size (default 128). */
   readonly batchSize?: number;
-  /** Default: the method's (see METHODS[m].defaultLearningRate). */
-  readonly learningRate?: number;
-  /** Ensemble members (default 5). */
-  readonly members?: number;
-  /** SG-MCMC (defaults in {@link resolveSamplerDefaults}). */
-  readonly chains?: number;
-  readonly samples?: number;
-  readonly burnin?: number;
-  readonly thin?: number;
-  readonly cycles?: number;
-  readonly explore?: number;
-  readonly friction?: number;
-  /** Non-cyclical samplers' schedule (default constant). */
-  readonly schedule?: "constant" | "polynomial";
-  readonly priorScale: number;
+  /** Standard deviation of the Gaussian prior on weights (default 1). */
+  readonly priorScale?: number;
   /** Optional prior standard deviation per layer (overrides priorScale). */
   readonly priorPerLayer?: number[];
-  /** Samplers: temperature of the injected noise. Optimisers ignore it (it does not move the mode). */
-  readonly temperature: number;
   /** Regression only: fixed or learned observation noise, and its (initial) scale in standardised units. */
-  readonly noise: "fixed" | "learned";
-  readonly sigma: number;
+  readonly noise?: "fixed" | "learned";
+  readonly sigma?: number;
   readonly split?: number;
   readonly target?: string;
   readonly testSize?: number;
-  /** Variational methods: learning-curve callback (see CommonFitOptions.monitor). */
-  readonly monitor?: CommonFitOptions["monitor"];
+  /** Learning-curve callback (run/driver.ts). */
+  readonly monitor?: Monitor;
   /** Output directory; nothing is written when omitted. */
   readonly out?: string;
   readonly onProgress?: (p: Progress) => void;
 }
 
 /** What a fit produced. */
-export interface FitResult {
+export interface FitJobResult {
   readonly meta: PosteriorMeta;
   readonly metrics: Metrics;
   readonly wallTimeSeconds: number;
@@ -68,102 +56,63 @@ export interface FitResult {
 }
 
 /** Fit a posterior, evaluate it on the held-out split, and save it when `out` is given. */
-export async function runFit(o: FitJobOptions): Promise<FitResult> {
+export async function runFit(o: FitJobOptions): Promise<FitJobResult> {
   const t0 = performance.now();
+  const spec = methodSpec(o.method);
   const data = loadData(o.data, { seed: o.seed, split: o.split, target: o.target, testSize: o.testSize, role: "fit" });
   if (data.train.n === 0) throw new Error(`--data ${o.data}: the training part is empty`);
   const classification = data.task === "classification";
-  const likelihood = classification ? categorical() : gaussian({ sigma: o.sigma, learned: o.noise === "learned" });
+  const likelihood = classification ? categorical() : gaussian({ sigma: o.sigma ?? 1, learned: (o.noise ?? "learned") === "learned" });
   const outputDim = likelihood.outputDim(data.numClasses);
-  const prior = { kind: "gaussian" as const, scale: o.priorScale, ...(o.priorPerLayer ? { perLayer: o.priorPerLayer } : {}) };
+  const prior = { kind: "gaussian" as const, scale: o.priorScale ?? 1, ...(o.priorPerLayer ? { perLayer: o.priorPerLayer } : {}) };
   const model = makeModel(networkFromSpec(o.model, data.train.xShape, outputDim), likelihood, prior);
   checkCompatible(model, data.train, `--data ${o.data}`);
-  const entry: MethodEntry = METHODS[o.method];
   const [kFit, kRest] = split(key(o.seed), 2);
   free(kRest);
-  const options = resolveOptions(entry, o, data.train.n);
-  const out = await entry.fit(kFit, model, data.train, { ...options, heldOut: data.test, onProgress: o.onProgress, monitor: o.monitor });
-  const leaves = out.leaves;
-  let metrics: Metrics = {};
-  if (data.test.n > 0) {
-    const samples = samplesFromHost(model, leaves, out.numSamples);
-    metrics = (await evaluateSamples(model, samples, data)).metrics;
-    free(samples);
+  const result = await fit(kFit, spec, model, data.train, { batchSize: o.batchSize, options: o.options, heldOut: data.test, onProgress: o.onProgress, monitor: o.monitor });
+  try {
+    let metrics: Metrics = {};
+    if (data.test.n > 0) metrics = await evaluatePosterior(model, result.sampled, data);
+    for (const d of result.diagnostics ?? []) {
+      metrics[`rhat: ${d.name}`] = d.rhat;
+      metrics[`essBulk: ${d.name}`] = d.essBulk;
+      metrics[`essTail: ${d.name}`] = d.essTail;
+    }
+    const leaves = await drawsToLeaves(result.sampled);
+    const q = result.posterior.size === undefined ? await result.posterior.tensors() : undefined;
+    const numSamples = result.sampled.size!;
+    const wallTimeSeconds = (performance.now() - t0) / 1000;
+    const extra = {
+      lastInfo: result.lastInfo,
+      ...(result.traces ? { traces: result.traces, stepsPerChain: result.steps } : {}),
+      ...(result.diagnostics ? { diagnostics: result.diagnostics } : {}),
+    };
+    const meta: PosteriorMeta = {
+      formatVersion: POSTERIOR_FORMAT_VERSION,
+      bayesdlVersion: VERSION,
+      model: o.model,
+      inputShape: [...data.train.xShape],
+      outputDim,
+      likelihood: likelihood.spec,
+      prior: { ...prior, ...(prior.perLayer ? { perLayer: [...prior.perLayer] } : {}) },
+      method: o.method,
+      methodOptions: { ...result.options, batchSize: Math.min(o.batchSize ?? 128, data.train.n), ...(result.warmStart ? { warmStart: result.warmStart } : {}) },
+      seed: o.seed,
+      data: { source: o.data, fingerprint: await splitFingerprint(data), split: data.splitInfo, ...(data.targetScale ? { targetScale: data.targetScale } : {}) },
+      metrics,
+      numSamples,
+      leaves: leaves.map((l) => ({ name: l.name, shape: l.shape })),
+      createdAt: new Date().toISOString(),
+      wallTimeSeconds,
+      ...(q ? { variational: { family: result.posterior.kind, options: { ...result.posterior.options }, tensors: q.map((t) => ({ name: t.name, shape: [...t.shape] })) } } : {}),
+      extra,
+    };
+    if (o.out) await savePosterior(o.out, meta, leaves, q);
+    return { meta, metrics, wallTimeSeconds, data };
+  } finally {
+    if (result.sampled !== result.posterior) result.sampled.dispose();
+    result.posterior.dispose();
   }
-  for (const d of out.diagnostics ?? []) {
-    metrics[`rhat: ${d.name}`] = d.rhat;
-    metrics[`essBulk: ${d.name}`] = d.essBulk;
-    metrics[`essTail: ${d.name}`] = d.essTail;
-  }
-  const wallTimeSeconds = (performance.now() - t0) / 1000;
-  const meta: PosteriorMeta = {
-    formatVersion: POSTERIOR_FORMAT_VERSION,
-    bayesdlVersion: VERSION,
-    model: o.model,
-    inputShape: [...data.train.xShape],
-    outputDim,
-    likelihood: likelihood.spec,
-    prior: { ...prior, ...(prior.perLayer ? { perLayer: [...prior.perLayer] } : {}) },
-    method: o.method,
-    methodOptions: entry.recordedOptions(options),
-    seed: o.seed,
-    data: { source: o.data, fingerprint: data.fingerprint, split: data.splitInfo, ...(data.targetScale ? { targetScale: data.targetScale } : {}) },
-    metrics,
-    numSamples: out.numSamples,
-    leaves: leaves.map((l) => ({ name: l.name, shape: l.shape })),
-    createdAt: new Date().toISOString(),
-    wallTimeSeconds,
-    ...(out.variational ? { variational: out.variational.meta } : {}),
-    ...(out.extra || out.diagnostics ? { extra: { ...out.extra, ...(out.diagnostics ? { diagnostics: out.diagnostics } : {}) } } : {}),
-  };
-  if (o.out) await savePosterior(o.out, meta, leaves, out.variational?.tensors);
-  return { meta, metrics, wallTimeSeconds, data };
-}
-
-/**
- * Every option of a method with its default filled in. Samplers default to a burn-in of 10 epochs
- * (at least 1,000 steps) then 20 samples one epoch (at least 20 steps) apart; cyclical runs take a
- * budget of 30 epochs (at least 2,000 steps) in 4 cycles, explore for the first 80% of each and
- * take 3 samples at its end, at most half an epoch apart. Variational methods train for `epochs`
- * (default 20) and keep `samples` (default 20) draws from q.
- */
-export function resolveOptions(entry: MethodEntry, o: FitJobOptions, n: number): Omit<CommonFitOptions, "onProgress" | "heldOut"> {
-  const batchSize = o.batchSize ?? 128;
-  const spe = stepsPerEpoch(n, Math.min(batchSize, n));
-  const cyclic = entry.cyclical === true;
-  const samples = o.samples ?? (cyclic ? 12 : 20);
-  const vi = { mc: o.mc, initStd: o.initStd, alpha: o.alpha, objective: o.objective, lambda: o.lambda, innerSteps: o.innerSteps, flowLayers: o.flowLayers };
-  let thin: number;
-  let burnin: number;
-  if (cyclic) {
-    // A budget of 30 epochs (at least 2,000 steps) in `cycles` cycles; samples at the end of each,
-    // at most half an epoch apart and all inside the sampling stage.
-    const cycles = o.cycles ?? 4;
-    const total = Math.max(30 * spe, 2000);
-    const len = Math.ceil(total / cycles);
-    const perCycle = Math.ceil(samples / cycles);
-    thin = o.thin ?? Math.max(1, Math.min(Math.floor(spe / 2), Math.floor(((1 - (o.explore ?? 0.8)) * len) / perCycle)));
-    burnin = o.burnin ?? Math.max(0, total - samples * thin);
-  } else {
-    thin = o.thin ?? Math.max(spe, 20);
-    burnin = o.burnin ?? Math.max(10 * spe, 1000);
-  }
-  return {
-    epochs: o.epochs ?? 20,
-    batchSize,
-    learningRate: o.learningRate ?? entry.defaultLearningRate(n),
-    temperature: o.temperature,
-    members: o.members ?? 5,
-    chains: o.chains ?? 1,
-    samples,
-    burnin,
-    thin,
-    cycles: o.cycles ?? 4,
-    explore: o.explore ?? 0.8,
-    friction: o.friction ?? 0.05,
-    schedule: o.schedule ?? "constant",
-    ...vi,
-  };
 }
 
 /** Options of {@link runEvaluate}. */
@@ -200,12 +149,11 @@ export async function runEvaluate(o: EvaluateJobOptions): Promise<{ meta: Poster
     const od = loadData(o.ood, { seed, role: "evaluate" });
     ood = od.test.n > 0 ? od.test : od.train;
   }
-  const params =
-    o.samples !== undefined ? sampleSaved(key(seed), model, meta.variational!, variational!, o.samples) : samplesFromHost(model, samples, meta.numSamples);
+  const posterior = o.samples !== undefined ? savedDistribution(model, meta.variational!, variational!) : savedDraws(model, samples, meta.numSamples);
   try {
-    const { metrics } = await evaluateSamples(model, params, data, ood);
-    return { meta, metrics, data, sameData: data.fingerprint === meta.data.fingerprint };
+    const metrics = await evaluatePosterior(model, posterior, data, ood, { key: key(seed), samples: o.samples });
+    return { meta, metrics, data, sameData: (await splitFingerprint(data)) === meta.data.fingerprint };
   } finally {
-    free(params);
+    posterior.dispose();
   }
 }

@@ -1,9 +1,13 @@
 /**
- * Between engine parameter samples (a pytree with a leading sample axis) and saved posteriors
- * (named host tensors), and from saved metadata back to a model.
+ * From saved metadata back to a model and its posterior, and from a fit's draws to the leaves
+ * `samples.safetensors` holds.
  */
-import { fromHost, isArray, key, namedLeaves, rebuild, toHost, tree } from "../core/engine.js";
-import type { PosteriorLeafSamples, PosteriorMeta } from "../io/posterior.js";
+import { key } from "../core/engine.js";
+import type { Posterior } from "../core/method.js";
+import { sampleSetFromTensors, treeToTensors } from "../core/posterior.js";
+import { free } from "../core/tree.js";
+import type { NamedTensor, PosteriorLeafSamples, PosteriorMeta } from "../io/posterior.js";
+import { posteriorKind } from "../methods.js";
 import { categorical, gaussian, type Likelihood, type LikelihoodSpec } from "../models/likelihood.js";
 import { makeModel, type Model, type Params } from "../models/model.js";
 import type { PriorSpec } from "../models/prior.js";
@@ -21,37 +25,34 @@ export function modelFromMeta(meta: PosteriorMeta): Model {
   return makeModel(net, likelihoodFromSpec(meta.likelihood), meta.prior as PriorSpec);
 }
 
-/** Host copies of stacked samples, one entry per leaf, named by pytree path (borrows `samples`). */
-export async function samplesToHost(samples: Params): Promise<PosteriorLeafSamples[]> {
-  const leaves = namedLeaves(samples, isArray);
-  return Promise.all(
-    leaves.map(async ({ path, value }) => ({ name: path, shape: value.shape.slice(1), data: await toHost(value.ref) })),
-  );
-}
-
-/**
- * Engine parameters with a leading sample axis from saved leaves. The model's own parameter tree
- * (from `init`) is the template: every template leaf must be present with the saved shape.
- */
-export function samplesFromHost(model: Model, leaves: PosteriorLeafSamples[], numSamples: number): Params {
-  const byName = new Map(leaves.map((l) => [l.name, l]));
+/** The saved draws of a posterior as a set of draws (every leaf the model needs, with its shape). */
+export function savedDraws(model: Model, leaves: readonly PosteriorLeafSamples[], numSamples: number): Posterior<Params> {
   const template = model.init(key(0));
-  const out = rebuild(template, isArray, (path) => {
-    const leaf = byName.get(path);
-    if (!leaf) throw new Error(`posterior has no tensor '${path}' (model ${model.network.spec} needs it); found: ${[...byName.keys()].join(", ")}`);
-    return fromHost(leaf.data, [numSamples, ...leaf.shape]);
-  }) as Params;
-  const tleaves = namedLeaves(template, isArray);
-  for (const { path, value } of tleaves) {
-    const want = value.shape.join("x");
-    const got = byName.get(path)!.shape.join("x");
-    if (want !== got) {
-      tree.dispose(out);
-      tree.dispose(template);
-      throw new Error(`posterior tensor '${path}' has per-sample shape [${got.replace(/x/g, ", ")}] but model ${model.network.spec} expects [${want.replace(/x/g, ", ")}]`);
-    }
+  try {
+    return sampleSetFromTensors(template, leaves.map((l) => ({ name: l.name, shape: [numSamples, ...l.shape], data: l.data })), numSamples);
+  } catch (e) {
+    throw new Error(`posterior does not fit model ${model.network.spec}: ${(e as Error).message}`);
+  } finally {
+    free(template);
   }
-  tree.dispose(template);
-  return out;
 }
 
+/** A saved variational posterior q, rebuilt by its kind (the `variational` entry of posterior.json). */
+export function savedDistribution(model: Model, v: NonNullable<PosteriorMeta["variational"]>, tensors: readonly NamedTensor[]): Posterior<Params> {
+  const template = model.init(key(0));
+  try {
+    return posteriorKind(v.family).load(template, v.options, tensors);
+  } finally {
+    free(template);
+  }
+}
+
+/** Host copies of a set of draws, one entry per leaf named by its path, with per-sample shapes. */
+export async function drawsToLeaves(draws: Posterior<Params>): Promise<PosteriorLeafSamples[]> {
+  const stacked = draws.draws(key(0));
+  try {
+    return (await treeToTensors(stacked)).map((t) => ({ name: t.name, shape: t.shape.slice(1), data: t.data }));
+  } finally {
+    free(stacked);
+  }
+}

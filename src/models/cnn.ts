@@ -7,7 +7,8 @@
  * `[9*C, C']`. On jax-js's Wasm backend this is >15x faster than `lax.conv` (about 0.15 s vs 2.6 s per
  * training step of the canonical MNIST CNN), and its backward pass is plain matmuls, slices and pads.
  */
-import { np, split, type JArray, type Key, type Tree } from "../core/engine.js";
+import { np, split, type JArray, type Key } from "../core/engine.js";
+import type { Tree } from "../core/tree.js";
 import { activate, dense, initDense, type Activation, type DenseFn, type DenseParams, type Network } from "./network.js";
 
 /** Kernel size of every convolution. */

@@ -2,9 +2,10 @@
  * Likelihoods p(y | f(x)): the observation model on top of a network's outputs.
  * `logLik` returns one value per example so callers can average, sum or vmap as they need.
  */
-import { np, nn, type JArray, type Tree } from "../core/engine.js";
+import { np, nn, type JArray } from "../core/engine.js";
+import { LOG_2PI } from "../core/math.js";
+import type { Tree } from "../core/tree.js";
 
-const LOG_2PI = Math.log(2 * Math.PI);
 
 /** A likelihood's description as saved in posterior.json. */
 export type LikelihoodSpec =

@@ -2,7 +2,8 @@
  * Multi-layer perceptron: inputs are flattened, then `hidden` dense layers with an activation, then
  * a linear output layer.
  */
-import { np, split, type JArray, type Key, type Tree } from "../core/engine.js";
+import { np, split, type JArray, type Key } from "../core/engine.js";
+import type { Tree } from "../core/tree.js";
 import { activate, dense, initDense, type Activation, type DenseFn, type DenseParams, type Network } from "./network.js";
 
 /** MLP parameters: one `{w, b}` per layer, input to output. */

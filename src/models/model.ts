@@ -11,7 +11,11 @@
  * posterior (Wenzel et al. 2020, "How good is the Bayes posterior in deep neural networks really?"),
  * which tempers prior and likelihood together.
  */
-import { free, keep, type JArray, type Key, type Tree } from "../core/engine.js";
+import type { JArray, Key } from "../core/engine.js";
+import { LOG_2PI } from "../core/math.js";
+import type { Info, InferenceMethod } from "../core/method.js";
+import type { MethodSpec } from "../core/spec.js";
+import { free, keep, type Tree } from "../core/tree.js";
 import type { Likelihood } from "./likelihood.js";
 import type { Network } from "./network.js";
 import { gaussianLogPrior, type PriorSpec } from "./prior.js";
@@ -58,7 +62,7 @@ export function makeModel(network: Network, likelihood: Likelihood, prior: Prior
       // log sigma ~ N(log sigma0, 1): keeps a learned noise scale proper and near its starting value.
       const ls = (params.lik as { logSigma: JArray }).logSigma;
       const d = ls.sub(Math.log(likSigma));
-      return lp.add(d.ref.mul(d).mul(-0.5).sub(0.5 * Math.log(2 * Math.PI)));
+      return lp.add(d.ref.mul(d).mul(-0.5).sub(0.5 * LOG_2PI));
     },
     logLik(params, batch) {
       return likelihood.logLik(network.apply(params.net, batch.x), batch.y, params.lik);
@@ -95,3 +99,9 @@ export function logDensity(model: Model, opts: LogDensityOptions): LogDensityFn 
     return t === 1 ? total : total.mul(1 / t);
   };
 }
+
+/** An inference method on a model's parameters and minibatches. */
+export type ModelMethod<S extends Tree = Tree, I extends Info = Info> = InferenceMethod<S, I, Params, Batch>;
+
+/** The spec of a method on models (core/spec.ts), with options type `O`. */
+export type ModelMethodSpec<O> = MethodSpec<O, Model, Params, Batch>;

@@ -3,7 +3,8 @@
  * pytree. A network is named by a spec string (`mlp:400,400`, `cnn:32,64`) that is saved with every
  * posterior, so a saved posterior can always rebuild its network.
  */
-import { np, nn, random, type JArray, type Key, type Tree } from "../core/engine.js";
+import { np, nn, random, type JArray, type Key } from "../core/engine.js";
+import type { Tree } from "../core/tree.js";
 
 /** Activation functions available to MLPs. */
 export type Activation = "relu" | "tanh" | "gelu";

@@ -1,9 +1,10 @@
 /**
  * Priors over network weights.
  */
-import { np, tree, type JArray, type Tree } from "../core/engine.js";
+import { np, type JArray } from "../core/engine.js";
+import { LOG_2PI } from "../core/math.js";
+import { leaves, type Tree } from "../core/tree.js";
 
-const LOG_2PI = Math.log(2 * Math.PI);
 
 /** A prior's description as saved in posterior.json. */
 export interface PriorSpec {
@@ -29,7 +30,7 @@ export function gaussianLogPrior(spec: PriorSpec, netParams: Tree): JArray {
   layers.forEach((layer, l) => {
     const s = spec.perLayer ? spec.perLayer[l] : spec.scale;
     if (!(s > 0)) throw new RangeError(`prior: scale must be > 0, got ${s} for layer ${l}`);
-    for (const leaf of tree.leaves(layer) as JArray[]) {
+    for (const leaf of leaves(layer)) {
       const size = leaf.shape.reduce((a, b) => a * b, 1);
       const term = leaf.ref.mul(leaf).sum().mul(-0.5 / (s * s)).sub(size * (0.5 * LOG_2PI + Math.log(s)));
       total = total ? total.add(term) : term;

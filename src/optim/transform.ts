@@ -7,26 +7,27 @@
  * Everything here is traceable (use it inside `jit`/`vmap`) and consumes its array arguments.
  * Updates are *added* to parameters: `params <- params + update`.
  */
-import { np, tree, type JArray, type Tree } from "../core/engine.js";
+import { np, type JArray } from "../core/engine.js";
+import { free, keep, leaves, mapTree as map, type Tree } from "../core/tree.js";
 
-/** An optimiser block. `update(grads, state, params)` returns `[updates, newState]`. */
+/**
+ * An optimiser block over parameter trees of any shape `T`. `update(grads, state, params)` returns
+ * `[updates, newState]`; its state is a pytree of arrays.
+ */
 export interface GradientTransformation {
-  init(params: Tree): Tree;
-  update(grads: Tree, state: Tree, params?: Tree): [Tree, Tree];
+  init<T extends Tree>(params: T): Tree;
+  update<T extends Tree>(grads: T, state: Tree, params?: T): [T, Tree];
 }
-
-const map = (f: (...xs: JArray[]) => JArray, t: Tree, ...rest: Tree[]): Tree =>
-  tree.map(f as (...xs: unknown[]) => JArray, t as never, ...(rest as never[])) as Tree;
 
 /** Multiply updates by a constant: u <- s u. */
 export function scale(s: number): GradientTransformation {
   return {
     init: (params) => {
-      tree.dispose(params);
+      free(params);
       return [];
     },
     update: (grads, state, params) => {
-      if (params) tree.dispose(params);
+      if (params) free(params);
       return [map((g) => g.mul(s), grads), state];
     },
   };
@@ -40,20 +41,20 @@ export function scale(s: number): GradientTransformation {
 export function scaleByAdam(b1 = 0.9, b2 = 0.999, eps = 1e-8): GradientTransformation {
   return {
     init: (params) => ({
-      mu: map((p) => np.zerosLike(p), keepT(params)),
+      mu: map((p) => np.zerosLike(p), keep(params)),
       nu: map((p) => np.zerosLike(p), params),
       count: np.array(0),
     }),
     update: (grads, state, params) => {
-      if (params) tree.dispose(params);
-      const s = state as { mu: Tree; nu: Tree; count: JArray };
+      if (params) free(params);
+      const s = state as { mu: typeof grads; nu: typeof grads; count: JArray };
       const count = s.count.add(1);
-      const mu = map((m, g) => m.mul(b1).add(g.mul(1 - b1)), s.mu, keepT(grads));
+      const mu = map((m, g) => m.mul(b1).add(g.mul(1 - b1)), s.mu, keep(grads));
       const nu = map((v, g) => v.mul(b2).add(g.ref.mul(g).mul(1 - b2)), s.nu, grads);
       // Bias corrections 1 - b^t, computed in-graph from the step count.
       const c1 = np.exp(count.ref.mul(Math.log(b1))).mul(-1).add(1);
       const c2 = np.exp(count.ref.mul(Math.log(b2))).mul(-1).add(1);
-      const c1n = tree.leaves(mu).length;
+      const c1n = leaves(mu).length;
       const c1s = Array.from({ length: c1n }, () => c1.ref);
       const c2s = Array.from({ length: c1n }, () => c2.ref);
       c1.dispose();
@@ -64,8 +65,8 @@ export function scaleByAdam(b1 = 0.9, b2 = 0.999, eps = 1e-8): GradientTransform
           const j = i++;
           return m.div(c1s[j]).div(np.sqrt(v.div(c2s[j])).add(eps));
         },
-        keepT(mu),
-        keepT(nu),
+        keep(mu),
+        keep(nu),
       );
       return [updates, { mu, nu, count }];
     },
@@ -76,8 +77,8 @@ export function scaleByAdam(b1 = 0.9, b2 = 0.999, eps = 1e-8): GradientTransform
 export function chain(...blocks: GradientTransformation[]): GradientTransformation {
   return {
     init: (params) => {
-      const states = blocks.map((b) => b.init(keepT(params)));
-      tree.dispose(params);
+      const states = blocks.map((b) => b.init(keep(params)));
+      free(params);
       return states;
     },
     update: (grads, state, params) => {
@@ -85,11 +86,11 @@ export function chain(...blocks: GradientTransformation[]): GradientTransformati
       const out: Tree[] = [];
       let u = grads;
       blocks.forEach((b, i) => {
-        const [u2, s2] = b.update(u, states[i], params ? keepT(params) : undefined);
+        const [u2, s2] = b.update(u, states[i], params ? keep(params) : undefined);
         u = u2;
         out.push(s2);
       });
-      if (params) tree.dispose(params);
+      if (params) free(params);
       return [u, out];
     },
   };
@@ -108,10 +109,6 @@ export function sgd(learningRate: number): GradientTransformation {
 }
 
 /** params + updates, leafwise (consumes both). */
-export function applyUpdates(params: Tree, updates: Tree): Tree {
+export function applyUpdates<T extends Tree>(params: T, updates: T): T {
   return map((p, u) => p.add(u), params, updates);
-}
-
-function keepT<T extends Tree>(t: T): T {
-  return tree.ref(t) as T;
 }

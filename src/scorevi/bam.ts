@@ -31,47 +31,44 @@
  * Y = V A P diag(sqrt(h(w))) is symmetric by construction. With a large lambda the result can be
  * ~1e-8 of V, hence float64 (src/scorevi/gaussian-state.ts).
  *
- * Schedule: `{ kind: "decay", lambda0 }` gives lambda_t = lambda0 / (t+1), lambda0 = B d by default
- * (the paper's choice for non-Gaussian targets); a number or `{ kind: "constant", lambda }` keeps
- * lambda fixed. On a Gaussian target with B >= d+1 and a large constant lambda, one iteration lands
- * close to the exact mean and covariance (the paper's infinite-batch analysis: the error contracts
- * by ~1/(1+lambda) per step, up to the batch's Monte Carlo error).
+ * Schedule: lambda_t is a number (constant) or a schedule of the step counter, evaluated in float64;
+ * the default is the paper's lambda_t = B d / (t + 1) for non-Gaussian targets. The match step
+ * minimises D(q) + (2 / lambda_t) KL(q_t || q) (the paper's proximal form), so lambda_t is an inverse
+ * proximal strength: the `--lambda` option of `--method bam`, like proximal-svi's, is the strength
+ * 2 / lambda_t. On a Gaussian target with B >= d+1 and a large constant lambda, one iteration lands close
+ * to the exact mean and covariance (the paper's infinite-batch analysis: the error contracts by
+ * ~1/(1+lambda) per step, up to the batch's Monte Carlo error).
  *
- * @param logDensity target log density theta `[d]` -> scalar (needs only its gradient).
+ * @param logDensity target log density theta `[d]` -> scalar (the update needs only its gradient; its
+ *   value gives the reported loss).
  * @param opts.batchSize B, samples per iteration.
- * @param opts.schedule lambda_t (default `{ kind: "decay" }`, lambda0 = B d).
+ * @param opts.lambda lambda_t (default B d / (t + 1)).
  *
  * @example
- * const bam = create(logDensity, { batchSize: 10, schedule: { kind: "decay" } });
- * let state = bam.init(key(0), { mean: np.zeros([d]), scale: 1 });
- * const step = compileStep(bam);
+ * const bam = create(logDensity, { batchSize: 10, initScale: 1 });
+ * let state = bam.init(key(0), np.zeros([d]));
+ * const step = compile(bam.step, { consume: [0, 1] });
  * for (let t = 0; t < 50; t++) {
  *   const [s, info] = step(key(t + 1), state, undefined);
  *   state = s;
- *   await scalar(info.rejected.ref); free(info);
+ *   await scalar(info.rejected); free(info);
  * }
  */
 import { np, type JArray } from "../core/engine.js";
-import type { FlatLogDensity } from "../vi/family.js";
-import {
-  acceptOrKeep,
-  batchScores,
-  checkBatchSize,
-  drawGaussian,
-  initState,
-  sampleState,
-  symmetrize,
-  type ScoreVi,
-  type ScoreViOptions,
-} from "./gaussian-state.js";
-
-/** lambda_t: constant, or lambda0 / (t+1) (lambda0 = B d unless given). */
-export type BamSchedule = { kind: "constant"; lambda: number } | { kind: "decay"; lambda0?: number };
+import type { InferenceMethod } from "../core/method.js";
+import { asSchedule, inverseTime, type Schedule } from "../core/schedule.js";
+import { OPTIONS } from "../core/options.js";
+import { onParams } from "../core/ravel.js";
+import { use } from "../core/spec.js";
+import type { ModelMethodSpec } from "../models/model.js";
+import { flatTarget, type FlatLogDensity } from "../vi/family.js";
+import { acceptOrKeep, batchScores, checkBatchSize, drawGaussian, gaussianKind, gaussianPosterior, initState, symmetrize, type GaussianState, type ScoreViInfo, type ScoreViOptions } from "./gaussian-state.js";
+import { gaussianScoreOptions, warmStartPlan, type GaussianScoreSpecOptions } from "./gsm.js";
 
 /** BaM options. */
 export interface BamOptions extends ScoreViOptions {
-  /** Regulariser (inverse proximal strength) lambda_t; a number means constant. Default: decay, lambda0 = B d. */
-  readonly schedule?: BamSchedule | number;
+  /** lambda_t, the inverse proximal strength: a number or a schedule (default B d / (t + 1)). */
+  readonly lambda?: number | Schedule;
 }
 
 /**
@@ -104,49 +101,56 @@ export function bamUpdate(mean: JArray, cov: JArray, z: JArray, g: JArray, lambd
   return [meanNext, covNext];
 }
 
-/** Resolve the schedule to a traced map step (float32 scalar) -> lambda_t (float64 scalar). */
-function resolveSchedule(s: BamSchedule | number | undefined, b: number): (step: JArray, d: number) => JArray {
-  const sched: BamSchedule = typeof s === "number" ? { kind: "constant", lambda: s } : s ?? { kind: "decay" };
-  if (sched.kind === "constant") {
-    const lam = sched.lambda;
-    if (!(lam > 0) || !Number.isFinite(lam)) throw new RangeError(`bam: schedule lambda must be a finite number > 0, got ${lam}`);
-    return (t) => {
-      t.dispose();
-      return np.array(lam, { dtype: np.float64 });
-    };
-  }
-  if (sched.kind === "decay") {
-    const l0 = sched.lambda0;
-    if (l0 !== undefined && (!(l0 > 0) || !Number.isFinite(l0))) throw new RangeError(`bam: schedule lambda0 must be a finite number > 0, got ${l0}`);
-    return (t, d) => np.array(l0 ?? b * d, { dtype: np.float64 }).div(t.astype(np.float64).add(1));
-  }
-  throw new RangeError(`bam: schedule.kind must be "constant" or "decay", got ${(sched as { kind: string }).kind}`);
-}
-
 /**
  * Build BaM for a target over R^d.
  *
- * `step(key, state, batch)`: B draws from q_t, `vmap(grad(logDensity))` at them, {@link bamUpdate},
- * and the positive-definiteness check (a failing candidate is rejected: the state keeps its Gaussian,
- * `info.rejected` = 1 and `state.rejections` counts it). `info.evaluations` counts score evaluations.
+ * `step(key, state, batch)`: B draws from q_t, `vmap(valueAndGrad(logDensity))` at them, {@link bamUpdate}
+ * with lambda_t (float64), and the positive-definiteness check (a failing candidate is
+ * rejected: the state keeps its Gaussian, `info.rejected` = 1 and `state.rejections` counts it).
+ * `info.evaluations` counts score evaluations; `info.lambda` is lambda_t.
  */
-export function create<B = unknown>(logDensity: FlatLogDensity<B>, opts: BamOptions): ScoreVi<B> {
+export function create<B = unknown>(logDensity: FlatLogDensity<B>, opts: BamOptions): InferenceMethod<GaussianState, ScoreViInfo, JArray, B> {
   const b = checkBatchSize(opts, "bam");
-  const lambdaAt = resolveSchedule(opts.schedule, b);
+  const scale0 = opts.initScale ?? 1e-2;
+  const n = opts.dataSize ?? 1;
+  if (typeof opts.lambda === "number" && !(opts.lambda > 0)) throw new RangeError(`bam: lambda must be > 0, got ${opts.lambda}`);
   const scores = batchScores(logDensity);
+  const given = opts.lambda === undefined ? undefined : asSchedule(opts.lambda, "bam: lambda");
   return {
-    init(k, init) {
+    init(k, theta) {
       k.dispose();
-      return initState(init, "bam");
+      return initState(theta, scale0, "bam");
     },
     step(k, state, batch) {
       const d = state.mean.shape[0];
-      const [z, g] = scores(drawGaussian(k, state.mean.ref, state.chol.ref, b), batch);
-      const lambda = lambdaAt(state.step.ref, d);
+      const [z, g, lp] = scores(drawGaussian(k, state.mean.ref, state.chol.ref, b), batch);
+      // lambda_t feeds float64 matrix updates, so the schedule is evaluated in float64.
+      const lambda = (given ?? inverseTime(b * d))(state.step.ref.astype(np.float64));
       const [mean, cov] = bamUpdate(state.mean.ref, state.cov.ref, z, g, lambda.ref);
       const [next, rejected] = acceptOrKeep(state, mean, cov, b);
-      return [next, { rejected, evaluations: next.evaluations.ref, lambda: lambda.astype(np.float32) }];
+      return [next, { loss: lp.mean().mul(-1 / n), rejected, rejections: next.rejections.ref, evaluations: next.evaluations.ref, lambda: lambda.astype(np.float32) }];
     },
-    sample: sampleState,
+    posterior: gaussianPosterior,
   };
 }
+
+/** Options of `--method bam`. */
+export interface BamSpecOptions extends GaussianScoreSpecOptions {
+  lambda?: number;
+}
+
+/** `--method bam`. */
+export const spec: ModelMethodSpec<BamSpecOptions> = {
+  name: "bam",
+  family: "scorevi",
+  summary: "batch and match: closed-form proximal full-covariance Gaussian updates over all parameters of a small model",
+  paper: "Cai, Modi, Pillaud-Vivien, Margossian, Gower, Blei & Saul 2024, Batch and match: black-box variational inference with a score-based divergence",
+  options: { ...gaussianScoreOptions(), lambda: use(OPTIONS.lambda, undefined, "2 (t + 1) / (B d): the paper's lambda_t = B d / (t + 1)") },
+  kinds: [gaussianKind],
+  plan: warmStartPlan,
+  build(ctx, o) {
+    const { logDensity, unravel } = flatTarget("bam", ctx);
+    // --lambda is the proximal strength 2 / lambda_t (the module comment).
+    return onParams(create(logDensity, { batchSize: o.mc, initScale: o.initStd, dataSize: ctx.dataSize, lambda: o.lambda === undefined ? undefined : 2 / o.lambda }), unravel);
+  },
+};

@@ -32,17 +32,21 @@
  *
  * @example
  * import { create } from "./bam.js";
- * const bam = create(logDensity, { batchSize: 10 });
- * let state = bam.init(key(0), { mean: np.zeros([d]), scale: 1 });
- * const step = compileStep(bam);
+ * const bam = create(logDensity, { batchSize: 10, initScale: 1 });
+ * let state = bam.init(key(0), np.zeros([d]));
+ * const step = compile(bam.step, { consume: [0, 1] });
  * for (let t = 0; t < 100; t++) {
  *   const [s, info] = step(key(t + 1), state, undefined); // consumes the key and the state
  *   state = s;
- *   await scalar(info.rejected.ref); free(info);
+ *   await scalar(info.rejected); free(info);
  * }
  */
-import { compile, grad, np, random, vmap, type Compiled, type JArray, type Key } from "../core/engine.js";
-import type { FlatLogDensity } from "../vi/family.js";
+import { fromHost, np, random, valueAndGradient, vmapped, type JArray, type Key } from "../core/engine.js";
+import type { PosteriorKind } from "../core/method.js";
+import { distribution, treeToTensors } from "../core/posterior.js";
+import type { Params } from "../models/model.js";
+import { onTemplate, type FlatLogDensity } from "../vi/family.js";
+import { unraveler } from "../core/ravel.js";
 
 /**
  * A full-covariance Gaussian q = N(mean, cov) and its bookkeeping. `mean` `[d]`, `cov` `[d, d]`
@@ -63,48 +67,26 @@ export type GaussianState = {
 
 /** Per-iteration information (all scalars). */
 export type ScoreViInfo = {
+  /** -mean_b log p(z_b) / N at the iteration's draws (a free by-product of their scores). */
+  loss: JArray;
   /** 1 when the candidate update failed the positive-definiteness check and the state was kept. */
   rejected: JArray;
+  /** Rejected iterations so far. */
+  rejections: JArray;
   /** Score evaluations so far, including this iteration's (float32). */
   evaluations: JArray;
   /** The regulariser lambda_t used (BaM; GSM reports 0). */
   lambda: JArray;
 };
 
-/** Where q starts: a mean `[d]` with a covariance `[d, d]`, or with an isotropic scale (cov = scale^2 I). */
-export type GaussianInit = { mean: JArray; cov: JArray } | { mean: JArray; scale: number };
-
 /** Options both closed-form methods take. */
 export interface ScoreViOptions {
   /** B, samples (score evaluations) per iteration; a positive integer. */
   readonly batchSize: number;
-}
-
-/** A closed-form score-based VI method in the shared `{init, step, sample}` shape. */
-export interface ScoreVi<B = unknown> {
-  /** The initial state. Consumes `key` and the arrays of `init`. */
-  init(key: Key, init: GaussianInit): GaussianState;
-  /**
-   * One iteration: B draws from q_t, their scores, the closed-form update, the PD check.
-   * Pure and traceable (run it under {@link compileStep} or `compile`); consumes all arguments.
-   */
-  step(key: Key, state: GaussianState, batch: B): [GaussianState, ScoreViInfo];
-  /** `n` draws from q, float32 `[n, d]`. Consumes `key`, borrows `state`. */
-  sample(key: Key, state: GaussianState, n: number): JArray;
-}
-
-/**
- * Upload host numbers as a float64 engine array.
- *
- * jax-js workaround: `np.array(Float64Array)` throws `ReferenceError: Float16Array is not defined` on
- * Node 20 (jax-js checks `instanceof Float16Array` before `Float64Array`). The values are sent as two
- * float32 arrays hi = fround(x), lo = fround(x - hi) and added in float64, which keeps ~48 bits of
- * the mantissa (relative error <= 2^-48 ~ 4e-15; measured exact for the test matrices).
- */
-export function fromHost64(data: ArrayLike<number>, shape: number[]): JArray {
-  const hi = Float32Array.from(data as ArrayLike<number>);
-  const lo = Float32Array.from(data as ArrayLike<number>, (x, i) => x - hi[i]);
-  return np.array(hi).astype(np.float64).add(np.array(lo).astype(np.float64)).reshape(shape);
+  /** q starts at N(theta0, initScale^2 I) around the parameters given to `init` (default 1e-2). */
+  readonly initScale?: number;
+  /** N: only scales the reported `loss` to a per-datum value (default 1). */
+  readonly dataSize?: number;
 }
 
 /** (A + A^T) / 2. Consumes `a`. */
@@ -112,30 +94,21 @@ export function symmetrize(a: JArray): JArray {
   return a.ref.add(a.transpose()).mul(0.5);
 }
 
-/** Build the initial state from a {@link GaussianInit}; checks shapes. Consumes the arrays of `init`. */
-export function initState(init: GaussianInit, who: string): GaussianState {
-  const mean = init.mean.astype(np.float64);
-  if (mean.shape.length !== 1) throw new RangeError(`${who}.init: mean must have shape [d], got [${mean.shape}]`);
-  const d = mean.shape[0];
-  let cov: JArray;
-  if ("cov" in init) {
-    cov = init.cov.astype(np.float64);
-    if (cov.shape.length !== 2 || cov.shape[0] !== d || cov.shape[1] !== d) {
-      const got = cov.shape;
-      cov.dispose();
-      mean.dispose();
-      throw new RangeError(`${who}.init: cov must have shape [${d}, ${d}], got [${got}]`);
-    }
-    cov = symmetrize(cov);
-  } else {
-    if (!(init.scale > 0) || !Number.isFinite(init.scale)) {
-      mean.dispose();
-      throw new RangeError(`${who}.init: scale must be a finite number > 0, got ${init.scale}`);
-    }
-    cov = np.eye(d, undefined, { dtype: np.float64 }).mul(init.scale * init.scale);
+/** The initial state N(mean, scale^2 I) (consumes `mean`, a `[d]` vector). */
+export function initState(mean: JArray, scale: number, who: string): GaussianState {
+  if (mean.shape.length !== 1) {
+    const got = mean.shape;
+    mean.dispose();
+    throw new RangeError(`${who}.init: the parameters must be a vector [d], got shape [${got}]`);
   }
+  if (!(scale > 0) || !Number.isFinite(scale)) {
+    mean.dispose();
+    throw new RangeError(`${who}.init: initScale must be a finite number > 0, got ${scale}`);
+  }
+  const d = mean.shape[0];
+  const cov = np.eye(d, undefined, { dtype: np.float64 }).mul(scale * scale);
   const chol = np.linalg.cholesky(cov.ref);
-  return { mean, cov, chol, step: np.array(0), evaluations: np.array(0), rejections: np.array(0) };
+  return { mean: mean.astype(np.float64), cov, chol, step: np.array(0), evaluations: np.array(0), rejections: np.array(0) };
 }
 
 /** Check the options both methods share; returns B. */
@@ -156,26 +129,24 @@ export function drawGaussian(k: Key, mean: JArray, chol: JArray, n: number): JAr
 }
 
 /**
- * The batch score map z `[B, d]` (float64) -> [z', grad log p(z'_b)] (both `[B, d]` float64), with
- * `vmap(grad(logDensity))` over the rows in float32 and the data batch shared. z' is z rounded to
- * float32: the point the score was actually taken at. The updates use z' so that every (z_b, g_b) pair
- * is consistent; with float32 scores and the unrounded z, BaM with a huge lambda and B = d+1 (nearly
- * singular batch covariance) amplified the 6e-8 mismatch to 1e-2 covariance errors (measured, d = 20).
- * Consumes `z` and `batch`.
+ * The batch score map z `[B, d]` (float64) -> [z', grad log p(z'_b), log p(z'_b)] (`[B, d]` float64,
+ * `[B, d]` float64, `[B]` float32), with `vmap(valueAndGrad(logDensity))` over the rows in float32 and the
+ * data batch shared. z' is z rounded to float32: the point the score was actually taken at. The updates
+ * use z' so that every (z_b, g_b) pair is consistent (with float32 scores and the unrounded z, a nearly
+ * singular batch covariance amplifies the 6e-8 mismatch; see docs/tuning.md). Consumes `z` and `batch`.
  */
-export function batchScores<B>(logDensity: FlatLogDensity<B>): (z: JArray, batch: B) => [JArray, JArray] {
+export function batchScores<B>(logDensity: FlatLogDensity<B>): (z: JArray, batch: B) => [JArray, JArray, JArray] {
   return (z, batch) => {
     const zz = z.astype(np.float32);
-    let out: JArray;
+    let out: [JArray, JArray];
     if (batch === undefined || batch === null) {
       // jax-js workaround: `grad` of a two-argument function fails on an `undefined` second argument
       // ("Invalid type for full: undefined"), so a data-free target is closed over its batch.
-      out = vmap(grad((t: JArray) => logDensity(t, batch)))(zz.ref);
+      out = vmapped(valueAndGradient((t: JArray) => logDensity(t, batch)))(zz.ref);
     } else {
-      const g = grad(logDensity as (theta: JArray, batch: B) => JArray);
-      out = (vmap(g as never, [0, null]) as unknown as (z: JArray, b: B) => JArray)(zz.ref, batch);
+      out = vmapped(valueAndGradient(logDensity), [0, null])(zz.ref, batch);
     }
-    return [zz.astype(np.float64), out.astype(np.float64)];
+    return [zz.astype(np.float64), out[1].astype(np.float64), out[0]];
   };
 }
 
@@ -208,26 +179,47 @@ export function acceptOrKeep(prev: GaussianState, mean: JArray, cov: JArray, add
   return [next, rejected];
 }
 
-/** Draws from q (float32 `[n, d]`); consumes `key`, borrows `state`. Shared `sample` of both methods. */
+/** Draws from q (float32 `[n, d]`); consumes `key`, borrows `state`. */
 export function sampleState(k: Key, state: GaussianState, n: number): JArray {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`sample: n must be a positive integer, got ${n}`);
   return drawGaussian(k, state.mean.ref, state.chol.ref, n).astype(np.float32);
 }
 
-/**
- * The method's `step` compiled with `jit`: consumes the key and the state, borrows the batch.
- * Read a scalar of the info every call (dispatch is lazy, see src/core/engine.ts).
- */
-export function compileStep<B>(method: ScoreVi<B>): Compiled<[Key, GaussianState, B], [GaussianState, ScoreViInfo]> {
-  // jax-js workaround: `jit` throws "Unknown value: undefined" for an `undefined` argument, so a
-  // target without data (batch undefined or null) gets its own two-argument compiled step.
-  const withBatch = compile((k: Key, s: GaussianState, b: B) => method.step(k, s, b), { consume: [0, 1] });
-  const noBatch = compile((k: Key, s: GaussianState) => method.step(k, s, undefined as B), { consume: [0, 1] });
-  const call = (k: Key, s: GaussianState, b: B) => (b === undefined || b === null ? noBatch(k, s) : withBatch(k, s, b));
-  return Object.assign(call, {
-    dispose: () => {
-      withBatch.dispose();
-      noBatch.dispose();
-    },
+/** The Gaussian q of a state (borrowed): draws `[n, d]`, saved as float32 tensors `q.mean` and `q.cov`. */
+export function gaussianPosterior(state: GaussianState) {
+  return distribution({
+    kind: "gaussian",
+    q: { mean: state.mean.ref, cov: state.cov.ref, chol: state.chol.ref },
+    draw: (k, q, n) => drawGaussian(k, q.mean.ref, q.chol.ref, n).astype(np.float32),
+    tensors: (q) => treeToTensors({ mean: q.mean.ref.astype(np.float32), cov: q.cov.ref.astype(np.float32) }, "q"),
   });
 }
+
+/**
+ * Rebuilds saved Gaussian q's (`q.mean` `[d]`, `q.cov` `[d, d]`, float32) over a model's parameters;
+ * draws through the float32 Cholesky factor of the saved covariance.
+ */
+export const gaussianKind: PosteriorKind<Params> = {
+  kind: "gaussian",
+  load(template, _options, tensors) {
+    const unravel = unraveler(template);
+    const d = unravel.size;
+    const get = (name: string, shape: number[]) => {
+      const t = tensors.find((x) => x.name === name);
+      if (!t) throw new Error(`variational posterior (gaussian) has no tensor '${name}'`);
+      if (t.shape.join("x") !== shape.join("x")) throw new Error(`tensor '${name}' has shape [${t.shape.join(", ")}], expected [${shape.join(", ")}]`);
+      return fromHost(t.data, shape);
+    };
+    const mean = get("q.mean", [d]);
+    const cov = get("q.cov", [d, d]);
+    const q = { mean, chol: np.linalg.cholesky(cov) };
+    const flat = distribution({
+      kind: "gaussian",
+      q,
+      draw: (k: Key, qq: typeof q, n: number) => np.matmul(random.normal(k, [n, d]), qq.chol.ref.transpose()).add(qq.mean.ref.reshape([1, d])),
+      tensors: () => Promise.reject(new Error("a loaded gaussian posterior keeps only its Cholesky factor")),
+    });
+    return onTemplate(flat, unravel);
+  },
+};
+

@@ -29,27 +29,24 @@
  * a numerically indefinite average when the draws are far in the tails (large rho); the candidate is
  * checked and rejected then (src/scorevi/gaussian-state.ts). Cost O(B d^2) plus one Cholesky.
  *
- * @param logDensity target log density theta `[d]` -> scalar (needs only its gradient).
+ * @param logDensity target log density theta `[d]` -> scalar (the update needs only its gradient; its
+ *   value gives the reported loss).
  * @param opts.batchSize B, draws averaged per iteration (B = 1: the paper's single-sample GSM).
  *
  * @example
- * const gsm = create(logDensity, { batchSize: 4 });
- * let state = gsm.init(key(0), { mean: np.zeros([d]), scale: 1 });
- * const step = compileStep(gsm);
+ * const gsm = create(logDensity, { batchSize: 4, initScale: 1 });
+ * let state = gsm.init(key(0), np.zeros([d]));
+ * const step = compile(gsm.step, { consume: [0, 1] });
  * [state, info] = step(key(1), state, undefined);
  */
 import { np, type JArray } from "../core/engine.js";
-import type { FlatLogDensity } from "../vi/family.js";
-import {
-  acceptOrKeep,
-  batchScores,
-  checkBatchSize,
-  drawGaussian,
-  initState,
-  sampleState,
-  type ScoreVi,
-  type ScoreViOptions,
-} from "./gaussian-state.js";
+import type { InferenceMethod } from "../core/method.js";
+import { OPTIONS } from "../core/options.js";
+import { onParams } from "../core/ravel.js";
+import { use, type OptionUses, type RunPlan } from "../core/spec.js";
+import type { ModelMethodSpec } from "../models/model.js";
+import { flatTarget, type FlatLogDensity } from "../vi/family.js";
+import { acceptOrKeep, batchScores, checkBatchSize, drawGaussian, gaussianKind, gaussianPosterior, initState, type GaussianState, type ScoreViInfo, type ScoreViOptions } from "./gaussian-state.js";
 
 /** GSM options (B = 1 is the original single-sample algorithm). */
 export type GsmOptions = ScoreViOptions;
@@ -75,25 +72,67 @@ export function gsmUpdate(mean: JArray, cov: JArray, z: JArray, g: JArray): [JAr
 /**
  * Build (batch) GSM for a target over R^d.
  *
- * `step(key, state, batch)`: B draws from q_t, `vmap(grad(logDensity))` at them, {@link gsmUpdate},
+ * `step(key, state, batch)`: B draws from q_t, `vmap(valueAndGrad(logDensity))` at them, {@link gsmUpdate},
  * and the positive-definiteness check (a failing candidate is rejected: the state keeps its Gaussian,
  * `info.rejected` = 1 and `state.rejections` counts it). `info.evaluations` counts score evaluations;
  * `info.lambda` is 0 (GSM has no regulariser).
  */
-export function create<B = unknown>(logDensity: FlatLogDensity<B>, opts: GsmOptions): ScoreVi<B> {
+export function create<B = unknown>(logDensity: FlatLogDensity<B>, opts: GsmOptions): InferenceMethod<GaussianState, ScoreViInfo, JArray, B> {
   const b = checkBatchSize(opts, "gsm");
+  const scale0 = opts.initScale ?? 1e-2;
+  const n = opts.dataSize ?? 1;
   const scores = batchScores(logDensity);
   return {
-    init(k, init) {
+    init(k, theta) {
       k.dispose();
-      return initState(init, "gsm");
+      return initState(theta, scale0, "gsm");
     },
     step(k, state, batch) {
-      const [z, g] = scores(drawGaussian(k, state.mean.ref, state.chol.ref, b), batch);
+      const [z, g, lp] = scores(drawGaussian(k, state.mean.ref, state.chol.ref, b), batch);
       const [mean, cov] = gsmUpdate(state.mean.ref, state.cov.ref, z, g);
       const [next, rejected] = acceptOrKeep(state, mean, cov, b);
-      return [next, { rejected, evaluations: next.evaluations.ref, lambda: np.array(0) }];
+      return [next, { loss: lp.mean().mul(-1 / n), rejected, rejections: next.rejections.ref, evaluations: next.evaluations.ref, lambda: np.array(0) }];
     },
-    sample: sampleState,
+    posterior: gaussianPosterior,
   };
 }
+
+/** Options of the closed-form Gaussian score methods (`gsm`, `bam`). */
+export interface GaussianScoreSpecOptions {
+  epochs: number;
+  samples: number;
+  temperature: number;
+  mc: number;
+  initStd: number;
+}
+
+/** The options of `gsm` and `bam`: a batch of 8 scores per step, q from the MAP warm start with sd 0.01. */
+export function gaussianScoreOptions(): OptionUses<GaussianScoreSpecOptions> {
+  return {
+    epochs: use(OPTIONS.epochs, 20),
+    samples: use(OPTIONS.samples, 20),
+    temperature: use(OPTIONS.temperature, 1),
+    mc: use(OPTIONS.mc, 8),
+    initStd: use(OPTIONS.initStd, 0.01),
+  };
+}
+
+/** `epochs` of steps from a MAP warm start of as many epochs, then `samples` draws from q. */
+export function warmStartPlan(o: { epochs: number; samples: number }): RunPlan {
+  return { collect: "final", epochs: o.epochs, draws: o.samples, warmStart: { epochs: o.epochs } };
+}
+
+/** `--method gsm`. */
+export const spec: ModelMethodSpec<GaussianScoreSpecOptions> = {
+  name: "gsm",
+  family: "scorevi",
+  summary: "Gaussian score matching: batch closed-form full-covariance updates over all parameters of a small model",
+  paper: "Modi, Gower, Margossian, Wu, Blei & Saul 2023, Variational inference with Gaussian score matching",
+  options: gaussianScoreOptions(),
+  kinds: [gaussianKind],
+  plan: warmStartPlan,
+  build(ctx, o) {
+    const { logDensity, unravel } = flatTarget("gsm", ctx);
+    return onParams(create(logDensity, { batchSize: o.mc, initScale: o.initStd, dataSize: ctx.dataSize }), unravel);
+  },
+};

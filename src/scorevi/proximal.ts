@@ -32,14 +32,19 @@
  * the Fisher divergence E_q || grad log q - grad log p ||^2 with the expectation moving with q, whose
  * diagonal precision is sqrt((P^2)_jj) >= P_jj. For a full-rank family the fixed point is p itself.
  */
-import { grad, lax, np, split, tree, valueAndGrad, type JArray, type Key, type Tree } from "../core/engine.js";
-import type { Batch, LogDensityFn, Params } from "../models/model.js";
+import { gradient, lax, np, split, valueAndGradient, type JArray } from "../core/engine.js";
+import { inverseSoftplusArray, softplus } from "../core/math.js";
+import type { InferenceMethod } from "../core/method.js";
+import { normalTree } from "../core/normal.js";
+import { OPTIONS } from "../core/options.js";
+import { asSchedule, type Schedule } from "../core/schedule.js";
+import { use } from "../core/spec.js";
+import { flattenTree, free, keep, leaves, sumAll, type Tree } from "../core/tree.js";
+import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
 import { adam, applyUpdates, type GradientTransformation } from "../optim/transform.js";
-import type { Family, FlatLogDensity } from "../vi/family.js";
-import { meanFieldInit, meanFieldSampleStacked, normalLike, softplus, type MeanField } from "../vi/meanfield.js";
-
-/** lambda as a constant, or as a traced function of the outer step counter t (float32 scalar; consumed). */
-export type LambdaSchedule = number | ((t: JArray) => JArray);
+import { variationalPlan, type BbbSpecOptions } from "../vi/bbb.js";
+import { familyPosterior, type Family, type FlatLogDensity } from "../vi/family.js";
+import { meanFieldInit, meanFieldKind, meanFieldPosterior, type MeanField } from "../vi/meanfield.js";
 
 /** Per-step information (float32 scalars). */
 export type ProximalInfo = {
@@ -61,8 +66,8 @@ export type ProximalInfo = {
 export interface ProximalOptions {
   /** N, the training-set size (used to report `info.loss` per datum). */
   readonly dataSize: number;
-  /** lambda, the proximal strength (default 50); a number or a function of the step counter. */
-  readonly lambda?: LambdaSchedule;
+  /** lambda, the proximal strength (default 50); a number or a schedule of the step counter. */
+  readonly lambda?: number | Schedule;
   /** M, draws from q_t (= score evaluations) per outer step (default 2 with antithetic draws, else 1). */
   readonly samplesPerStep?: number;
   /**
@@ -95,16 +100,6 @@ export interface ProximalOptions {
 /** State of the diagonal version: q_t and counters (float32 scalars). */
 export type ProximalState = { q: MeanField; step: JArray; evaluations: JArray };
 
-/** A proximal score-VI method over parameter pytrees, in the shared `{init, step, sample}` shape. */
-export interface ProximalVi {
-  /** q_0 = N(params, sigma0^2 I). Consumes `key` and `params`. */
-  init(key: Key, params: Params): ProximalState;
-  /** One outer iteration (draws, scores, K inner steps). Pure and traceable; consumes all arguments. */
-  step(key: Key, state: ProximalState, batch: Batch): [ProximalState, ProximalInfo];
-  /** `s` draws from q stacked on a leading axis of every leaf. Consumes `key`, borrows `state`. */
-  sample(key: Key, state: ProximalState, s: number): Params;
-}
-
 function checkInt(who: string, name: string, v: number): number {
   if (!Number.isInteger(v) || v < 1) throw new RangeError(`${who}: ${name} must be a positive integer, got ${v}`);
   return v;
@@ -115,18 +110,14 @@ function checkPos(who: string, name: string, v: number): number {
   return v;
 }
 
-function resolveLambda(who: string, lam: LambdaSchedule, m: number): (t: JArray) => JArray {
-  if (typeof lam === "function") return lam;
-  if (!(lam >= 0) || !Number.isFinite(lam)) throw new RangeError(`${who}: lambda must be a finite number >= 0, got ${lam}`);
-  if (lam === 0 && m === 1 && who === "proximal") {
-    throw new RangeError("proximal: lambda = 0 needs samplesPerStep >= 2 (one draw cannot identify both mean and variance)");
+function resolveLambda(who: string, lam: number | Schedule, m: number): Schedule {
+  if (typeof lam === "number") {
+    if (!(lam >= 0) || !Number.isFinite(lam)) throw new RangeError(`${who}: lambda must be a finite number >= 0, got ${lam}`);
+    if (lam === 0 && m === 1 && who === "proximal") {
+      throw new RangeError("proximal: lambda = 0 needs samplesPerStep >= 2 (one draw cannot identify both mean and variance)");
+    }
   }
-  return (t) => np.zerosLike(t).add(lam);
-}
-
-/** sum of a list of scalars (consumes them). */
-function total(xs: JArray[]): JArray {
-  return xs.reduce((a, b) => a.add(b));
+  return asSchedule(lam, `${who}: lambda`);
 }
 
 /**
@@ -197,7 +188,7 @@ function total(xs: JArray[]): JArray {
  * [state, info] = step(key(2), state, batch);
  * const draws = vi.sample(key(3), state, 10);
  */
-export function create(logDensity: LogDensityFn, opts: ProximalOptions): ProximalVi {
+export function create(logDensity: LogDensityFn, opts: ProximalOptions): ModelMethod<ProximalState, ProximalInfo> {
   const who = "proximal";
   const n = checkPos(who, "dataSize", opts.dataSize);
   const anti = opts.antithetic ?? true;
@@ -221,8 +212,8 @@ export function create(logDensity: LogDensityFn, opts: ProximalOptions): Proxima
     step(k, state, batch) {
       const t = state.step;
       const lam = lambdaAt(t.ref);
-      const [muT, def] = tree.flatten(state.q.mu) as [JArray[], ReturnType<typeof tree.flatten>[1]];
-      const sigT = (tree.leaves(state.q.rho) as JArray[]).map((r) => softplus(r));
+      const [muT, unflatten] = flattenTree(state.q.mu);
+      const sigT = leaves(state.q.rho).map((r) => softplus(r));
       const size = muT.reduce((s, a) => s + a.size, 0);
       const keys = split(k, anti ? m / 2 : m);
       let pair: JArray[] = [];
@@ -233,13 +224,13 @@ export function create(logDensity: LogDensityFn, opts: ProximalOptions): Proxima
         if (anti && i % 2 === 1) {
           eps = pair.map((a) => a.mul(-1));
         } else {
-          eps = tree.leaves(normalLike(keys[anti ? i / 2 : i], tree.unflatten(def, muT) as Params)) as JArray[];
+          eps = leaves(normalTree(keys[anti ? i / 2 : i], unflatten(muT)));
           if (anti) pair = eps.map((a) => a.ref);
         }
-        const theta = tree.unflatten(def, muT.map((mu, j) => mu.ref.add(sigT[j].ref.mul(eps[j].ref)))) as Params;
-        const [ld, g] = valueAndGrad(logDensity)(theta, i < m - 1 ? (tree.ref(batch) as Batch) : batch) as [JArray, Params];
-        const st = (tree.leaves(g) as JArray[]).map((gj, j) => gj.mul(sigT[j].ref));
-        const sq = total(st.map((a) => a.ref.mul(a.ref).sum()));
+        const theta = unflatten(muT.map((mu, j) => mu.ref.add(sigT[j].ref.mul(eps[j].ref))));
+        const [ld, g] = valueAndGradient(logDensity)(theta, i < m - 1 ? keep(batch) : batch);
+        const st = leaves(g).map((gj, j) => gj.mul(sigT[j].ref));
+        const sq = sumAll(st.map((a) => a.ref.mul(a.ref).sum()));
         s2 = s2 ? s2.add(sq) : sq;
         ldSum = ldSum ? ldSum.add(ld) : ld;
         const first = i === 0;
@@ -292,21 +283,19 @@ export function create(logDensity: LogDensityFn, opts: ProximalOptions): Proxima
         return aj.ref.mul(aj.ref).mul(e2[j]).add(cj.ref.mul(cj.ref))
           .sub(aj.ref.mul(cj.ref).mul(e1[j]).mul(2)).add(aj.ref.mul(xs[j]).mul(2)).sub(cj.ref.mul(s1[j]).mul(2)).sum();
       });
-      const scoreLoss = total(sParts).add(s2!).mul(1 / size);
-      const kl = total(a.map((aj, j) => aj.ref.add(c[j].ref.mul(c[j].ref).div(aj.ref)).sub(np.log(aj.ref)).sub(1).sum())).mul(0.5);
+      const scoreLoss = sumAll(sParts).add(s2!).mul(1 / size);
+      const kl = sumAll(a.map((aj, j) => aj.ref.add(c[j].ref.mul(c[j].ref).div(aj.ref)).sub(np.log(aj.ref)).sub(1).sum())).mul(0.5);
       // Back to (mu, rho): sigma = sigma_t / sqrt(a), mu = mu_t + sigma_t c / a.
       const sig = a.map((aj, j) => sigT[j].ref.div(np.sqrt(aj.ref)));
       const mu = muT.map((mt, j) => mt.add(sigT[j].mul(c[j]).div(a[j])));
-      const rho = sig.map((sj) => sj.ref.add(np.log(np.expm1(sj.mul(-1)).mul(-1))));
+      const rho = sig.map((sj) => inverseSoftplusArray(sj));
       lam.dispose();
-      const q: MeanField = { mu: tree.unflatten(def, mu) as Params, rho: tree.unflatten(def, rho) as Params };
+      const q: MeanField = { mu: unflatten(mu), rho: unflatten(rho) };
       const evaluations = state.evaluations.add(m);
       const info: ProximalInfo = { scoreLoss, kl, evaluations: evaluations.ref, loss: ldSum!.mul(-1 / (m * n)) };
       return [{ q, step: t.add(1), evaluations }, info];
     },
-    sample(k, state, s) {
-      return meanFieldSampleStacked(k, tree.ref(state.q) as MeanField, s);
-    },
+    posterior: (state) => meanFieldPosterior(keep(state.q)),
   };
 }
 
@@ -314,8 +303,8 @@ export function create(logDensity: LogDensityFn, opts: ProximalOptions): Proxima
 export interface FlatProximalOptions<Q extends Tree> {
   /** The variational family q (src/vi/family.ts). */
   readonly family: Family<Q>;
-  /** lambda, the proximal strength (default 1); a number or a function of the step counter. */
-  readonly lambda?: LambdaSchedule;
+  /** lambda, the proximal strength (default 1); a number or a schedule of the step counter. */
+  readonly lambda?: number | Schedule;
   /** M, draws from q_t (= score evaluations) per outer step (default 8). */
   readonly samplesPerStep?: number;
   /** K, inner Adam steps per outer step (default 4). */
@@ -326,20 +315,26 @@ export interface FlatProximalOptions<Q extends Tree> {
   readonly scoreWeight?: number;
   /** Any gradient transformation over q's parameters (default `adam(learningRate)`), e.g. {@link triangularAdam}. */
   readonly optimizer?: GradientTransformation;
+  /** q starts at `family.init(key, theta0, initScale)` around the parameters given to `init` (default 1). */
+  readonly initScale?: number;
+  /** N: only scales the reported `loss` to a per-datum value (default 1). */
+  readonly dataSize?: number;
 }
+
+/** Per-step information of the flat version (float32 scalars). */
+export type FlatProximalInfo = {
+  /** -mean_m logDensity(theta_m) / N at the draws from q_t (a by-product of their scores). */
+  loss: JArray;
+  /** The score-matching term of F_t at q_{t+1}, times `scoreWeight`. */
+  scoreLoss: JArray;
+  /** D(q_t, q_{t+1}) (closed form for Gaussians; Monte Carlo otherwise). */
+  kl: JArray;
+  /** Target score evaluations so far. */
+  evaluations: JArray;
+};
 
 /** State of the flat version: q_t, the Adam state, and counters (float32 scalars). */
 export type FlatProximalState<Q extends Tree = Tree> = { q: Q; opt: Tree; step: JArray; evaluations: JArray };
-
-/** The flat-vector method in the shared `{init, step, sample}` shape. */
-export interface FlatProximalVi<Q extends Tree, B> {
-  /** q_0 = family.init(key, mean, scale). Consumes `key` and `init.mean`. */
-  init(key: Key, init: { mean: JArray; scale: number }): FlatProximalState<Q>;
-  /** One outer iteration (draws, scores, K inner Adam steps). Pure and traceable; consumes all arguments. */
-  step(key: Key, state: FlatProximalState<Q>, batch: B): [FlatProximalState<Q>, Omit<ProximalInfo, "loss">];
-  /** `n` draws from q, `[n, d]`. Consumes `key`, borrows `state`. */
-  sample(key: Key, state: FlatProximalState<Q>, n: number): JArray;
-}
 
 /**
  * The frozen-draw score-matching term of a flat family:
@@ -356,7 +351,7 @@ export function scoreMatchingTerm<Q extends Tree>(family: Family<Q>, q: Q, theta
   const th = lax.stopGradient(theta);
   const s = lax.stopGradient(scores);
   const mDraws = th.shape[0];
-  const gq = grad((x: JArray) => family.logProb(q, x).sum())(th);
+  const gq = gradient((x: JArray) => family.logProb(q, x).sum())(th);
   const r = gq.sub(s);
   return r.ref.mul(r).sum().mul(weight / mDraws);
 }
@@ -392,11 +387,11 @@ export function scoreMatchingTerm<Q extends Tree>(family: Family<Q>, q: Q, theta
  *   is unstable for them. One coupling layer converges. Fit flows with ADVI (src/vi/advi.ts).
  *
  * @example
- * const vi = createFlat(target, { family: fullRank(d), lambda: 1 });
- * let state = vi.init(key(0), { mean: np.zeros([d]), scale: 1 });
+ * const vi = createFlat(target, { family: fullRank(d), lambda: 1, initScale: 1 });
+ * let state = vi.init(key(0), np.zeros([d]));
  * [state, info] = compile(vi.step, { consume: [0, 1, 2] })(key(1), state, undefined);
  */
-export function createFlat<Q extends Tree, B = unknown>(logDensity: FlatLogDensity<B>, opts: FlatProximalOptions<Q>): FlatProximalVi<Q, B> {
+export function createFlat<Q extends Tree, B = unknown>(logDensity: FlatLogDensity<B>, opts: FlatProximalOptions<Q>): InferenceMethod<FlatProximalState<Q>, FlatProximalInfo, JArray, B> {
   const who = "proximalFlat";
   const family = opts.family;
   const m = checkInt(who, "samplesPerStep", opts.samplesPerStep ?? 8);
@@ -405,6 +400,8 @@ export function createFlat<Q extends Tree, B = unknown>(logDensity: FlatLogDensi
   const w = checkPos(who, "scoreWeight", opts.scoreWeight ?? 1);
   const lambdaAt = resolveLambda(who, opts.lambda ?? 1, m);
   const optimiser: GradientTransformation = opts.optimizer ?? adam(lr);
+  const scale0 = checkPos(who, "initScale", opts.initScale ?? 1);
+  const n = checkPos(who, "dataSize", opts.dataSize ?? 1);
   const d = family.dim;
   const divergence = (qt: Q, q: Q, theta: JArray, logQt: JArray): JArray => {
     if (family.kl) {
@@ -412,49 +409,87 @@ export function createFlat<Q extends Tree, B = unknown>(logDensity: FlatLogDensi
       logQt.dispose();
       return family.kl(qt, q);
     }
-    tree.dispose(qt);
+    free(qt);
     return logQt.sub(family.logProb(q, theta)).mean();
   };
   return {
-    init(k, init) {
-      const q = family.init(k, init.mean, init.scale);
-      const opt = optimiser.init(tree.ref(q) as Tree);
+    init(k, theta0) {
+      const q = family.init(k, theta0, scale0);
+      const opt = optimiser.init(keep(q));
       return { q, opt, step: np.array(0), evaluations: np.array(0) };
     },
     step(k, state, batch) {
       const t = state.step;
       const lam = lambdaAt(t.ref);
       const qt = state.q;
-      const [theta0, logQt0] = family.sampleAndLogProb(k, tree.ref(qt) as Q, m);
+      const [theta0, logQt0] = family.sampleAndLogProb(k, keep(qt), m);
       const theta = lax.stopGradient(theta0);
       const logQt = lax.stopGradient(logQt0);
       const rows: JArray[] = [];
+      let ldSum: JArray | undefined;
       for (let i = 0; i < m; i++) {
-        const b = i < m - 1 && batch !== undefined && batch !== null ? (tree.ref(batch as Tree) as B) : batch;
-        rows.push(grad((x: JArray) => logDensity(x, b))(theta.ref.slice(i)).reshape([1, d]));
+        const b = i < m - 1 ? keep(batch) : batch;
+        const [ld, g] = valueAndGradient((x: JArray) => logDensity(x, b))(theta.ref.slice(i));
+        rows.push(g.reshape([1, d]));
+        ldSum = ldSum ? ldSum.add(ld) : ld;
       }
       const scores = lax.stopGradient(rows.length === 1 ? rows[0] : np.concatenate(rows, 0));
       const objective = (q: Q) => {
-        const sm = scoreMatchingTerm(family, tree.ref(q) as Q, theta.ref, scores.ref, w);
-        const dv = divergence(tree.ref(qt) as Q, q, theta.ref, logQt.ref);
+        const sm = scoreMatchingTerm(family, keep(q), theta.ref, scores.ref, w);
+        const dv = divergence(keep(qt), q, theta.ref, logQt.ref);
         return sm.add(dv.mul(lam.ref));
       };
-      let q = tree.ref(qt) as Q;
+      let q = keep(qt);
       let opt = state.opt;
       for (let it = 0; it < kSteps; it++) {
-        const g = (grad(objective as never) as unknown as (q: Tree) => Tree)(tree.ref(q) as Tree);
-        const [u, o2] = optimiser.update(g, opt, tree.ref(q) as Tree);
+        const g = gradient(objective)(keep(q));
+        const [u, o2] = optimiser.update(g, opt, keep(q));
         opt = o2;
-        q = applyUpdates(q as Tree, u) as Q;
+        q = applyUpdates(q, u);
       }
-      const scoreLoss = scoreMatchingTerm(family, tree.ref(q) as Q, theta.ref, scores, w);
-      const kl = divergence(qt, tree.ref(q) as Q, theta, logQt);
+      const scoreLoss = scoreMatchingTerm(family, keep(q), theta.ref, scores, w);
+      const kl = divergence(qt, keep(q), theta, logQt);
       lam.dispose();
       const evaluations = state.evaluations.add(m);
-      return [{ q, opt, step: t.add(1), evaluations }, { scoreLoss, kl, evaluations: evaluations.ref }];
+      return [{ q, opt, step: t.add(1), evaluations }, { loss: ldSum!.mul(-1 / (m * n)), scoreLoss, kl, evaluations: evaluations.ref }];
     },
-    sample(k, state, n) {
-      return family.sample(k, tree.ref(state.q) as Q, n);
-    },
+    posterior: (state) => familyPosterior(family, keep(state.q)),
   };
 }
+
+/** Options of `--method proximal-svi`. */
+export interface ProximalSpecOptions extends BbbSpecOptions {
+  lambda: number;
+  innerSteps: number;
+}
+
+/** `--method proximal-svi`. */
+export const spec: ModelMethodSpec<ProximalSpecOptions> = {
+  name: "proximal-svi",
+  family: "scorevi",
+  summary: "proximal score-matching VI, mean-field Gaussian q, closed-form Newton steps per coordinate",
+  paper: "in the spirit of Kim 2026, Large-scale score-based variational posterior inference for Bayesian deep neural networks",
+  options: {
+    epochs: use(OPTIONS.epochs, 20),
+    samples: use(OPTIONS.samples, 20),
+    temperature: use(OPTIONS.temperature, 1),
+    lr: use(OPTIONS.lr, 1),
+    mc: use(OPTIONS.mc, 2),
+    initStd: use(OPTIONS.initStd, 0.001),
+    lambda: use(OPTIONS.lambda, 50),
+    innerSteps: use(OPTIONS.innerSteps, 2),
+  },
+  kinds: [meanFieldKind],
+  plan: variationalPlan,
+  build: (ctx, o) =>
+    create(ctx.logDensity, {
+      dataSize: ctx.dataSize,
+      lambda: o.lambda,
+      innerSteps: o.innerSteps,
+      samplesPerStep: o.mc,
+      learningRate: o.lr,
+      sigma0: o.initStd,
+      // The tempered target's prior sd is s0 sqrt(T).
+      maxSigma: Math.max(ctx.model.prior.scale, ...(ctx.model.prior.perLayer ?? [])) * Math.sqrt(ctx.temperature),
+    }),
+};

@@ -1,82 +1,172 @@
 /**
- * Pieces shared by the SG-MCMC samplers: the sampler state, Gaussian noise shaped like a pytree,
- * and the options every sampler takes.
+ * Pieces shared by the SG-MCMC samplers: their options, the injected noise, the run layout (chains,
+ * burn-in, thinning, the cyclical collection rule) and the option defaults of their specs.
+ *
+ * Temperature: a sampler steps on the tempered log density log p_T = log p / T it is built with (the
+ * one definition of models/model.ts), so its noise is never rescaled: at stationarity it samples
+ * p_T ∝ p^(1/T). The curvature of log p_T is 1/T times the posterior's, so the default step sizes of
+ * SGLD, SGHMC and SGNHT scale with T (then a run at T drifts on log p exactly as a run at T = 1 does,
+ * with noise of variance T times smaller); pSGLD's RMSprop preconditioner absorbs the 1/T, so its
+ * default does not.
  */
-import { np, tree, valueAndGrad, type JArray, type Key, type Tree } from "../core/engine.js";
+import { np, type JArray, type Key } from "../core/engine.js";
 import { normalTree } from "../core/normal.js";
-import type { Batch, LogDensityFn, Params } from "../models/model.js";
-import { constant, type Schedule } from "./schedule.js";
+import { OPTIONS } from "../core/options.js";
+import { asSchedule, cyclicalCosine, cyclicalGate, gateOpen, polynomial, type Schedule } from "../core/schedule.js";
+import { use, type DefaultContext, type OptionUses, type RunPlan } from "../core/spec.js";
+import { mapTree } from "../core/tree.js";
 
-/** Options common to every SG-MCMC sampler. */
+/** Options of every sampler's `create`. */
 export interface SamplerOptions {
-  /** Step-size schedule; a number means a constant step size. */
-  readonly schedule: Schedule | number;
-  /** Temperature T of the injected noise (T = 1: the posterior; T = 0: no noise, an optimiser). */
-  readonly temperature?: number;
+  /** Step size eps_t: a number (constant) or a schedule. */
+  readonly stepSize: number | Schedule;
+  /** Noise gate n_t in [0, 1] (a cyclical schedule's exploration stages are 0); default 1 at every step. */
+  readonly noiseGate?: Schedule;
   /** N, used only to report the objective per training point. */
   readonly dataSize: number;
 }
 
-/** Per-step information: the objective -logDensity / N and the step size used. */
+/** Per-step information: the objective -log p_T / N at the step's parameters, and the step size used. */
 export type SamplerInfo = { loss: JArray; lr: JArray };
 
-/** A sampler in the shared `{init, step}` shape. */
-export interface Sampler<S> {
-  init(key: Key, params: Params): S;
-  step(key: Key, state: S, batch: Batch): [S, SamplerInfo];
-}
-
-export function resolveSchedule(s: Schedule | number): Schedule {
-  return typeof s === "number" ? constant(s) : s;
-}
-
-export function checkTemperature(t: number | undefined): number {
-  const temp = t ?? 1;
-  if (!(temp >= 0) || !Number.isFinite(temp)) throw new RangeError(`sampler: temperature must be a finite number >= 0, got ${t}`);
-  return temp;
+/** The step-size schedule and the optional gate of {@link SamplerOptions}, checked. */
+export function samplerSchedules(who: string, o: SamplerOptions): { stepSize: Schedule; gate: Schedule | undefined } {
+  if (!(o.dataSize > 0)) throw new RangeError(`${who}: dataSize must be > 0, got ${o.dataSize}`);
+  if (typeof o.stepSize === "number" && !(o.stepSize > 0)) throw new RangeError(`${who}: stepSize must be > 0, got ${o.stepSize}`);
+  return { stepSize: asSchedule(o.stepSize, `${who}: stepSize`), gate: o.noiseGate };
 }
 
 /**
- * Standard normal draws shaped like every leaf of `like` (borrows `like`, consumes the key): one
- * uniform-bits draw for the whole tree and a two-output Box-Muller transform (`core/normal.ts`),
- * ~2x cheaper than one `random.normal` per leaf in jax-js 0.1.25.
+ * Add the injected noise of a step: `x + sqrt(variance) n_t xi` leafwise, xi ~ N(0, I) and n_t the
+ * gate at step t (none: 1). Consumes `k`, `x`, `variance` (a scalar, or a tree like `x` for
+ * per-coordinate variances) and `t`.
  */
-export function normalLike<T extends Tree>(k: Key, like: T): T {
-  return normalTree(k, like);
-}
-
-/**
- * Add the injected noise of a step: `x + sqrt(variance * T) * n_t * xi` leafwise, xi ~ N(0, I) and
- * n_t the schedule's noise switch at step t. At T = 0 nothing is drawn and `x` is returned as is.
- * Consumes `k`, `x`, `variance` (a scalar, or a tree like `x` for per-coordinate variances) and `t`.
- */
-export function addNoise<T extends Tree>(k: Key, x: T, variance: JArray | T, schedule: Schedule, t: JArray, temp: number): T {
-  if (temp === 0) {
-    k.dispose();
-    tree.dispose(variance as Tree);
-    t.dispose();
-    return x;
-  }
-  const on = schedule.noise(t).mul(Math.sqrt(temp));
-  const xi = normalLike(k, x);
-  if (!Array.isArray(variance) && typeof variance === "object" && "shape" in (variance as object)) {
-    const scale = np.sqrt(variance as JArray).mul(on);
-    const out = mapLeaves((a, z) => a.add(z.mul(scale.ref)), x, xi);
+export function addNoise<T>(k: Key, x: T, variance: JArray | T, gate: Schedule | undefined, t: JArray): T {
+  const xi = normalTree(k, x);
+  const on = gate ? gate(t) : (t.dispose(), undefined);
+  if (isArrayLike(variance)) {
+    const scale = on ? np.sqrt(variance).mul(on) : np.sqrt(variance);
+    const out = mapTree((a, z) => a.add(z.mul(scale.ref)), x, xi);
     scale.dispose();
     return out;
   }
-  const out = mapLeaves((a, z, v) => a.add(z.mul(np.sqrt(v)).mul(on.ref)), x, xi, variance as T);
-  on.dispose();
+  const out = mapTree((a, z, v) => a.add(on ? z.mul(np.sqrt(v)).mul(on.ref) : z.mul(np.sqrt(v))), x, xi, variance);
+  on?.dispose();
   return out;
 }
 
-/** log density and its gradient at `params` (consumes both arguments). */
-export function densityAndGrad(logDensity: LogDensityFn, params: Params, batch: Batch): [JArray, Params] {
-  return valueAndGrad(logDensity)(params, batch) as [JArray, Params];
+function isArrayLike(v: unknown): v is JArray {
+  return !Array.isArray(v) && typeof v === "object" && v !== null && "shape" in v;
 }
 
-/** Leafwise map over several trees of the same structure. */
-export function mapLeaves<T extends Tree>(f: (...xs: JArray[]) => JArray, t: T, ...rest: Tree[]): T {
-  return tree.map(f as never, t as never, ...(rest as never[])) as T;
+/** Options every sampler spec takes. */
+export interface SamplerRunOptions {
+  temperature: number;
+  chains: number;
+  samples: number;
+  burnin: number;
+  thin: number;
 }
 
+/**
+ * The run options of the constant-or-decaying samplers: T = 1, one chain, 20 samples one epoch (at
+ * least 20 steps) apart after a burn-in of 10 epochs (at least 1,000 steps).
+ */
+export function samplerRunOptions(): OptionUses<SamplerRunOptions> {
+  return {
+    temperature: use(OPTIONS.temperature, 1),
+    chains: use(OPTIONS.chains, 1),
+    samples: use(OPTIONS.samples, 20),
+    burnin: use(OPTIONS.burnin, (c: DefaultContext) => Math.max(10 * c.stepsPerEpoch, 1000), "10 epochs (>= 1,000 steps)"),
+    thin: use(OPTIONS.thin, (c: DefaultContext) => Math.max(c.stepsPerEpoch, 20), "1 epoch (>= 20 steps)"),
+  };
+}
+
+/** Options of the cyclical samplers' runs. */
+export interface CyclicalRunOptions extends SamplerRunOptions {
+  cycles: number;
+  explore: number;
+}
+
+/**
+ * The run options of the cyclical samplers: a budget of 30 epochs (at least 2,000 steps) in 4 cycles,
+ * exploring for the first 80% of each, 12 samples taken at the ends of the cycles at most half an
+ * epoch apart and all inside the sampling stages; the burn-in is what the budget leaves.
+ */
+export function cyclicalRunOptions(): OptionUses<CyclicalRunOptions> {
+  const budget = (c: DefaultContext) => Math.max(30 * c.stepsPerEpoch, 2000);
+  return {
+    temperature: use(OPTIONS.temperature, 1),
+    chains: use(OPTIONS.chains, 1),
+    samples: use(OPTIONS.samples, 12),
+    cycles: use(OPTIONS.cycles, 4),
+    explore: use(OPTIONS.explore, 0.8),
+    thin: use(
+      OPTIONS.thin,
+      (c: DefaultContext, o: Readonly<Partial<CyclicalRunOptions>>) => {
+        const len = Math.ceil(budget(c) / o.cycles!);
+        const perCycle = Math.ceil(o.samples! / o.cycles!);
+        return Math.max(1, Math.min(Math.floor(c.stepsPerEpoch / 2), Math.floor(((1 - o.explore!) * len) / perCycle)));
+      },
+      "<= 1/2 epoch, inside the sampling stages",
+    ),
+    burnin: use(OPTIONS.burnin, (c: DefaultContext, o: Readonly<Partial<CyclicalRunOptions>>) => Math.max(0, budget(c) - o.samples! * o.thin!), "the rest of a 30-epoch (>= 2,000-step) budget"),
+  };
+}
+
+/** Steps per chain of a sampler run: burn-in + samples x thin. */
+export function totalSteps(o: SamplerRunOptions): number {
+  return o.burnin + o.samples * o.thin;
+}
+
+/** The constant or polynomially decaying step size of the non-cyclical samplers (b = a tenth of the run). */
+export function stepSchedule(o: SamplerRunOptions & { lr: number; schedule: "constant" | "polynomial" }): number | Schedule {
+  return o.schedule === "polynomial" ? polynomial(o.lr, Math.max(1, totalSteps(o) / 10), 0.55) : o.lr;
+}
+
+/** The cyclical step size and noise gate of a cyclical sampler run (Zhang et al. 2020). */
+export function cyclicalSchedules(o: CyclicalRunOptions & { lr: number }): { stepSize: Schedule; noiseGate: Schedule } {
+  const total = totalSteps(o);
+  return { stepSize: cyclicalCosine(o.lr, o.cycles, total), noiseGate: cyclicalGate(o.cycles, total, o.explore) };
+}
+
+/**
+ * The steps (1-based counts of completed steps) after which a sample is collected, for a budget of
+ * T = burnin + samples x thin steps per chain:
+ * - without a gate: after `burnin` steps, every `thin`-th step;
+ * - with a cyclical gate (C cycles of L = ceil(T / C) steps): ceil(S / C) samples at the end of every
+ *   cycle, `thin` steps apart, all of which must fall in the cycle's sampling stage.
+ */
+export function collectionSteps(o: SamplerRunOptions, gate?: Schedule): number[] {
+  const { burnin, samples, thin } = o;
+  for (const [k, v, min] of [["burnin", burnin, 0], ["samples", samples, 1], ["thin", thin, 1]] as const) {
+    if (!Number.isInteger(v) || v < min) throw new RangeError(`${k} must be an integer >= ${min}, got ${v}`);
+  }
+  const total = totalSteps(o);
+  if (!gate || gate.spec.kind !== "cyclicalGate") return Array.from({ length: samples }, (_, i) => burnin + (i + 1) * thin);
+  const c = gate.spec.cycles;
+  if (gate.spec.totalSteps !== total) throw new Error(`cyclical schedule built for ${gate.spec.totalSteps} steps, but the run has ${total}`);
+  const perCycle = Math.ceil(samples / c);
+  const len = Math.ceil(total / c);
+  const out: number[] = [];
+  for (let cyc = 0; cyc < c && out.length < samples; cyc++) {
+    const end = Math.min((cyc + 1) * len, total);
+    for (let j = perCycle - 1; j >= 0 && out.length < samples; j--) {
+      const t = end - j * thin; // completed steps; the step index just taken is t - 1
+      const g = gateOpen(gate, t - 1);
+      if (!g.open || g.cycle !== cyc) {
+        throw new RangeError(
+          `cyclical collection: ${perCycle} samples per cycle every ${thin} steps do not fit in the sampling stage of cycles of ${len} steps ` +
+            `(exploration fraction ${gate.spec.explore}); lower thin or samples, or lengthen the run with burnin`,
+        );
+      }
+      out.push(t);
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** The run of a sampler: `chains` chains for the whole budget, samples collected along the way. */
+export function samplerPlan(o: SamplerRunOptions, gate?: Schedule): RunPlan {
+  return { collect: "trajectory", steps: totalSteps(o), collectAt: collectionSteps(o, gate), copies: o.chains };
+}

@@ -2,10 +2,10 @@
  * Preconditioned SGLD with an RMSprop preconditioner (Li, Chen, Carlson & Carin 2016, "Preconditioned
  * stochastic gradient Langevin dynamics for deep neural networks").
  *
- *   gbar_t  = grad log p(theta_t | batch) / N                 (per-datum gradient scale)
+ *   gbar_t  = grad log p_T(theta_t | batch) / N               (per-datum gradient scale)
  *   V_t     = beta V_{t-1} + (1 - beta) gbar_t^2,  V_{-1} = 0
  *   G_t     = 1 / (lambda + sqrt(V_t / (1 - beta^(t+1))))
- *   theta_{t+1} = theta_t + (eps_t / 2) G_t grad log p(theta_t | batch) + sqrt(eps_t T) n_t sqrt(G_t) xi_t
+ *   theta_{t+1} = theta_t + (eps_t / 2) G_t grad log p_T(theta_t | batch) + sqrt(eps_t) n_t sqrt(G_t) xi_t
  *
  * The Gamma(theta) correction term of the paper is omitted, as the paper itself recommends for
  * practical use (its contribution vanishes when beta -> 1). Li et al.'s gbar is the mean minibatch
@@ -18,9 +18,13 @@
  * large at beta = 0.9999; with it, beta -> 1 gives a preconditioner that settles to a constant, the
  * regime in which dropping Gamma is exact.
  */
-import { keep, np, type JArray } from "../core/engine.js";
-import type { LogDensityFn, Params } from "../models/model.js";
-import { addNoise, checkTemperature, densityAndGrad, mapLeaves, resolveSchedule, type Sampler, type SamplerOptions } from "./common.js";
+import { np, valueAndGradient, type JArray } from "../core/engine.js";
+import { OPTIONS } from "../core/options.js";
+import { pointMass } from "../core/posterior.js";
+import { use, type DefaultContext } from "../core/spec.js";
+import { keep, mapTree, zerosLike } from "../core/tree.js";
+import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
+import { addNoise, samplerPlan, samplerRunOptions, samplerSchedules, stepSchedule, type SamplerInfo, type SamplerOptions, type SamplerRunOptions } from "./common.js";
 
 /** Options of {@link create}: the sampler's, plus the RMSprop decay and damping. */
 export interface PsgldOptions extends SamplerOptions {
@@ -33,10 +37,9 @@ export interface PsgldOptions extends SamplerOptions {
 /** pSGLD state: parameters, squared-gradient average V and the step counter. */
 export type PsgldState = { params: Params; v: Params; step: JArray };
 
-/** Build a pSGLD sampler. */
-export function create(logDensity: LogDensityFn, opts: PsgldOptions): Sampler<PsgldState> {
-  const schedule = resolveSchedule(opts.schedule);
-  const temp = checkTemperature(opts.temperature);
+/** Build a pSGLD sampler on a (tempered) log density. */
+export function create(logDensity: LogDensityFn, opts: PsgldOptions): ModelMethod<PsgldState, SamplerInfo> {
+  const { stepSize, gate } = samplerSchedules("psgld", opts);
   const n = opts.dataSize;
   const beta = opts.beta ?? 0.99;
   const lambda = opts.lambda ?? 1e-5;
@@ -45,27 +48,50 @@ export function create(logDensity: LogDensityFn, opts: PsgldOptions): Sampler<Ps
   return {
     init(k, params) {
       k.dispose();
-      return { params, v: mapLeaves((p) => np.zerosLike(p), keep(params)), step: np.array(0) };
+      return { params, v: zerosLike(params), step: np.array(0) };
     },
     step(k, state, batch) {
       const t = state.step;
-      const lr = schedule.lr(t.ref);
-      const [ld, g] = densityAndGrad(logDensity, keep(state.params), batch);
-      const v = mapLeaves((vi, gi) => {
+      const lr = stepSize(t.ref);
+      const [ld, g] = valueAndGradient(logDensity)(keep(state.params), batch);
+      const v = mapTree((vi, gi) => {
         const gb = gi.mul(1 / n);
         return vi.mul(beta).add(gb.ref.mul(gb).mul(1 - beta));
       }, state.v, keep(g));
       // 1 / (1 - beta^(t+1)), the bias correction of the average.
       const corr = np.reciprocal(np.exp(t.ref.add(1).mul(Math.log(beta))).mul(-1).add(1));
-      const precond = mapLeaves((vi) => np.reciprocal(np.sqrt(vi.mul(corr.ref)).add(lambda)), keep(v));
+      const precond = mapTree((vi) => np.reciprocal(np.sqrt(vi.mul(corr.ref)).add(lambda)), keep(v));
       corr.dispose();
       const half = lr.ref.mul(0.5);
-      const drift = mapLeaves((p, gi, pc) => p.add(gi.mul(pc).mul(half.ref)), state.params, g, keep(precond));
+      const drift = mapTree((p, gi, pc) => p.add(gi.mul(pc).mul(half.ref)), state.params, g, keep(precond));
       half.dispose();
       // noise variance eps G per coordinate
-      const variance = mapLeaves((pc) => pc.mul(lr.ref), precond);
-      const params = addNoise(k, drift, variance, schedule, t.ref, temp);
+      const variance = mapTree((pc) => pc.mul(lr.ref), precond);
+      const params = addNoise(k, drift, variance, gate, t.ref);
       return [{ params, v, step: t.add(1) }, { loss: ld.mul(-1 / n), lr }];
     },
+    posterior: (state) => pointMass(state.params),
   };
 }
+
+/** Options of `--method psgld`. */
+export interface PsgldSpecOptions extends SamplerRunOptions {
+  lr: number;
+  schedule: "constant" | "polynomial";
+}
+
+/** `--method psgld`. */
+export const spec: ModelMethodSpec<PsgldSpecOptions> = {
+  name: "psgld",
+  family: "sgmcmc",
+  summary: "preconditioned SGLD with an RMSprop preconditioner",
+  paper: "Li, Chen, Carlson & Carin 2016, Preconditioned stochastic gradient Langevin dynamics for deep neural networks",
+  options: {
+    ...samplerRunOptions(),
+    // The preconditioner scales with 1 / |grad log p_T|, which absorbs the temperature: no T here.
+    lr: use(OPTIONS.lr, (c: DefaultContext) => 1e-4 / c.n, "1e-4 / N"),
+    schedule: use(OPTIONS.schedule, "constant"),
+  },
+  plan: (o) => samplerPlan(o),
+  build: (ctx, o) => create(ctx.logDensity, { stepSize: stepSchedule(o), dataSize: ctx.dataSize }),
+};

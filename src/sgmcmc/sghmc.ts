@@ -2,16 +2,20 @@
  * Stochastic gradient Hamiltonian Monte Carlo (Chen, Fox & Guestrin 2014, "Stochastic gradient
  * Hamiltonian Monte Carlo"), in its practical momentum form (the paper's eq. 15):
  *
- *   v_{t+1}     = (1 - alpha) v_t + eta_t grad log p(theta_t | batch) + sqrt(2 (alpha - betaHat) eta_t T) n_t xi_t
+ *   v_{t+1}     = (1 - alpha) v_t + eta_t grad log p_T(theta_t | batch) + sqrt(2 (alpha - betaHat) eta_t) n_t xi_t
  *   theta_{t+1} = theta_t + v_{t+1}
  *
- * with learning rate eta_t (the schedule), friction alpha, the gradient-noise estimate betaHat
- * (0 by default; must be < alpha), temperature T and n_t = 0 in a cyclical schedule's exploration
- * stage (cSGHMC of Zhang et al. 2020), 1 otherwise. The momentum starts at 0.
+ * with learning rate eta_t (the step size schedule), friction alpha, the gradient-noise estimate
+ * betaHat (0 by default; must be < alpha), the tempered log density log p_T and n_t = 0 in a cyclical
+ * schedule's exploration stage (cSGHMC of Zhang et al. 2020), 1 otherwise. The momentum starts at 0.
  */
-import { keep, np, type JArray } from "../core/engine.js";
-import type { LogDensityFn, Params } from "../models/model.js";
-import { addNoise, checkTemperature, densityAndGrad, mapLeaves, resolveSchedule, type Sampler, type SamplerOptions } from "./common.js";
+import { np, valueAndGradient, type JArray } from "../core/engine.js";
+import { OPTIONS } from "../core/options.js";
+import { pointMass } from "../core/posterior.js";
+import { use, type DefaultContext } from "../core/spec.js";
+import { keep, mapTree, zerosLike } from "../core/tree.js";
+import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
+import { addNoise, samplerPlan, samplerRunOptions, samplerSchedules, stepSchedule, type SamplerInfo, type SamplerOptions, type SamplerRunOptions } from "./common.js";
 
 /** Options of {@link create}: the sampler's, plus friction and gradient-noise estimate. */
 export interface SghmcOptions extends SamplerOptions {
@@ -24,10 +28,9 @@ export interface SghmcOptions extends SamplerOptions {
 /** SGHMC state: parameters, momentum and the step counter. */
 export type SghmcState = { params: Params; momentum: Params; step: JArray };
 
-/** Build an SGHMC sampler. */
-export function create(logDensity: LogDensityFn, opts: SghmcOptions): Sampler<SghmcState> {
-  const schedule = resolveSchedule(opts.schedule);
-  const temp = checkTemperature(opts.temperature);
+/** Build an SGHMC sampler on a (tempered) log density. */
+export function create(logDensity: LogDensityFn, opts: SghmcOptions): ModelMethod<SghmcState, SamplerInfo> {
+  const { stepSize, gate } = samplerSchedules("sghmc", opts);
   const n = opts.dataSize;
   const alpha = opts.friction ?? 0.05;
   const betaHat = opts.betaHat ?? 0;
@@ -36,16 +39,40 @@ export function create(logDensity: LogDensityFn, opts: SghmcOptions): Sampler<Sg
   return {
     init(k, params) {
       k.dispose();
-      return { params, momentum: mapLeaves((p) => np.zerosLike(p), keep(params)), step: np.array(0) };
+      return { params, momentum: zerosLike(params), step: np.array(0) };
     },
     step(k, state, batch) {
       const t = state.step;
-      const lr = schedule.lr(t.ref);
-      const [ld, g] = densityAndGrad(logDensity, keep(state.params), batch);
-      const decayed = mapLeaves((v, gi) => v.mul(1 - alpha).add(gi.mul(lr.ref)), state.momentum, g);
-      const momentum = addNoise(k, decayed, lr.ref.mul(2 * (alpha - betaHat)), schedule, t.ref, temp);
-      const params = mapLeaves((p, v) => p.add(v), state.params, keep(momentum));
+      const lr = stepSize(t.ref);
+      const [ld, g] = valueAndGradient(logDensity)(keep(state.params), batch);
+      const decayed = mapTree((v, gi) => v.mul(1 - alpha).add(gi.mul(lr.ref)), state.momentum, g);
+      const momentum = addNoise(k, decayed, lr.ref.mul(2 * (alpha - betaHat)), gate, t.ref);
+      const params = mapTree((p, v) => p.add(v), state.params, keep(momentum));
       return [{ params, momentum, step: t.add(1) }, { loss: ld.mul(-1 / n), lr }];
     },
+    posterior: (state) => pointMass(state.params),
   };
 }
+
+/** Options of `--method sghmc`. */
+export interface SghmcSpecOptions extends SamplerRunOptions {
+  lr: number;
+  schedule: "constant" | "polynomial";
+  friction: number;
+}
+
+/** `--method sghmc`. */
+export const spec: ModelMethodSpec<SghmcSpecOptions> = {
+  name: "sghmc",
+  family: "sgmcmc",
+  summary: "stochastic gradient HMC, momentum form",
+  paper: "Chen, Fox & Guestrin 2014, Stochastic gradient Hamiltonian Monte Carlo",
+  options: {
+    ...samplerRunOptions(),
+    lr: use(OPTIONS.lr, (c: DefaultContext, o: Readonly<Partial<SghmcSpecOptions>>) => (2e-3 * o.temperature!) / c.n, "2e-3 T / N"),
+    schedule: use(OPTIONS.schedule, "constant"),
+    friction: use(OPTIONS.friction, 0.05),
+  },
+  plan: (o) => samplerPlan(o),
+  build: (ctx, o) => create(ctx.logDensity, { stepSize: stepSchedule(o), friction: o.friction, dataSize: ctx.dataSize }),
+};

@@ -2,30 +2,32 @@
  * Stochastic gradient Langevin dynamics (Welling & Teh 2011, "Bayesian learning via stochastic
  * gradient Langevin dynamics").
  *
- *   theta_{t+1} = theta_t + (eps_t / 2) grad log p(theta_t | batch) + sqrt(eps_t T) n_t xi_t,
- *   xi_t ~ N(0, I),
+ *   theta_{t+1} = theta_t + (eps_t / 2) grad log p_T(theta_t | batch) + sqrt(eps_t) n_t xi_t,   xi_t ~ N(0, I),
  *
- * where log p(theta | batch) = log p(theta) + N * mean_batch log p(y | x, theta) is the model's
- * `logDensity` (so the drift is -(eps/2) grad U), eps_t comes from the schedule, T is the temperature
- * and n_t is 1, or 0 in a cyclical schedule's exploration stage (Zhang et al. 2020). With T = 0 no
- * noise is drawn at all: the trajectory is deterministic gradient ascent on the log posterior.
+ * where log p_T(theta | batch) = (log p(theta) + N mean_batch log p(y | x, theta)) / T is the tempered
+ * log density the sampler is built with (so the drift is -(eps/2) grad U), eps_t comes from the step
+ * size schedule and n_t is the noise gate: 1, or 0 in a cyclical schedule's exploration stage
+ * (Zhang et al. 2020; `csgld`).
  *
  * @example
- * const s = create(logDensity(model, { dataSize: N }), { schedule: 1e-5, dataSize: N });
+ * const s = create(logDensity(model, { dataSize: N }), { stepSize: 1e-5, dataSize: N });
  * let state = s.init(key(0), model.init(key(1)));
  * [state, info] = s.step(key(2), state, batch);
  */
-import { keep, np, type JArray } from "../core/engine.js";
-import type { LogDensityFn, Params } from "../models/model.js";
-import { addNoise, checkTemperature, densityAndGrad, mapLeaves, resolveSchedule, type Sampler, type SamplerOptions } from "./common.js";
+import { np, valueAndGradient, type JArray } from "../core/engine.js";
+import { OPTIONS } from "../core/options.js";
+import { pointMass } from "../core/posterior.js";
+import { use, type DefaultContext } from "../core/spec.js";
+import { keep, mapTree } from "../core/tree.js";
+import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
+import { addNoise, samplerPlan, samplerRunOptions, samplerSchedules, stepSchedule, type SamplerInfo, type SamplerOptions, type SamplerRunOptions } from "./common.js";
 
 /** SGLD state: parameters and the step counter (float32 scalar). */
 export type SgldState = { params: Params; step: JArray };
 
-/** Build an SGLD sampler. */
-export function create(logDensity: LogDensityFn, opts: SamplerOptions): Sampler<SgldState> {
-  const schedule = resolveSchedule(opts.schedule);
-  const temp = checkTemperature(opts.temperature);
+/** Build an SGLD sampler on a (tempered) log density. */
+export function create(logDensity: LogDensityFn, opts: SamplerOptions): ModelMethod<SgldState, SamplerInfo> {
+  const { stepSize, gate } = samplerSchedules("sgld", opts);
   const n = opts.dataSize;
   return {
     init(k, params) {
@@ -34,14 +36,35 @@ export function create(logDensity: LogDensityFn, opts: SamplerOptions): Sampler<
     },
     step(k, state, batch) {
       const t = state.step;
-      const lr = schedule.lr(t.ref);
-      const [ld, g] = densityAndGrad(logDensity, keep(state.params), batch);
+      const lr = stepSize(t.ref);
+      const [ld, g] = valueAndGradient(logDensity)(keep(state.params), batch);
       const half = lr.ref.mul(0.5);
-      const drift = mapLeaves((p, gi) => p.add(gi.mul(half.ref)), state.params, g);
+      const drift = mapTree((p, gi) => p.add(gi.mul(half.ref)), state.params, g);
       half.dispose();
-      const params = addNoise(k, drift, lr.ref, schedule, t.ref, temp);
+      const params = addNoise(k, drift, lr.ref, gate, t.ref);
       return [{ params, step: t.add(1) }, { loss: ld.mul(-1 / n), lr }];
     },
+    posterior: (state) => pointMass(state.params),
   };
 }
 
+/** Options of `--method sgld`. */
+export interface SgldSpecOptions extends SamplerRunOptions {
+  lr: number;
+  schedule: "constant" | "polynomial";
+}
+
+/** `--method sgld`. */
+export const spec: ModelMethodSpec<SgldSpecOptions> = {
+  name: "sgld",
+  family: "sgmcmc",
+  summary: "stochastic gradient Langevin dynamics",
+  paper: "Welling & Teh 2011, Bayesian learning via stochastic gradient Langevin dynamics",
+  options: {
+    ...samplerRunOptions(),
+    lr: use(OPTIONS.lr, (c: DefaultContext, o: Readonly<Partial<SgldSpecOptions>>) => (1e-3 * o.temperature!) / c.n, "1e-3 T / N"),
+    schedule: use(OPTIONS.schedule, "constant"),
+  },
+  plan: (o) => samplerPlan(o),
+  build: (ctx, o) => create(ctx.logDensity, { stepSize: stepSchedule(o), dataSize: ctx.dataSize }),
+};

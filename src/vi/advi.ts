@@ -18,9 +18,11 @@
  * constant (the model's minibatch `logDensity` is), and their gradients in phi are unbiased for the
  * ELBO's gradient. phi is updated by an optax-style optimiser (Adam by default) on -ELBO^.
  */
-import { keep, np, valueAndGrad, type JArray, type Key, type Tree } from "../core/engine.js";
+import { np, valueAndGradient, type JArray, type Key } from "../core/engine.js";
+import type { InferenceMethod } from "../core/method.js";
+import { keep, type Tree } from "../core/tree.js";
 import { adam, applyUpdates, type GradientTransformation } from "../optim/transform.js";
-import type { Family, FlatLogDensity } from "./family.js";
+import { familyPosterior, type Family, type FlatLogDensity } from "./family.js";
 
 /** ADVI state: variational parameters, optimiser state and the step counter (float32 scalar). */
 export type AdviState<Q extends Tree = Tree> = { q: Q; opt: Tree; step: JArray };
@@ -45,21 +47,8 @@ export interface AdviOptions<Q extends Tree = Tree> {
   readonly dataSize?: number;
   /** Entropy estimator (default `auto`). */
   readonly entropy?: EntropyMode;
-}
-
-/** An ADVI run in the shared `{ init, step }` shape, plus `sample`. */
-export interface Advi<Q extends Tree = Tree, B = unknown> {
-  /** The starting state from initial variational parameters `q0` (consumed; e.g. `family.init(...)`). Consumes `key`. */
-  init(key: Key, q0: Q): AdviState<Q>;
-  /** One optimiser step on -ELBO^. Consumes `key`, `state` and `batch`. Traceable: wrap in `compile`. */
-  step(key: Key, state: AdviState<Q>, batch: B): [AdviState<Q>, AdviInfo];
-  /** `n` draws `[n, d]` from the current q. Consumes `key`; borrows `state`. */
-  sample(key: Key, state: AdviState<Q>, n: number): JArray;
-}
-
-/** Add a reference to every array leaf (the caller keeps its copy). */
-function keepQ<T>(t: T): T {
-  return keep(t as Tree) as T;
+  /** Scale of q at `init` around the given mean (default 1e-2; `family.init`'s scale). */
+  readonly initScale?: number;
 }
 
 /**
@@ -87,7 +76,7 @@ export function elboEstimate<Q extends Tree, B>(
   let theta: JArray;
   let tail: JArray; // H[q], or (1/S) sum -log q(theta_s)
   if (closed) {
-    tail = family.entropy!(keepQ(q));
+    tail = family.entropy!(keep(q));
     theta = family.sample(key, q, samples);
   } else {
     const [t, lq] = family.sampleAndLogProb(key, q, samples);
@@ -109,7 +98,7 @@ export function elboEstimate<Q extends Tree, B>(
 /** `n` owned references to `batch` (its array leaves get n - 1 extra references). */
 function batchCopies<B>(batch: B, n: number): B[] {
   const out: B[] = [];
-  for (let i = 0; i < n - 1; i++) out.push(keepQ(batch));
+  for (let i = 0; i < n - 1; i++) out.push(keep(batch));
   out.push(batch);
   return out;
 }
@@ -119,23 +108,25 @@ function batchCopies<B>(batch: B, n: number): B[] {
  *
  *   phi_{t+1} = phi_t + optimizer(-grad_phi ELBO^(phi_t; eps_t, batch_t))
  *
- * @param logDensity log p(theta, batch) over `[d]` vectors (src/vi/flat.ts `flatLogDensity` turns a
- *   model's pytree `logDensity` into one).
+ * `init(key, theta)` starts q at `family.init(key, theta, initScale)`; the posterior draws `[n, d]`.
+ * @param logDensity log p(theta, batch) over `[d]` vectors (core/ravel.ts `flatLogDensity` turns a
+ *   model's pytree `logDensity` into one, and `onParams` the method into one on parameter trees).
  * @example
- * const fam = fullRank(d);
- * const advi = create(target, { family: fam, samples: 4, learningRate: 1e-2 });
- * let state = advi.init(key(0), fam.init(key(1), np.zeros([d]), 1));
+ * const advi = create(target, { family: fullRank(d), samples: 4, learningRate: 1e-2, initScale: 1 });
+ * let state = advi.init(key(0), np.zeros([d]));
  * const step = compile(advi.step, { consume: [0, 1, 2] });
  * [state, info] = step(key(2), state, batch);
- * const draws = advi.sample(key(3), state, 1000);   // [1000, d]
+ * const draws = advi.posterior(state).draws(key(3), 1000);   // [1000, d]
  */
-export function create<Q extends Tree, B = unknown>(logDensity: FlatLogDensity<B>, opts: AdviOptions<Q>): Advi<Q, B> {
+export function create<Q extends Tree, B = unknown>(logDensity: FlatLogDensity<B>, opts: AdviOptions<Q>): InferenceMethod<AdviState<Q>, AdviInfo, JArray, B> {
   const family = opts.family;
   const samples = opts.samples ?? 1;
   const mode = opts.entropy ?? "auto";
   const n = opts.dataSize ?? 1;
+  const scale0 = opts.initScale ?? 1e-2;
   if (!Number.isInteger(samples) || samples < 1) throw new RangeError(`advi: samples must be a positive integer, got ${opts.samples}`);
   if (!(n > 0)) throw new RangeError(`advi: dataSize must be > 0, got ${opts.dataSize}`);
+  if (!(scale0 > 0)) throw new RangeError(`advi: initScale must be > 0, got ${opts.initScale}`);
   if (mode === "closed" && family.entropy === undefined) throw new TypeError(`advi: family '${family.name}' has no closed-form entropy`);
   let optimizer = opts.optimizer;
   if (optimizer === undefined) {
@@ -144,20 +135,18 @@ export function create<Q extends Tree, B = unknown>(logDensity: FlatLogDensity<B
   }
   const opt = optimizer;
   return {
-    init(k, q0) {
-      k.dispose();
-      return { q: q0, opt: opt.init(keepQ(q0)), step: np.array(0) };
+    init(k, theta) {
+      const q = family.init(k, theta, scale0);
+      return { q, opt: opt.init(keep(q)), step: np.array(0) };
     },
     step(k, state, batch) {
       const negElbo = (q: Q) => elboEstimate(k, logDensity, family, q, batch, samples, mode).mul(-1);
-      const [value, g] = valueAndGrad(negElbo as (q: Tree) => JArray)(keepQ(state.q) as never) as unknown as [JArray, Q];
-      const [updates, optState] = opt.update(g, state.opt, keepQ(state.q));
-      const q = applyUpdates(state.q, updates) as Q;
+      const [value, g] = valueAndGradient(negElbo)(keep(state.q));
+      const [updates, optState] = opt.update(g, state.opt, keep(state.q));
+      const q = applyUpdates(state.q, updates);
       const elbo = value.mul(-1);
       return [{ q, opt: optState, step: state.step.add(1) }, { loss: elbo.ref.mul(-1 / n), elbo }];
     },
-    sample(k, state, count) {
-      return family.sample(k, keepQ(state.q), count);
-    },
+    posterior: (state) => familyPosterior(family, keep(state.q)),
   };
 }

@@ -36,20 +36,14 @@
  * let state = vi.init(key(0), model.init(key(1)));
  * [state, info] = vi.step(key(2), state, batch);   // inside compile(...)
  */
-import { grad, keep, np, split, tree, type JArray, type Key, type Tree } from "../core/engine.js";
-import type { Batch, Model } from "../models/model.js";
+import { gradientWithAux, np, split, type JArray, type Key } from "../core/engine.js";
+import { OPTIONS } from "../core/options.js";
+import { use } from "../core/spec.js";
+import { free, keep } from "../core/tree.js";
+import type { Batch, Model, ModelMethod, ModelMethodSpec } from "../models/model.js";
 import { adam, applyUpdates, type GradientTransformation } from "../optim/transform.js";
-import {
-  checkEstimator,
-  priorTerms,
-  sampledLogLik,
-  viLogPrior,
-  type BbbState,
-  type Estimator,
-  type MeanFieldMethod,
-  type VIPrior,
-} from "./bbb.js";
-import { likPriorOf, logProbFromSigma, meanFieldInit, meanFieldSampleStacked, sampleWithSigma, withSigma, type MeanField } from "./meanfield.js";
+import { checkEstimator, meanFieldRunOptions, priorTerms, sampledLogLik, variationalPlan, viLogPrior, type BbbSpecOptions, type BbbState, type Estimator, type VIPrior } from "./bbb.js";
+import { likPriorOf, logProbFromSigma, meanFieldInit, meanFieldKind, meanFieldPosterior, sampleWithSigma, withSigma, type MeanField } from "./meanfield.js";
 
 /** Which alpha objective (see the module comment). */
 export type AlphaObjective = "bb-alpha" | "vr";
@@ -98,7 +92,7 @@ function stackK(xs: JArray[]): JArray {
  * Build BB-alpha or Renyi-bound VI for a model (see the module comment).
  * @param model the model (its network's `applyWith` is needed for BB-alpha with `"lrt"` / `"flipout"`).
  */
-export function create(model: Model, opts: AlphaOptions): MeanFieldMethod<AlphaInfo> {
+export function create(model: Model, opts: AlphaOptions): ModelMethod<BbbState, AlphaInfo> {
   const n = opts.dataSize;
   if (!(n > 0)) throw new RangeError(`alpha: dataSize must be > 0, got ${n}`);
   const objectiveKind = opts.objective ?? "bb-alpha";
@@ -123,7 +117,7 @@ export function create(model: Model, opts: AlphaOptions): MeanFieldMethod<AlphaI
     const qs = withSigma(q);
     const lls: JArray[] = [];
     for (let i = 0; i < K; i++) {
-      const b = i === K - 1 ? batch : (tree.ref(batch) as Batch);
+      const b = i === K - 1 ? batch : keep(batch);
       lls.push(sampledLogLik(model, estimator, keys[i], keep(qs), b));
     }
     const ll = stackK(lls); // [K, n]
@@ -142,7 +136,7 @@ export function create(model: Model, opts: AlphaOptions): MeanFieldMethod<AlphaI
     const lls: JArray[] = [];
     const kls: JArray[] = [];
     for (let i = 0; i < K; i++) {
-      const b = i === K - 1 ? batch : (tree.ref(batch) as Batch);
+      const b = i === K - 1 ? batch : keep(batch);
       const theta = sampleWithSigma(keys[i], keep(qs));
       const ll = model.logLik(keep(theta), b).mean();
       const lq = logProbFromSigma(keep(qs), keep(theta));
@@ -152,7 +146,7 @@ export function create(model: Model, opts: AlphaOptions): MeanFieldMethod<AlphaI
       logW.push(ll.mul(n).sub(klI.ref));
       kls.push(klI);
     }
-    tree.dispose(qs);
+    free(qs);
     const nll = stackK(lls).mean().mul(-1);
     const kl = stackK(kls).mean();
     const loss = powerLogMeanExp(stackK(logW), 1 - alpha).mul(-1 / n);
@@ -160,21 +154,43 @@ export function create(model: Model, opts: AlphaOptions): MeanFieldMethod<AlphaI
   };
 
   const objective = objectiveKind === "vr" ? vr : bbAlpha;
-  const gradFn = grad(objective as never, { hasAux: true }) as unknown as (q: MeanField, k: Key, batch: Batch) => [MeanField, AlphaInfo];
+  const gradFn = gradientWithAux(objective);
   return {
     init(k, params) {
       k.dispose();
       const q = meanFieldInit(params, sigma0);
-      return { q, opt: opt.init(keep(q) as unknown as Tree), step: np.array(0) };
+      return { q, opt: opt.init(keep(q)), step: np.array(0) };
     },
-    step(k, state: BbbState, batch) {
+    step(k, state, batch) {
       const [g, info] = gradFn(keep(state.q), k, batch);
-      const [updates, optState] = opt.update(g as unknown as Tree, state.opt, keep(state.q) as unknown as Tree);
-      const q = applyUpdates(state.q as unknown as Tree, updates) as unknown as MeanField;
+      const [updates, optState] = opt.update(g, state.opt, keep(state.q));
+      const q = applyUpdates(state.q, updates);
       return [{ q, opt: optState, step: state.step.add(1) }, info];
     },
-    sample(k, state, count) {
-      return meanFieldSampleStacked(k, keep(state.q), count);
-    },
+    posterior: (state) => meanFieldPosterior(keep(state.q)),
   };
 }
+
+/** Options of `--method alpha`. */
+export interface AlphaSpecOptions extends Omit<BbbSpecOptions, "temperature"> {
+  alpha: number;
+  objective: AlphaObjective;
+}
+
+const { temperature: _noTemperature, ...alphaRunOptions } = meanFieldRunOptions(5);
+
+/** `--method alpha` (no temperature: the divergence's alpha plays that part). */
+export const spec: ModelMethodSpec<AlphaSpecOptions> = {
+  name: "alpha",
+  family: "vi",
+  summary: "mean-field alpha-divergence VI: black-box alpha or the Renyi bound",
+  paper: "Hernandez-Lobato et al. 2016, Black-box alpha divergence minimization; Li & Gal 2017; Li & Turner 2016, Renyi divergence variational inference",
+  options: {
+    ...alphaRunOptions,
+    alpha: use(OPTIONS.alpha, 0.5),
+    objective: use(OPTIONS.objective, "bb-alpha"),
+  },
+  kinds: [meanFieldKind],
+  plan: variationalPlan,
+  build: (ctx, o) => create(ctx.model, { dataSize: ctx.dataSize, alpha: o.alpha, objective: o.objective, samples: o.mc, learningRate: o.lr, sigma0: o.initStd }),
+};

@@ -22,13 +22,13 @@
  *
  * Objective (minimised, per training point), with q's parameters phi = (mu, rho), sigma = softplus(rho):
  *
- *   L(phi) = (1/N) [ -(N/S) sum_{s=1..S} (1/n) sum_{i in batch} log p(y_i | x_i, theta_s)
- *                    + w_t (KL(q || p) + (1 - T) H[q]) ]
+ *   L(phi) = 1/(N T) [ -(N/S) sum_{s=1..S} (1/n) sum_{i in batch} log p(y_i | x_i, theta_s)
+ *                      + w_t (KL(q || p) + (1 - T) H[q]) ]
  *
- * which at w_t = 1 and T = 1 is the negative ELBO per datum, -ELBO / N. w_t is the KL weight of step t
- * (constant, a linear warm-up, or Blundell et al.'s minibatch weighting) and T the posterior
- * temperature of src/models/model.ts: the tempered target p_T(theta) ∝ (p(theta) p(D | theta))^(1/T)
- * gives T KL(q || p_T) = -E_q log p(D | theta) + KL(q || p) + (1 - T) H[q] + const.
+ * which at w_t = 1 is -ELBO_T / N, the negative ELBO of the tempered target p_T of src/models/model.ts
+ * per datum: E_q[log p_T(theta, D)] + H[q] = (1/T)(E_q log p(D | theta) - KL(q || p) - (1 - T) H[q]),
+ * assembled here from the likelihood and the prior because the local estimators need the layers.
+ * w_t is the KL weight of step t (constant, a linear warm-up, or Blundell et al.'s minibatch weighting).
  *
  * The prior is the model's Gaussian prior (analytic KL) or Blundell et al.'s scale mixture
  * pi N(0, s1^2) + (1 - pi) N(0, s2^2) on every network weight (KL by Monte Carlo: -log p(theta') - H[q]
@@ -39,11 +39,16 @@
  * const vi = create(model, { dataSize: N, estimator: "lrt", learningRate: 1e-3 });
  * let state = vi.init(key(0), model.init(key(1)));
  * [state, info] = vi.step(key(2), state, batch);        // inside compile(...)
- * const draws = vi.sample(key(3), state, 20);           // leaves [20, ...shape]
+ * const draws = vi.posterior(state).draws(key(3), 20);  // leaves [20, ...shape]
  */
-import { keep, lax, np, random, split, tree, grad, type JArray, type Key, type Tree } from "../core/engine.js";
+import { gradientWithAux, lax, np, random, split, type JArray, type Key } from "../core/engine.js";
+import { LOG_2PI } from "../core/math.js";
 import { normal } from "../core/normal.js";
-import type { Batch, Model, Params } from "../models/model.js";
+import { OPTIONS } from "../core/options.js";
+import { asSchedule, type Schedule } from "../core/schedule.js";
+import { use, type OptionUses, type RunPlan } from "../core/spec.js";
+import { free, keep, leaves, sumAll, type Tree } from "../core/tree.js";
+import type { Batch, Model, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
 import type { DenseFn } from "../models/network.js";
 import { gaussianLogPrior, layerList, type PriorSpec } from "../models/prior.js";
 import { adam, applyUpdates, type GradientTransformation } from "../optim/transform.js";
@@ -52,16 +57,14 @@ import {
   klFromSigma,
   likPriorOf,
   meanFieldInit,
-  meanFieldSampleStacked,
+  meanFieldKind,
+  meanFieldPosterior,
   sampleWithSigma,
-  sumLeaves,
   withSigma,
   type LikPrior,
   type MeanField,
   type MeanFieldSigma,
 } from "./meanfield.js";
-
-const LOG_2PI = Math.log(2 * Math.PI);
 
 /** How the expected log-likelihood's gradient is estimated (see the module comment). */
 export type Estimator = "reparam" | "lrt" | "flipout";
@@ -80,20 +83,6 @@ export interface ScaleMixturePrior {
 /** The prior of a mean-field method: the model's Gaussian prior spec, or a scale mixture. */
 export type VIPrior = PriorSpec | ScaleMixturePrior;
 
-/**
- * KL weight w_t of step t (t = 0, 1, ...):
- * - a number c, or `{ kind: "constant", value: c }`: w_t = c;
- * - `{ kind: "linear", warmupSteps: W }`: w_t = min(1, (t + 1) / W) (KL annealing);
- * - `{ kind: "blundell", batchesPerEpoch: M }`: Blundell et al. 2015 eq. (9), pi_i = 2^(M-i) / (2^M - 1)
- *   for the i-th minibatch of an epoch (i = t mod M + 1), expressed on our N-scaled likelihood as
- *   w_t = M pi_i (the weights average to 1 over an epoch; early minibatches are KL-dominated).
- */
-export type KlWeight =
-  | number
-  | { readonly kind: "constant"; readonly value: number }
-  | { readonly kind: "linear"; readonly warmupSteps: number }
-  | { readonly kind: "blundell"; readonly batchesPerEpoch: number };
-
 /** Options of {@link create}. */
 export interface BbbOptions {
   /** N, the number of training examples. */
@@ -108,9 +97,12 @@ export interface BbbOptions {
   readonly optimizer?: GradientTransformation;
   /** Prior (default the model's Gaussian prior). */
   readonly prior?: VIPrior;
-  /** KL weight schedule (default 1). */
-  readonly klWeight?: KlWeight;
-  /** Posterior temperature T >= 0 (default 1). */
+  /**
+   * KL weight w_t: a number or a schedule of the step counter (core/schedule.ts: `linearWarmup` for KL
+   * annealing, `halvingCycle` for Blundell et al.'s minibatch weighting). Default 1.
+   */
+  readonly klWeight?: number | Schedule;
+  /** Temperature T > 0 of the target p_T (models/model.ts; default 1). */
   readonly temperature?: number;
   /** Initial standard deviation of every weight in q (default 1e-2); the means start at `params`. */
   readonly sigma0?: number;
@@ -125,42 +117,6 @@ export type BbbState = { q: MeanField; opt: Tree; step: JArray };
  * a Gaussian prior), `klWeight` the w_t used.
  */
 export type BbbInfo = { loss: JArray; nll: JArray; kl: JArray; klWeight: JArray };
-
-/** A mean-field VI method in the shared `{init, step, sample}` shape. */
-export interface MeanFieldMethod<I> {
-  /** q centred on `params` (consumed) with standard deviation sigma0 everywhere; consumes `key`. */
-  init(key: Key, params: Params): BbbState;
-  /** One Adam step on the objective; consumes all arguments. */
-  step(key: Key, state: BbbState, batch: Batch): [BbbState, I];
-  /** `s` draws from q stacked on a leading axis (consumes `key`, borrows `state`). */
-  sample(key: Key, state: BbbState, s: number): Params;
-}
-
-/** Validate and resolve the KL weight schedule into a traceable function of the step counter. */
-export function klWeightSchedule(w: KlWeight | undefined): (t: JArray) => JArray {
-  const spec = w ?? 1;
-  if (typeof spec === "number" || spec.kind === "constant") {
-    const c = typeof spec === "number" ? spec : spec.value;
-    if (!(c >= 0) || !Number.isFinite(c)) throw new RangeError(`bbb: klWeight must be a finite number >= 0, got ${c}`);
-    return (t) => t.mul(0).add(c);
-  }
-  if (spec.kind === "linear") {
-    const warm = spec.warmupSteps;
-    if (!(Number.isInteger(warm) && warm >= 1)) throw new RangeError(`bbb: klWeight warmupSteps must be a positive integer, got ${warm}`);
-    return (t) => np.minimum(t.add(1).mul(1 / warm), 1);
-  }
-  if (spec.kind === "blundell") {
-    const m = spec.batchesPerEpoch;
-    if (!(Number.isInteger(m) && m >= 1)) throw new RangeError(`bbb: klWeight batchesPerEpoch must be a positive integer, got ${m}`);
-    // w = M 2^(M-i) / (2^M - 1) = M 2^(-i) / (1 - 2^(-M)), i = (t mod M) + 1, written to avoid 2^M overflow.
-    const denom = -Math.expm1(-m * Math.LN2);
-    return (t) => {
-      const i = t.ref.sub(np.floor(t.mul(1 / m)).mul(m)).add(1);
-      return np.exp(i.mul(-Math.LN2)).mul(m / denom);
-    };
-  }
-  throw new TypeError(`bbb: unknown klWeight kind '${(spec as { kind: string }).kind}'`);
-}
 
 /** Check an estimator name and that the network supports it. */
 export function checkEstimator(model: Model, e: string | undefined): Estimator {
@@ -238,7 +194,7 @@ export function sampledOutputsSigma(model: Model, estimator: Estimator, k: Key, 
   const muD = muNet[dk] as Layer[];
   const sigD = sigNet[dk] as Layer[];
   const slots: QLayer[] = muD.map((mu, i) => ({ mu, sigma: sigD[i] }));
-  const params: Record<string, Tree> = { [dk]: slots as unknown as Tree };
+  const params: Record<string, Tree> = { [dk]: slots };
   // Non-dense parts (convolutions): plain reparameterised weights, one draw per minibatch.
   const others = Object.keys(muNet).filter((name) => name !== dk);
   const convKeys = split(kConv, Math.max(1, others.length));
@@ -248,7 +204,7 @@ export function sampledOutputsSigma(model: Model, estimator: Estimator, k: Key, 
   });
   const keys = split(kDense, Math.max(1, slots.length));
   const layerFn = estimator === "lrt" ? lrtDense : flipoutDense;
-  const denseFn: DenseFn = (layer, h, i) => layerFn(keys[i], layer as unknown as QLayer, h);
+  const denseFn: DenseFn = (layer, h, i) => layerFn(keys[i], layer as QLayer, h);
   const out = model.network.applyWith!(params, x, denseFn);
   let lik: Tree | undefined;
   if (q.mu.lik !== undefined) lik = sampleWithSigma(kLik, { mu: { net: q.mu.lik }, sigma: { net: q.sigma.lik as Tree } }).net;
@@ -304,15 +260,15 @@ export function priorTerms(prior: VIPrior, likPrior: LikPrior, temperature: numb
 export function viLogPrior(prior: VIPrior, likPrior: LikPrior, theta: Params): JArray {
   const terms: JArray[] = [];
   if (prior.kind === "gaussian") terms.push(gaussianLogPrior(prior, theta.net));
-  else for (const layer of layerList(theta.net)) for (const leaf of tree.leaves(layer) as JArray[]) terms.push(mixtureLogDensity(prior, leaf));
+  else for (const layer of layerList(theta.net)) for (const leaf of leaves(layer)) terms.push(mixtureLogDensity(prior, leaf));
   if (theta.lik !== undefined) {
-    for (const ls of tree.leaves(theta.lik) as JArray[]) {
+    for (const ls of leaves(theta.lik)) {
       const size = ls.shape.reduce((a, b) => a * b, 1);
       const d = ls.sub(likPrior.logSigmaMean);
       terms.push(d.ref.mul(d).mul(-0.5).sum().sub(0.5 * LOG_2PI * size));
     }
   }
-  return sumLeaves(terms);
+  return sumAll(terms);
 }
 
 /**
@@ -320,18 +276,18 @@ export function viLogPrior(prior: VIPrior, likPrior: LikPrior, theta: Params): J
  * @param model the model; its network must have `applyWith` for `"lrt"` / `"flipout"`.
  * @param opts see {@link BbbOptions}.
  */
-export function create(model: Model, opts: BbbOptions): MeanFieldMethod<BbbInfo> {
+export function create(model: Model, opts: BbbOptions): ModelMethod<BbbState, BbbInfo> {
   const n = opts.dataSize;
   if (!(n > 0)) throw new RangeError(`bbb: dataSize must be > 0, got ${n}`);
   const estimator = checkEstimator(model, opts.estimator);
   const s = opts.samples ?? 1;
   if (!(Number.isInteger(s) && s >= 1)) throw new RangeError(`bbb: samples must be a positive integer, got ${s}`);
   const temp = opts.temperature ?? 1;
-  if (!(temp >= 0) || !Number.isFinite(temp)) throw new RangeError(`bbb: temperature must be a finite number >= 0, got ${temp}`);
+  if (!(temp > 0) || !Number.isFinite(temp)) throw new RangeError(`bbb: temperature must be a finite number > 0, got ${temp}`);
   const sigma0 = opts.sigma0 ?? 1e-2;
   const prior = checkPrior(opts.prior ?? model.prior);
   const likPrior = likPriorOf(model);
-  const weightAt = klWeightSchedule(opts.klWeight);
+  const weightAt = asSchedule(opts.klWeight ?? 1, "bbb: klWeight");
   const opt = opts.optimizer ?? adam(opts.learningRate ?? 1e-3);
 
   /** L(q) per datum and its parts; consumes everything. */
@@ -340,37 +296,81 @@ export function create(model: Model, opts: BbbOptions): MeanFieldMethod<BbbInfo>
     const qs = withSigma(q); // softplus once per step, shared by the draws and the KL
     let ll: JArray | undefined;
     for (let i = 0; i < s; i++) {
-      const b = i === s - 1 ? batch : (tree.ref(batch) as Batch);
+      const b = i === s - 1 ? batch : keep(batch);
       const li = sampledLogLik(model, estimator, keys[i], keep(qs), b).mean();
       ll = ll ? ll.add(li) : li;
     }
     const nll = ll!.mul(-1 / s);
     const [kl, reg] = priorTerms(prior, likPrior, temp, keys[s], qs);
-    const loss = nll.ref.add(reg.mul(w).mul(1 / n));
+    const l = nll.ref.add(reg.mul(w).mul(1 / n));
+    // -ELBO_T / N = (1/T) (nll + w (KL + (1 - T) H) / N)
+    const loss = temp === 1 ? l : l.mul(1 / temp);
     return [loss.ref, { loss, nll, kl }];
   };
-  const gradFn = grad(objective as never, { hasAux: true }) as unknown as (
-    q: MeanField,
-    k: Key,
-    batch: Batch,
-    w: JArray,
-  ) => [MeanField, { loss: JArray; nll: JArray; kl: JArray }];
+  const gradFn = gradientWithAux(objective);
 
   return {
     init(k, params) {
       k.dispose();
       const q = meanFieldInit(params, sigma0);
-      return { q, opt: opt.init(keep(q) as unknown as Tree), step: np.array(0) };
+      return { q, opt: opt.init(keep(q)), step: np.array(0) };
     },
     step(k, state, batch) {
       const w = weightAt(state.step.ref);
       const [g, aux] = gradFn(keep(state.q), k, batch, w.ref);
-      const [updates, optState] = opt.update(g as unknown as Tree, state.opt, keep(state.q) as unknown as Tree);
-      const q = applyUpdates(state.q as unknown as Tree, updates) as unknown as MeanField;
+      const [updates, optState] = opt.update(g, state.opt, keep(state.q));
+      const q = applyUpdates(state.q, updates);
       return [{ q, opt: optState, step: state.step.add(1) }, { ...aux, klWeight: w }];
     },
-    sample(k, state, count) {
-      return meanFieldSampleStacked(k, keep(state.q), count);
-    },
+    posterior: (state) => meanFieldPosterior(keep(state.q)),
   };
 }
+
+/** Options of the Bayes-by-backprop methods. */
+export interface BbbSpecOptions {
+  epochs: number;
+  samples: number;
+  temperature: number;
+  lr: number;
+  mc: number;
+  initStd: number;
+}
+
+/** The options of the mean-field methods trained with Adam for `epochs` (initial sd `initStd`). */
+export function meanFieldRunOptions(mc: number): OptionUses<BbbSpecOptions> {
+  return {
+    epochs: use(OPTIONS.epochs, 20),
+    samples: use(OPTIONS.samples, 20),
+    temperature: use(OPTIONS.temperature, 1),
+    lr: use(OPTIONS.lr, 1e-3),
+    mc: use(OPTIONS.mc, mc),
+    initStd: use(OPTIONS.initStd, 0.01),
+  };
+}
+
+/** The run of a variational method: `epochs` of minibatch steps, then `samples` draws from q. */
+export function variationalPlan(o: { epochs: number; samples: number }): RunPlan {
+  return { collect: "final", epochs: o.epochs, draws: o.samples };
+}
+
+/** The spec of Bayes-by-backprop with one of its estimators. */
+export function bbbSpec(name: string, estimator: Estimator, summary: string, paper: string): ModelMethodSpec<BbbSpecOptions> {
+  return {
+    name,
+    family: "vi",
+    summary,
+    paper,
+    options: meanFieldRunOptions(1),
+    kinds: [meanFieldKind],
+    plan: variationalPlan,
+    build: (ctx, o) => create(ctx.model, { dataSize: ctx.dataSize, estimator, samples: o.mc, learningRate: o.lr, temperature: ctx.temperature, sigma0: o.initStd }),
+  };
+}
+
+/** `--method bbb`. */
+export const spec = bbbSpec(
+  "bbb",
+  "reparam",
+  "Bayes-by-backprop: mean-field Gaussian q, reparameterised weight draws, analytic KL",
+  "Blundell, Cornebise, Kavukcuoglu & Wierstra 2015, Weight uncertainty in neural networks",
+);

@@ -28,10 +28,10 @@
  * Cost per layer is O(n d hidden) for coupling layers and O(n d) for planar layers, so d up to a
  * few thousand is fine.
  */
-import { lax, nn, np, random, split, type JArray, type Key, type Tree } from "../core/engine.js";
+import { lax, nn, np, random, split, type JArray, type Key } from "../core/engine.js";
+import { stdNormalLogProb } from "../core/math.js";
+import type { Tree } from "../core/tree.js";
 import type { Family } from "./family.js";
-
-const LOG_2PI = Math.log(2 * Math.PI);
 
 /** The learned elementwise affine map theta = loc + exp(logScale) ⊙ x. Both `[d]`. */
 export type AffineParams = { loc: JArray; logScale: JArray };
@@ -65,11 +65,6 @@ export interface Flow<L extends Tree> extends Family<FlowParams<L>> {
   inverse(q: FlowParams<L>, theta: JArray): [JArray, JArray];
 }
 
-/** log N(eps; 0, I) per row of eps `[n, d]` -> `[n]`. Consumes eps. */
-export function stdNormalLogProb(eps: JArray): JArray {
-  const d = eps.shape[eps.shape.length - 1];
-  return eps.ref.mul(eps).sum(-1).mul(-0.5).sub(0.5 * d * LOG_2PI);
-}
 
 /** What a layer type provides to {@link makeFlow}. Functions consume their array arguments. */
 interface LayerKind<L extends Tree> {
@@ -103,7 +98,7 @@ function checkInit(name: string, d: number, mean: JArray, scale: number): void {
 }
 
 /** Assemble a {@link Flow} from a layer kind (shared by every flow here). */
-function makeFlow<L extends Tree>(name: string, d: number, nLayers: number, kind: LayerKind<L>): Flow<L> {
+function makeFlow<L extends Tree>(name: string, d: number, nLayers: number, kind: LayerKind<L>, options: Readonly<Record<string, number>>): Flow<L> {
   const forward = (q: FlowParams<L>, eps: JArray): [JArray, JArray] => {
     const n = eps.shape[0];
     let x = eps;
@@ -130,6 +125,7 @@ function makeFlow<L extends Tree>(name: string, d: number, nLayers: number, kind
   return {
     name,
     dim: d,
+    options,
     layers: nLayers,
     init(key, mean, scale) {
       try {
@@ -259,7 +255,7 @@ export function realNvp(d: number, opts: RealNvpOptions = {}): Flow<CouplingLaye
       const x = y.sub(t).mul(np.exp(s.ref.neg()));
       return [x, s.sum(-1).neg()];
     },
-  });
+  }, { layers, hidden, scaleBound: bound });
 }
 
 /** Options of {@link planar}. */
@@ -370,5 +366,5 @@ export function planar(d: number, opts: PlanarOptions = {}): Flow<PlanarLayer> {
       const ld = np.log(h.ref.mul(h).neg().add(1).mul(c).add(1)).neg();
       return [x, ld];
     },
-  });
+  }, { layers, inverseIterations: iters });
 }

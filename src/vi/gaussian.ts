@@ -16,10 +16,9 @@
  * function is pure and traceable (`jit`, `grad`, `vmap`) and consumes its array arguments.
  */
 import { lax, np, random, split, type JArray, type Key } from "../core/engine.js";
+import { inverseSoftplus, LOG_2PI, softplus, stdNormalLogProb } from "../core/math.js";
 import type { Family } from "./family.js";
 import { adam, type GradientTransformation } from "../optim/transform.js";
-
-const LOG_2PI = Math.log(2 * Math.PI);
 
 /** Full-rank q: mean `[d]` and `chol` `[d, d]`, whose strict lower triangle is L's and whose diagonal is softplus^-1 of L's. */
 export type FullRankQ = { mean: JArray; chol: JArray };
@@ -27,19 +26,6 @@ export type FullRankQ = { mean: JArray; chol: JArray };
 export type LowRankQ = { mean: JArray; rho: JArray; factor: JArray };
 /** Diagonal q: mean `[d]` and `rho` `[d]` (s = softplus(rho)). */
 export type DiagQ = { mean: JArray; rho: JArray };
-
-/** softplus(x) = log(1 + exp(x)), finite with a finite gradient everywhere (x > 20 returns x). Consumes `x`. */
-function softplus(x: JArray): JArray {
-  const big = x.ref.greater(20);
-  const safe = np.where(big.ref, np.zerosLike(x.ref), x.ref);
-  return np.where(big, x, np.log1p(np.exp(safe)));
-}
-
-/** softplus^-1(s) = log(exp(s) - 1) for a host number s > 0. */
-export function inverseSoftplus(s: number): number {
-  if (!(s > 0) || !Number.isFinite(s)) throw new RangeError(`gaussian family: scale must be a finite number > 0, got ${s}`);
-  return s > 20 ? s + Math.log1p(-Math.exp(-s)) : Math.log(Math.expm1(s));
-}
 
 function checkDim(name: string, d: number): void {
   if (!Number.isInteger(d) || d < 1) throw new RangeError(`${name}: d must be a positive integer, got ${d}`);
@@ -70,10 +56,6 @@ function fullRankHalfLogDet(raw: JArray): JArray {
   return np.log(softplus(np.diagonal(raw))).sum();
 }
 
-/** Standard normal log density of rows, sum over the last axis: eps `[n, d]` -> `[n]`. */
-function stdNormalLogProb(eps: JArray, d: number): JArray {
-  return eps.ref.mul(eps).sum(1).mul(-0.5).sub(0.5 * d * LOG_2PI);
-}
 
 /**
  * ||L^-1 r_i||^2 for each row r_i of `rowsFlipped` ([n, k], the rows given in REVERSED coordinate
@@ -226,7 +208,7 @@ export function fullRank(d: number, opts: FullRankOptions = {}): Family<FullRank
     dim: d,
     init(k, mean, scale) {
       k.dispose();
-      const raw = np.eye(d).mul(inverseSoftplus(scale));
+      const raw = np.eye(d).mul(inverseSoftplus(scale, "gaussian family: scale"));
       return { mean, chol: raw };
     },
     sample(k, q, n) {
@@ -246,7 +228,7 @@ export function fullRank(d: number, opts: FullRankOptions = {}): Family<FullRank
     sampleAndLogProb(k, q, n) {
       const eps = random.normal(k, [n, d]);
       const halfLogDet = fullRankHalfLogDet(q.chol.ref);
-      const lp = stdNormalLogProb(eps.ref, d).sub(halfLogDet);
+      const lp = stdNormalLogProb(eps.ref).sub(halfLogDet);
       return [transform(q, eps), lp];
     },
     entropy(q) {
@@ -327,7 +309,7 @@ export function fullRankPrecision(d: number): Family<FullRankPrecisionQ> & Requi
     },
     sampleAndLogProb(k, q, n) {
       const eps = random.normal(k, [n, d]);
-      const lp = stdNormalLogProb(eps.ref, d).add(precisionHalfLogDet(q.prec.ref));
+      const lp = stdNormalLogProb(eps.ref).add(precisionHalfLogDet(q.prec.ref));
       return [transform(q, eps), lp];
     },
     entropy(q) {
@@ -393,7 +375,7 @@ export function lowRank(d: number, rank: number): Family<LowRankQ> & Required<Pi
     name: "lowrank",
     dim: d,
     init(k, mean, scale) {
-      const rho = np.full([d], inverseSoftplus(scale));
+      const rho = np.full([d], inverseSoftplus(scale, "gaussian family: scale"));
       const factor = random.normal(k, [d, r]).mul(0.01 * scale);
       return { mean, rho, factor };
     },
@@ -478,7 +460,7 @@ export function diagonal(d: number): Family<DiagQ> & Required<Pick<Family<DiagQ>
     dim: d,
     init(k, mean, scale) {
       k.dispose();
-      return { mean, rho: np.full([d], inverseSoftplus(scale)) };
+      return { mean, rho: np.full([d], inverseSoftplus(scale, "gaussian family: scale")) };
     },
     sample(k, q, n) {
       return random.normal(k, [n, d]).mul(row(softplus(q.rho))).add(row(q.mean));
@@ -492,7 +474,7 @@ export function diagonal(d: number): Family<DiagQ> & Required<Pick<Family<DiagQ>
     sampleAndLogProb(k, q, n) {
       const eps = random.normal(k, [n, d]);
       const s = softplus(q.rho);
-      const lp = stdNormalLogProb(eps.ref, d).sub(np.log(s.ref).sum());
+      const lp = stdNormalLogProb(eps.ref).sub(np.log(s.ref).sum());
       return [eps.mul(row(s)).add(row(q.mean)), lp];
     },
     entropy(q) {
@@ -519,10 +501,8 @@ export function diagonal(d: number): Family<DiagQ> & Required<Pick<Family<DiagQ>
  * steps of the strictly lower entries scaled by `offScale`. Adam moves every entry by ~lr per step
  * whatever the size of its gradient, so the d(d-1)/2 off-diagonal entries random-walk; the inverse of a
  * triangular factor whose off-diagonal entries reach a few times its diagonal grows exponentially with
- * d, so q's covariance (or its precision) blows up. Measured: proximal score VI in precision form on the
- * d = 100 Gaussian target diverged after 71 steps with plain Adam (lr 5e-3; off-diagonal entries 1.7
- * against diagonal entries ~0.3-3); a full-rank ADVI over a 751-parameter network reached RMSE 52 on
- * UCI boston. The mean and the diagonal keep the full rate.
+ * d, so q's covariance (or its precision) blows up (docs/tuning.md has the runs that showed it). The
+ * mean and the diagonal keep the full rate.
  */
 export function triangularAdam(learningRate: number, offScale: number, d: number, factor: "chol" | "prec"): GradientTransformation {
   const inner = adam(learningRate);
@@ -531,7 +511,7 @@ export function triangularAdam(learningRate: number, offScale: number, d: number
     init: (params) => inner.init(params),
     update: (grads, state, params) => {
       const [u, s2] = inner.update(grads, state, params);
-      const q = u as Record<string, JArray>;
+      const q = u as typeof u & Record<string, JArray>;
       return [{ ...q, [factor]: q[factor].mul(mask.ref) }, s2];
     },
   };

@@ -13,12 +13,14 @@
  * Every function here is pure and traceable (use it inside `jit`, `grad`, `vmap`) and consumes its
  * array arguments (jax-js move semantics); pass `keep(q)` to keep using a q.
  */
-import { np, tree, type JArray, type Key, type Tree } from "../core/engine.js";
-import { normals } from "../core/normal.js";
+import { np, type JArray, type Key } from "../core/engine.js";
+import { inverseSoftplus, LOG_2PI, softplus } from "../core/math.js";
+import type { NamedTensor, Posterior, PosteriorKind } from "../core/method.js";
+import { normalTree } from "../core/normal.js";
+import { distribution, tensorsToTree, treeToTensors } from "../core/posterior.js";
+import { keep, leaves, mapTree, sumAll } from "../core/tree.js";
 import type { Model, Params } from "../models/model.js";
 import { layerList, type PriorSpec } from "../models/prior.js";
-
-const LOG_2PI = Math.log(2 * Math.PI);
 
 /** Mean-field Gaussian over a parameter pytree: means `mu` and pre-softplus scales `rho`. */
 export type MeanField = { mu: Params; rho: Params };
@@ -37,57 +39,20 @@ export function likPriorOf(model: Model): LikPrior {
   return { logSigmaMean: spec.kind === "gaussian" ? Math.log(spec.sigma) : 0 };
 }
 
-/** Leafwise map over trees of one structure. */
-function mapT<T extends Tree>(f: (...xs: JArray[]) => JArray, t: T, ...rest: Tree[]): T {
-  return tree.map(f as never, t as never, ...(rest as never[])) as T;
-}
-
-/**
- * Numerically stable softplus, log(1 + exp(x)), with a finite gradient everywhere.
- *
- * jax-js's `nn.softplus` is `log(exp(x) + 1)`, which overflows to inf for x > 88 in float32. Here
- * x > 20 returns x (the difference is below float32 resolution); the double `where` keeps the unused
- * branch's gradient finite. Consumes `x`.
- */
-export function softplus(x: JArray): JArray {
-  const big = x.ref.greater(20);
-  const safe = np.where(big.ref, np.zerosLike(x.ref), x.ref);
-  return np.where(big, x, np.log1p(np.exp(safe)));
-}
-
-/** The inverse of {@link softplus}: rho = log(exp(sigma) - 1) for a host number sigma > 0. */
-export function inverseSoftplus(sigma: number): number {
-  if (!(sigma > 0) || !Number.isFinite(sigma)) throw new RangeError(`meanField: sigma0 must be a finite number > 0, got ${sigma}`);
-  // log(expm1(s)) loses nothing for small s; for large s, s + log(1 - exp(-s)).
-  return sigma > 20 ? sigma + Math.log1p(-Math.exp(-sigma)) : Math.log(Math.expm1(sigma));
-}
-
 /**
  * A mean-field q centred on `params` (consumed) with every standard deviation equal to `sigma0`.
  * @example
  * const q = meanFieldInit(model.init(key(0)), 1e-3);
  */
 export function meanFieldInit(params: Params, sigma0: number): MeanField {
-  const rho0 = inverseSoftplus(sigma0);
-  const rho = mapT((p) => np.fullLike(p, rho0), tree.ref(params) as Params);
+  const rho0 = inverseSoftplus(sigma0, "meanField: sigma0");
+  const rho = mapTree((p) => np.fullLike(p, rho0), keep(params));
   return { mu: params, rho };
 }
 
 /** sigma = softplus(rho), leafwise (consumes `rho`; traceable). */
 export function meanFieldSigma(rho: Params): Params {
-  return mapT((r) => softplus(r), rho);
-}
-
-/**
- * Standard normal draws shaped like every leaf of `like`, with optional leading axes `lead` (borrows
- * `like`, consumes the key). One uniform-bits draw for the whole tree and a two-output Box-Muller
- * transform (src/core/normal.ts), ~2x cheaper than one `random.normal` per leaf in jax-js 0.1.25.
- */
-export function normalLike<T extends Tree>(k: Key, like: T, lead: number[] = []): T {
-  const leaves = tree.leaves(like) as JArray[];
-  const draws = normals(k, leaves.map((a) => [...lead, ...a.shape]));
-  let i = 0;
-  return mapT(() => draws[i++], like);
+  return mapTree((r) => softplus(r), rho);
 }
 
 /**
@@ -104,8 +69,8 @@ export function withSigma(q: MeanField): MeanFieldSigma {
 
 /** theta = mu + sigma * eps with `lead` leading sample axes (consumes all). */
 export function sampleWithSigma(k: Key, q: MeanFieldSigma, lead: number[] = []): Params {
-  const eps = normalLike(k, q.mu, lead);
-  return mapT((m, sg, e) => m.add(sg.mul(e)), q.mu, q.sigma, eps);
+  const eps = normalTree(k, q.mu, lead);
+  return mapTree((m, sg, e) => m.add(sg.mul(e)), q.mu, q.sigma, eps);
 }
 
 /**
@@ -137,10 +102,10 @@ export function meanFieldLogProb(q: MeanField, theta: Params): JArray {
 
 /** {@link meanFieldLogProb} from `{ mu, sigma }` (consumes both). */
 export function logProbFromSigma(q: MeanFieldSigma, theta: Params): JArray {
-  const muLeaves = tree.leaves(q.mu) as JArray[];
-  const thLeaves = tree.leaves(theta) as JArray[];
+  const muLeaves = leaves(q.mu);
+  const thLeaves = leaves(theta);
   const stacked = thLeaves.length > 0 && thLeaves[0].ndim === muLeaves[0].ndim + 1 ? thLeaves[0].shape[0] : 0;
-  const terms = mapT(
+  const terms = mapTree(
     (m, sig, th) => {
       const z = th.sub(m).div(sig.ref);
       const elem = z.ref.mul(z).mul(-0.5).sub(np.log(sig)).sub(0.5 * LOG_2PI);
@@ -150,14 +115,7 @@ export function logProbFromSigma(q: MeanFieldSigma, theta: Params): JArray {
     q.sigma,
     theta,
   );
-  return sumLeaves(tree.leaves(terms) as JArray[]);
-}
-
-/** Sum of scalar (or equally shaped) arrays; 0 for none. Consumes them. */
-export function sumLeaves(xs: JArray[]): JArray {
-  let total: JArray | undefined;
-  for (const x of xs) total = total ? total.add(x) : x;
-  return total ?? np.array(0);
+  return sumAll(leaves(terms));
 }
 
 /** Entropy H[q] = sum_i [ log sigma_i + (1 + log 2 pi) / 2 ] (consumes `rho`). */
@@ -167,9 +125,8 @@ export function meanFieldEntropy(rho: Params): JArray {
 
 /** {@link meanFieldEntropy} from sigma itself (consumes `sigma`). */
 export function entropyFromSigma(sigma: Params): JArray {
-  const leaves = tree.leaves(sigma) as JArray[];
-  return sumLeaves(
-    leaves.map((sg) => {
+  return sumAll(
+    leaves(sigma).map((sg) => {
       const size = sg.shape.reduce((a, b) => a * b, 1);
       return np.log(sg).sum().add(size * 0.5 * (1 + LOG_2PI));
     }),
@@ -218,14 +175,30 @@ export function klFromSigma(q: MeanFieldSigma, prior: PriorSpec, likPrior: LikPr
   const scales = layerScales(prior, muLayers.length);
   const terms: JArray[] = [];
   muLayers.forEach((layer, l) => {
-    const mus = tree.leaves(layer) as JArray[];
-    const sigs = tree.leaves(sigLayers[l]) as JArray[];
+    const mus = leaves(layer);
+    const sigs = leaves(sigLayers[l]);
     mus.forEach((m, i) => terms.push(klLeaf(m, sigs[i], 0, scales[l])));
   });
   if (q.mu.lik !== undefined) {
-    const mus = tree.leaves(q.mu.lik) as JArray[];
-    const sigs = tree.leaves(q.sigma.lik as Tree) as JArray[];
+    const mus = leaves(q.mu.lik);
+    const sigs = leaves(q.sigma.lik);
     mus.forEach((m, i) => terms.push(klLeaf(m, sigs[i], likPrior.logSigmaMean, 1)));
   }
-  return sumLeaves(terms);
+  return sumAll(terms);
 }
+
+/** Host tensors of a mean-field q (borrowed): `mu.<leaf path>` and `rho.<leaf path>`. */
+export async function meanFieldTensors(q: MeanField): Promise<NamedTensor[]> {
+  return [...(await treeToTensors(q.mu, "mu")), ...(await treeToTensors(q.rho, "rho"))];
+}
+
+/** The posterior q (consumed): draws theta = mu + softplus(rho) eps, saved as its `mu` and `rho` tensors. */
+export function meanFieldPosterior(q: MeanField): Posterior<Params> {
+  return distribution({ kind: "meanfield", q, draw: (k, qq, n) => meanFieldSampleStacked(k, keep(qq), n), tensors: meanFieldTensors });
+}
+
+/** Rebuilds saved mean-field posteriors (`variational.safetensors` with `mu.*` and `rho.*`). */
+export const meanFieldKind: PosteriorKind<Params> = {
+  kind: "meanfield",
+  load: (template, _options, tensors) => meanFieldPosterior({ mu: tensorsToTree(template, tensors, "mu"), rho: tensorsToTree(template, tensors, "rho") }),
+};

@@ -14,9 +14,8 @@
  * optimises exactly that bound with no special case. There is no closed-form entropy.
  */
 import { nn, np, random, type JArray } from "../core/engine.js";
+import { LOG_2PI } from "../core/math.js";
 import type { Family } from "./family.js";
-
-const LOG_2PI = Math.log(2 * Math.PI);
 
 /** Mixture parameters: component means and log scales, both `[K, d]`. */
 export type MixtureParams = { loc: JArray; logScale: JArray };

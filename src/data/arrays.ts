@@ -1,10 +1,8 @@
 /**
- * Helpers shared by the data loaders: fingerprints, split assembly, standardisation, strict
- * number parsing and file reading with errors that name the file.
+ * Helpers on plain-array data shared by the loaders and the training loop: split assembly, row
+ * selection, standardisation, strict number parsing and fingerprints. Browser-safe (no Node modules).
  */
-import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { DataFormatError, type ArrayData, type DataSplit, type Standardisation, type Task } from "./types.js";
+import type { ArrayData, DataSplit, Standardisation, Task } from "./types.js";
 
 /** Raw bytes of a typed array (a view, no copy). */
 function bytesOf(a: ArrayBufferView): Uint8Array {
@@ -12,13 +10,25 @@ function bytesOf(a: ArrayBufferView): Uint8Array {
 }
 
 /**
- * Hex SHA-256 over the raw bytes of train x, train y, test x, test y (in that order, platform
- * byte order, which is little-endian on every platform Node supports).
+ * Hex SHA-256 over the raw bytes of train x, train y, test x, test y (in that order, platform byte
+ * order, little-endian on every platform Node and the browsers support), by the Web Crypto API that
+ * Node and browsers share.
  */
-export function fingerprint(train: ArrayData, test: ArrayData): string {
-  const h = createHash("sha256");
-  for (const a of [train.x, train.y, test.x, test.y]) h.update(bytesOf(a));
-  return h.digest("hex");
+export async function fingerprint(train: ArrayData, test: ArrayData): Promise<string> {
+  const parts = [train.x, train.y, test.x, test.y].map(bytesOf);
+  const all = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    all.set(p, off);
+    off += p.length;
+  }
+  const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", all));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The {@link fingerprint} of a split. */
+export function splitFingerprint(split: DataSplit): Promise<string> {
+  return fingerprint(split.train, split.test);
 }
 
 /** Assemble a {@link DataSplit}, computing its fingerprint. */
@@ -39,7 +49,6 @@ export function makeSplit(parts: {
     ...(parts.targetScale === undefined ? {} : { targetScale: parts.targetScale }),
     source: parts.source,
     splitInfo: parts.splitInfo,
-    fingerprint: fingerprint(parts.train, parts.test),
   };
   return split;
 }
@@ -139,19 +148,3 @@ export function parseNumber(text: string): number | undefined {
   return Number.isFinite(v) ? v : undefined;
 }
 
-/** Read a whole file as bytes; a missing or unreadable file becomes a {@link DataFormatError} naming it. */
-export function readBytes(file: string, expected = "a readable file"): Uint8Array {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const got = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "a directory" : String((e as Error).message);
-    throw new DataFormatError(file, "open", expected, got);
-  }
-}
-
-/** Read a whole file as UTF-8 text (BOM stripped); errors as {@link readBytes}. */
-export function readText(file: string, expected?: string): string {
-  const text = new TextDecoder("utf-8").decode(readBytes(file, expected));
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-}

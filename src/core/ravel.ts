@@ -1,11 +1,11 @@
 /**
- * Flat views of parameter pytrees: the bridge between the model contract (pytree `params`) and the
- * flat-vector variational families of src/vi/family.ts (theta in R^d).
+ * Flat views of parameter pytrees, and the one adapter through which flat-vector methods (dense
+ * Gaussian and flow VI, GSM, BaM) run on pytree parameters, as blackjax does with `ravel_pytree`.
  *
  *   ravel(tree) = concat_k vec(leaf_k),   unravel(theta) = { leaf_k = reshape(theta[o_k : o_k + n_k], shape_k) }
  *
  * Leaves are visited in a deterministic order that depends only on the tree's structure: object keys
- * sorted, arrays by index (the order of {@link namedLeaves} in src/core/engine.ts, so a flat index can
+ * sorted, arrays by index (the order of {@link namedLeaves} in core/tree.ts, so a flat index can
  * be named `net.layers.0.w[3]`). `unravel` is a pure, traceable function of `theta` (static slices and
  * reshapes), so it can be used inside `jit`, `grad` and `vmap`.
  *
@@ -16,8 +16,10 @@
  * through a plain sum would hit it; model densities (leaves feeding matmuls, priors quadratic in the
  * leaves) do not. The test suite pins the unravel gradient on a non-constant cotangent.
  */
-import { np, type JArray, type Tree } from "../core/engine.js";
-import type { FlatLogDensity } from "./family.js";
+import { np, vmapped, type JArray } from "./engine.js";
+import type { Info, InferenceMethod } from "./method.js";
+import { mapDraws } from "./posterior.js";
+import { isArray, namedLeaves, rebuildByPath, type Tree } from "./tree.js";
 
 /** One leaf of a pytree: where it sits (dotted path), its shape and its offset in the flat vector. */
 export interface FlatLeaf {
@@ -37,35 +39,10 @@ export interface Unravel<T> {
   readonly leaves: readonly FlatLeaf[];
 }
 
-function isLeaf(x: unknown): x is JArray {
-  return x !== null && typeof x === "object" && "shape" in x && "dtype" in x && typeof (x as JArray).dispose === "function";
-}
-
-/** Visit the leaves of a tree in flat order; `undefined`/`null` members hold no leaves. */
-function walk(t: unknown, prefix: string, visit: (path: string, leaf: JArray) => void): void {
-  if (t === undefined || t === null) return;
-  if (isLeaf(t)) return visit(prefix, t);
-  const join = (k: string | number) => (prefix === "" ? String(k) : `${prefix}.${k}`);
-  if (Array.isArray(t)) t.forEach((v, i) => walk(v, join(i), visit));
-  else if (typeof t === "object") for (const k of Object.keys(t).sort()) walk((t as Record<string, unknown>)[k], join(k), visit);
-  else throw new TypeError(`ravel: unexpected tree node ${String(t)} at '${prefix}' (expected arrays, objects or lists)`);
-}
-
-/** Rebuild a tree shaped like `t`, each leaf from `leafAt(path)`. */
-function build(t: unknown, prefix: string, leafAt: (path: string) => JArray): unknown {
-  if (t === undefined || t === null) return t;
-  if (isLeaf(t)) return leafAt(prefix);
-  const join = (k: string | number) => (prefix === "" ? String(k) : `${prefix}.${k}`);
-  if (Array.isArray(t)) return t.map((v, i) => build(v, join(i), leafAt));
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(t as object).sort()) out[k] = build((t as Record<string, unknown>)[k], join(k), leafAt);
-  return out;
-}
-
 /** A skeleton of the tree with plain markers in place of arrays, so `unravel` holds no engine buffers. */
 function skeleton(t: unknown): unknown {
   if (t === undefined || t === null) return t;
-  if (isLeaf(t)) return { __leaf: true, shape: t.shape.slice(), dtype: t.dtype, dispose() {} };
+  if (isArray(t)) return { __leaf: true, shape: t.shape.slice(), dtype: t.dtype, dispose() {} };
   if (Array.isArray(t)) return t.map(skeleton);
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(t as object)) out[k] = skeleton((t as Record<string, unknown>)[k]);
@@ -80,11 +57,11 @@ function skeleton(t: unknown): unknown {
  * const unravel = unraveler(model.init(key(0)));   // unravel.size === d
  * const params = unravel(theta);                    // inside jit/grad as well
  */
-export function unraveler<T extends Tree>(template: T): Unravel<T> {
+export function unraveler<T>(template: T): Unravel<T> {
   const leaves: FlatLeaf[] = [];
   let offset = 0;
   let dtype: string | undefined;
-  walk(template, "", (path, leaf) => {
+  for (const { path, value: leaf } of namedLeaves(template)) {
     if (leaf.dtype !== np.float32 && leaf.dtype !== np.float64) {
       throw new TypeError(`ravel: leaf '${path}' has dtype ${leaf.dtype}; only floating-point parameters can be flattened`);
     }
@@ -95,7 +72,7 @@ export function unraveler<T extends Tree>(template: T): Unravel<T> {
     const size = leaf.shape.reduce((p, n) => p * n, 1);
     leaves.push({ path, shape: leaf.shape.slice(), offset, size });
     offset += size;
-  });
+  }
   if (leaves.length === 0) throw new RangeError("ravel: the tree has no array leaves");
   const byPath = new Map(leaves.map((l) => [l.path, l]));
   const skel = skeleton(template);
@@ -107,7 +84,7 @@ export function unraveler<T extends Tree>(template: T): Unravel<T> {
       throw new RangeError(`unravel: theta must have shape [${d}], got ${shape}`);
     }
     let left = leaves.length;
-    return build(skel, "", (path) => {
+    return rebuildByPath(skel, (path) => {
       const l = byPath.get(path)!;
       // The last leaf takes over theta's reference; the others borrow it.
       const src = --left === 0 ? theta : theta.ref;
@@ -131,26 +108,47 @@ export function unraveler<T extends Tree>(template: T): Unravel<T> {
  * const { vec, unravel } = ravel(model.init(key(0)));
  * const back = unravel(vec);   // same tree, same values
  */
-export function ravel<T extends Tree>(t: T): { vec: JArray; unravel: Unravel<T> } {
+export function ravel<T>(t: T): { vec: JArray; unravel: Unravel<T> } {
   const unravel = unraveler(t);
-  const pieces: JArray[] = [];
-  walk(t, "", (_path, leaf) => pieces.push(leaf.reshape([-1])));
+  const pieces = namedLeaves(t).map(({ value }) => value.reshape([-1]));
   const vec = pieces.length === 1 ? pieces[0] : np.concatenate(pieces, 0);
   return { vec, unravel };
 }
 
+/** A target log density over flat vectors: theta `[d]` -> scalar. Consumes its arguments. */
+export type FlatLogDensity<B = unknown> = (theta: JArray, batch: B) => JArray;
+
 /**
- * A pytree log density `(params, batch) => scalar` (src/models/model.ts `LogDensityFn`) as a
- * {@link FlatLogDensity} over `[d]` vectors: `flat(theta, batch) = logDensity(unravel(theta), batch)`.
- * Borrows `template` (shapes only). Traceable.
+ * A pytree log density `(params, batch) => scalar` as a {@link FlatLogDensity} over `[d]` vectors:
+ * `flat(theta, batch) = logDensity(unravel(theta), batch)`. Borrows `template` (shapes only). Traceable.
  *
  * @example
- * const ld = logDensity(model, { dataSize: N });
- * const flat = flatLogDensity(ld, model.init(key(0)));     // theta: [751] for a 13-50-1 MLP
- * const advi = create(flat, { family: fullRank(751), learningRate: 1e-2 });
+ * const flat = flatLogDensity(logDensity(model, { dataSize: N }), model.init(key(0)));   // theta: [751] for a 13-50-1 MLP
  */
-export function flatLogDensity<P extends Tree, B>(logDensity: (params: P, batch: B) => JArray, template: P): FlatLogDensity<B> & { unravel: Unravel<P> } {
+export function flatLogDensity<P, B>(logDensity: (params: P, batch: B) => JArray, template: P): FlatLogDensity<B> & { unravel: Unravel<P> } {
   const unravel = unraveler(template);
   const flat = (theta: JArray, batch: B) => logDensity(unravel(theta), batch);
   return Object.assign(flat, { unravel });
+}
+
+/** Rows of `[s, d]` (consumed) as parameter trees stacked on a leading axis of size s. */
+export function unravelRows<P>(unravel: Unravel<P>, rows: JArray): P {
+  return vmapped((r: JArray) => unravel(r))(rows);
+}
+
+/**
+ * A flat method (parameters `[d]`, posterior draws `[n, d]`) as a method on parameter trees shaped like
+ * `unravel`'s template: `init` ravels the given parameters, `step` is the flat method's own, and the
+ * posterior's draws are unravelled row by row. The state and its updates are untouched.
+ *
+ * @example
+ * const flat = flatLogDensity(ld, template);
+ * const method = onParams(createAdvi(flat, { family: fullRank(flat.unravel.size), learningRate: 1e-3 }), flat.unravel);
+ */
+export function onParams<S extends Tree, I extends Info, P, B>(flat: InferenceMethod<S, I, JArray, B>, unravel: Unravel<P>): InferenceMethod<S, I, P, B> {
+  return {
+    init: (k, params) => flat.init(k, ravel(params).vec),
+    step: (k, state, batch) => flat.step(k, state, batch),
+    posterior: (state) => mapDraws(flat.posterior(state), (rows) => unravelRows(unravel, rows)),
+  };
 }

@@ -1,0 +1,105 @@
+/**
+ * The catalogue of method options: every option any method takes, each with one meaning, one
+ * validation and one placeholder. Method specs (core/spec.ts) choose from it and give their defaults;
+ * the CLI turns `key` into `--kebab-case` and the meaning into help text.
+ */
+
+/** Values options take. */
+export type OptionValue = number | string;
+
+/** A bad option value or an option that does not apply; `key` names the option, `problem` says what is wrong. */
+export class OptionError extends Error {
+  constructor(
+    readonly key: string,
+    readonly problem: string,
+  ) {
+    super(`option '${key}' ${problem}`);
+    this.name = "OptionError";
+  }
+}
+
+/** One option. */
+export interface OptionDef<T extends OptionValue = OptionValue> {
+  /** camelCase name (`initStd`); the CLI flag is its kebab-case form (`--init-std`). */
+  readonly key: string;
+  /** Placeholder of its value in help text, e.g. `rate`. */
+  readonly arg: string;
+  /** What it means, for every method that takes it. */
+  readonly meaning: string;
+  /** Allowed values of a choice option. */
+  readonly choices?: readonly string[];
+  /** Parse and validate a command-line value. @throws OptionError */
+  parse(text: string): T;
+  /** Validate a programmatic value. @throws OptionError */
+  check(v: unknown): void;
+}
+
+function numberOption(key: string, arg: string, meaning: string, expects: string, ok: (v: number) => boolean, integer = false): OptionDef<number> {
+  const check = (v: unknown): void => {
+    if (typeof v !== "number" || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || !ok(v)) throw new OptionError(key, `expects ${expects}, got ${JSON.stringify(v)}`);
+  };
+  return {
+    key,
+    arg,
+    meaning,
+    parse(text) {
+      const v = Number(text);
+      if (text.trim() === "" || (integer && !/^\s*-?\d+\s*$/.test(text))) throw new OptionError(key, `expects ${expects}, got '${text}'`);
+      try {
+        check(v);
+      } catch {
+        throw new OptionError(key, `expects ${expects}, got '${text}'`);
+      }
+      return v;
+    },
+    check,
+  };
+}
+
+const int = (key: string, arg: string, meaning: string, min: number) => numberOption(key, arg, meaning, `an integer >= ${min}`, (v) => v >= min, true);
+const positive = (key: string, arg: string, meaning: string) => numberOption(key, arg, meaning, "a positive number", (v) => v > 0);
+const fraction = (key: string, arg: string, meaning: string) => numberOption(key, arg, meaning, "a number strictly between 0 and 1", (v) => v > 0 && v < 1);
+
+function choice<C extends string>(key: string, meaning: string, choices: readonly C[]): OptionDef<C> {
+  const check = (v: unknown): void => {
+    if (typeof v !== "string" || !(choices as readonly string[]).includes(v)) throw new OptionError(key, `expects one of ${choices.join(", ")}, got ${JSON.stringify(v)}`);
+  };
+  return {
+    key,
+    arg: choices.join("|"),
+    meaning,
+    choices,
+    parse(text) {
+      check(text);
+      return text as C;
+    },
+    check,
+  };
+}
+
+/** Every method option (see the module comment). */
+export const OPTIONS = {
+  epochs: int("epochs", "n", "passes over the training data", 0),
+  lr: positive(
+    "lr",
+    "rate",
+    "step size of the method's update: the Adam learning rate of optimisers and gradient-based VI; the step eps (SGLD, pSGLD) or eta (SGHMC, SGNHT) on the tempered log density; the damping of proximal-svi's Newton steps",
+  ),
+  members: int("members", "m", "ensemble members, trained together from independent initialisations", 1),
+  chains: int("chains", "k", "chains run together, from independent initialisations", 1),
+  samples: int("samples", "s", "posterior draws kept: per chain for samplers, from q for variational methods", 1),
+  burnin: int("burnin", "steps", "steps before the first sample is kept", 0),
+  thin: int("thin", "steps", "steps between kept samples", 1),
+  schedule: choice("schedule", "step sizes constant, or decaying as eps (1 + t/b)^-0.55 with b a tenth of the run", ["constant", "polynomial"] as const),
+  cycles: int("cycles", "c", "cycles of the cyclical step size over the run", 1),
+  explore: fraction("explore", "beta", "fraction of each cycle spent exploring: no noise and no samples there"),
+  friction: fraction("friction", "alpha", "friction alpha = 1 - momentum (SGNHT: its starting value, which the thermostat then adapts)"),
+  temperature: positive("temperature", "t", "temperature T: the target is p(theta | D)^(1/T), T < 1 a cold posterior"),
+  mc: int("mc", "k", "Monte Carlo draws from q per step", 1),
+  initStd: positive("initStd", "s", "initial standard deviation of q around the initial weights"),
+  alpha: numberOption("alpha", "a", "alpha of the alpha-divergence (bb-alpha: 0 is the ELBO; vr: 1 is the ELBO)", "a number", () => true),
+  objective: choice("objective", "the alpha objective: black-box alpha (Li & Gal 2017 form) or the Renyi bound", ["bb-alpha", "vr"] as const),
+  lambda: positive("lambda", "l", "proximal strength: weight of KL(q_t || q) against the score-matching term; larger means smaller steps"),
+  innerSteps: int("innerSteps", "k", "inner optimisation steps per outer step", 1),
+  flowLayers: int("flowLayers", "k", "coupling layers of the flow", 1),
+} as const;

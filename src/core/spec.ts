@@ -1,0 +1,123 @@
+/**
+ * Method specs: each method file describes itself once (name, family, paper, the options it takes with
+ * their defaults, how a run is laid out, and how to build the method), and the CLI, its help, the
+ * "option does not apply" errors, the options recorded with a saved posterior, the bench method lists
+ * and the README's tables are all derived from these descriptions.
+ *
+ * Options are drawn from one catalogue (core/options.ts), so an option has one meaning across methods;
+ * a spec only says which options it takes and their defaults.
+ */
+import type { JArray } from "./engine.js";
+import type { Info, InferenceMethod, PosteriorKind } from "./method.js";
+import { OptionError, type OptionDef, type OptionValue } from "./options.js";
+import type { Tree } from "./tree.js";
+
+/** What a default may depend on: the training data's size and the batching. */
+export interface DefaultContext {
+  /** N, training examples. */
+  readonly n: number;
+  readonly batchSize: number;
+  /** floor(N / batch size), at least 1 (the last partial batch is dropped). */
+  readonly stepsPerEpoch: number;
+}
+
+/** An option a method takes, with its default for that method. */
+export interface OptionUse<T extends OptionValue, O> {
+  readonly def: OptionDef<T>;
+  /**
+   * A value, a function of the data and of the options declared before this one, or `undefined` when
+   * the method's own rule applies unless the option is given (`text` says which).
+   */
+  readonly value: T | undefined | ((c: DefaultContext, o: Readonly<Partial<O>>) => T);
+  /** The default as the help and the README state it, e.g. `2e-3 T / N`. */
+  readonly text: string;
+}
+
+/** The options of a method with options type `O`. */
+export type OptionUses<O> = { readonly [K in keyof O]-?: NonNullable<O[K]> extends OptionValue ? OptionUse<NonNullable<O[K]>, O> : never };
+
+/** Take option `def` with a default (`text` defaults to the value itself). */
+export function use<T extends OptionValue, O = never>(def: OptionDef<T>, value: T | undefined | ((c: DefaultContext, o: Readonly<Partial<O>>) => T), text?: string): OptionUse<T, O> {
+  if ((typeof value === "function" || value === undefined) && text === undefined) throw new TypeError(`option ${def.key}: a computed or absent default needs its text`);
+  return { def, value, text: text ?? String(value) };
+}
+
+/**
+ * How the driver runs a method:
+ * - `final`: `epochs` passes of minibatch steps; the posterior is the final state's (VI draws `draws`
+ *   samples from it for the reported metrics). With `copies`, that many independent copies from
+ *   independent initialisations (ensemble members). With `warmStart`, the parameters start from a MAP
+ *   fit of that many epochs.
+ * - `trajectory`: `steps` steps of `copies` chains; the posterior is the union of the chains' states
+ *   after each step in `collectAt` (1-based counts of completed steps).
+ */
+export type RunPlan =
+  | { readonly collect: "final"; readonly epochs: number; readonly copies?: number; readonly draws?: number; readonly warmStart?: { readonly epochs: number } }
+  | { readonly collect: "trajectory"; readonly steps: number; readonly collectAt: readonly number[]; readonly copies: number };
+
+/**
+ * What a method is built from. Its log density is the model's at the run's temperature T:
+ * log p_T(theta | batch) = (1/T) [log p(theta) + N mean_batch log p(y | x, theta)] (models/model.ts).
+ */
+export interface BuildContext<M, P, B> {
+  readonly model: M;
+  /** N, training examples. */
+  readonly dataSize: number;
+  /** The tempered minibatch log density (consumes its arguments). */
+  readonly logDensity: (params: P, batch: B) => JArray;
+  /** T (1 for methods without a temperature option). */
+  readonly temperature: number;
+  /** A parameter tree of the model's shapes (borrowed; for flat adapters). */
+  readonly template: P;
+  /** Parameters of one copy. */
+  readonly paramCount: number;
+  readonly batchSize: number;
+  readonly stepsPerEpoch: number;
+}
+
+/** A method's self-description (see the module comment). */
+export interface MethodSpec<O, M = unknown, P = Tree, B = unknown> {
+  /** The name users type: `--method <name>`. */
+  readonly name: string;
+  /** Its family folder: `baselines`, `sgmcmc`, `vi`, `scorevi`, ... */
+  readonly family: string;
+  /** One line for `--help` and the README. */
+  readonly summary: string;
+  /** The paper it implements (authors, year, title). */
+  readonly paper: string;
+  /** The options it takes, in resolution order (a default may read the options before it). */
+  readonly options: OptionUses<O>;
+  /** Posterior kinds its fits save beyond a set of draws, so that evaluation can rebuild them. */
+  readonly kinds?: readonly PosteriorKind<P>[];
+  /** How the driver runs it. */
+  plan(o: O, c: DefaultContext): RunPlan;
+  /** The method itself. */
+  build(ctx: BuildContext<M, P, B>, o: O): InferenceMethod<Tree, Info, P, B>;
+}
+
+/** A spec of any options type (the method table's element type). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyMethodSpec<M = unknown, P = Tree, B = unknown> = MethodSpec<any, M, P, B>;
+
+/**
+ * Every option of `spec` with its value: the given one (validated) or the method's default, resolved in
+ * declaration order. Values of options the method does not take are an error naming the option.
+ */
+export function resolveOptions<O, M, P, B>(spec: MethodSpec<O, M, P, B>, given: Readonly<Record<string, OptionValue | undefined>>, c: DefaultContext): O {
+  const uses = Object.entries(spec.options) as [string, OptionUse<OptionValue, O>][];
+  for (const [k, v] of Object.entries(given)) {
+    if (v !== undefined && !uses.some(([name]) => name === k)) throw new OptionError(k, `does not apply to --method ${spec.name}`);
+  }
+  const out: Record<string, OptionValue> = {};
+  for (const [k, u] of uses) {
+    const v = given[k];
+    if (v !== undefined) {
+      u.def.check(v);
+      out[k] = v;
+    } else {
+      const v = typeof u.value === "function" ? u.value(c, out as Partial<O>) : u.value;
+      if (v !== undefined) out[k] = v;
+    }
+  }
+  return out as O;
+}

@@ -1,0 +1,35 @@
+/**
+ * bayesdl/node: everything of the browser-safe entry point (`bayesdl`) plus what needs Node: data
+ * loaders that read files, posterior directories on disk, safetensors files, plots rendered to SVG,
+ * the fit / evaluate jobs the CLI runs, and the benchmarks.
+ */
+export * from "./index.js";
+
+// data sources from files and the embedded MNIST digits
+export {
+  DATA_SOURCE_FORMS,
+  embeddedMnistArrays,
+  loadCsv,
+  loadData,
+  loadEmbeddedMnist,
+  loadIdx,
+  loadIdxArrays,
+  loadUci,
+  parseIdx,
+  readIdx,
+  writeIdx,
+  type LoadDataOptions,
+} from "./data/index.js";
+
+// files: safetensors, posterior directories
+export { readSafetensors, writeSafetensors } from "./io/safetensors-file.js";
+export { loadPosterior, POSTERIOR_FORMAT_VERSION, PosteriorFormatError, savePosterior, type LoadedPosterior, type PosteriorLeafSamples, type PosteriorMeta, type VariationalMeta } from "./io/posterior.js";
+
+// jobs (what the CLI runs) and benchmarks
+export { runEvaluate, runFit, type EvaluateJobOptions, type FitJobOptions, type FitJobResult } from "./jobs/fit.js";
+export { checkCompatible, evaluatePosterior, evaluateSamples, type Metrics } from "./jobs/evaluate.js";
+export { drawsToLeaves, modelFromMeta, savedDistribution, savedDraws } from "./jobs/posterior.js";
+export { runUciBench, uciDefaults, uciTable, type UciBenchOptions, type UciSplitResult } from "./bench/uci.js";
+
+// plots
+export { lineChartSvg, type LineChartOptions, type SeriesPoint } from "./plot/svg.js";

@@ -1,0 +1,291 @@
+/**
+ * The driver: fits any method of the table (methods.ts) to a model and training data. It resolves the
+ * method's options, builds the method from its spec, lays out the run the spec asks for (initial
+ * parameters, copies, steps), runs the training loop (run/loop.ts), collects the posterior (the final
+ * state's, or the union of the chains' states along the way), records monitors and convergence
+ * diagnostics, and returns a {@link Posterior}.
+ *
+ * Key layout of a run, from its key k: [k0, k1, kRun, kPost, kMon] = split(k, 5). Trajectory runs
+ * (samplers) initialise their chains' parameters from k0 and their states from k1; final-state runs
+ * the other way round. kRun drives the loop (shuffles and steps), kPost the posterior draws or the
+ * samplers' random projections, kMon the monitor's draws. (jax-js's `split(k, n)[i]` does not depend on
+ * n, so a run needing fewer keys takes the same ones.) The layout is fixed: a seed gives the same fit in
+ * every version of the library.
+ */
+import { compile, fromHost, key as makeKey, split, toHost, type JArray, type Key } from "../core/engine.js";
+import type { Info, InferenceMethod, Posterior } from "../core/method.js";
+import { sampleSet, sampleSetFromTensors } from "../core/posterior.js";
+import { replicate, type Batching, type Replicated, type ReplicatedMethod } from "../core/replicate.js";
+import { resolveOptions, type DefaultContext, type RunPlan } from "../core/spec.js";
+import type { OptionValue } from "../core/options.js";
+import { free, namedLeaves, sliceTree, stackTrees, treeSize, type Tree } from "../core/tree.js";
+import type { ArrayData } from "../data/types.js";
+import { essBulk, essTail, rhat } from "../diagnostics/convergence.js";
+import { createRng } from "../data/prng.js";
+import { logDensity, type Batch, type Model, type Params } from "../models/model.js";
+import type { Method } from "../methods.js";
+import { spec as mapSpec } from "../baselines/map.js";
+import { hostSeed, stepsPerEpoch } from "./batches.js";
+import { runSteps, type Progress } from "./loop.js";
+
+/** A learning-curve callback: every `every` steps, `samples` draws from the current posterior. */
+export interface Monitor {
+  readonly every: number;
+  readonly samples: number;
+  /** Receives the step count and the draws (borrowed). */
+  fn(step: number, draws: Params): Promise<void>;
+}
+
+/** Options of {@link fit} besides the method's own. */
+export interface FitOptions {
+  /** Minibatch size (default 128; at most the training set). */
+  readonly batchSize?: number;
+  /** The method's options by key (core/options.ts); absent ones take the method's defaults. */
+  readonly options?: Readonly<Record<string, OptionValue | undefined>>;
+  /** Held-out points for the samplers' predictive log-likelihood trace (the first 500 are used). */
+  readonly heldOut?: ArrayData;
+  readonly onProgress?: (p: Progress) => void;
+  readonly monitor?: Monitor;
+  /** How copies (chains, members) are batched (default `"auto"`: by parameter count). */
+  readonly batching?: Batching;
+  /** Random projections traced for the samplers' diagnostics (default 3). */
+  readonly projections?: number;
+}
+
+/** Convergence summary of one traced quantity over the chains. */
+export interface TraceDiagnostics {
+  readonly name: string;
+  readonly rhat: number;
+  readonly essBulk: number;
+  readonly essTail: number;
+}
+
+/** What a fit produced. */
+export interface FitResult {
+  /** The posterior: a set of draws, or the variational q. */
+  readonly posterior: Posterior<Params>;
+  /**
+   * The set of draws behind the reported predictive: the posterior itself when it is a set, else the
+   * plan's `draws` samples from q (drawn with the run's kPost).
+   */
+  readonly sampled: Posterior<Params>;
+  /** The method's options, every default filled in (what posterior.json records). */
+  readonly options: Readonly<Record<string, OptionValue>>;
+  /** Steps per copy actually run. */
+  readonly steps: number;
+  /** The last step's info, averaged over copies. */
+  readonly lastInfo: Readonly<Record<string, number>>;
+  /** Samplers: per traced quantity, `trace[chain][sample]`, and their R-hat / ESS. */
+  readonly traces?: Record<string, number[][]>;
+  readonly diagnostics?: TraceDiagnostics[];
+  /** How the parameters were initialised, when not from the model's initialiser (`map, E epochs`). */
+  readonly warmStart?: string;
+}
+
+/** Default minibatch size. */
+export const DEFAULT_BATCH_SIZE = 128;
+
+/** Parameter count up to which sampler runs fuse 8 steps per jitted call. */
+const FUSE_MAX_PARAMS = 50_000;
+
+/** Held-out points the samplers' predictive log-likelihood trace uses. */
+const TRACE_POINTS = 500;
+
+/**
+ * Fit `spec` to `model` on `train` (see the module comment). Consumes `k`.
+ * @throws on options the method does not take or values they do not accept, naming the option.
+ */
+export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, o: FitOptions = {}): Promise<FitResult> {
+  if (train.n < 1) throw new RangeError("the training set is empty");
+  const batchSize = Math.min(o.batchSize ?? DEFAULT_BATCH_SIZE, train.n);
+  const c: DefaultContext = { n: train.n, batchSize, stepsPerEpoch: stepsPerEpoch(train.n, batchSize) };
+  const options = resolveOptions(spec, o.options ?? {}, c) as Record<string, OptionValue>;
+  const temperature = typeof options.temperature === "number" ? options.temperature : 1;
+  const template = model.init(makeKey(0));
+  const paramCount = treeSize(template);
+  let method: ModelMethod;
+  try {
+    method = spec.build({ model, dataSize: train.n, logDensity: logDensity(model, { dataSize: train.n, temperature }), temperature, template, paramCount, batchSize, stepsPerEpoch: c.stepsPerEpoch }, options);
+  } finally {
+    free(template);
+  }
+  const plan = spec.plan(options, c);
+  const [k0, k1, kRun, kPost, kMon] = split(k, 5);
+  const [kParams, kState] = plan.collect === "trajectory" ? [k0, k1] : [k1, k0];
+  const copies = plan.copies;
+  let params: Params;
+  let warmStart: string | undefined;
+  if (plan.collect === "final" && plan.warmStart) {
+    const w = await fit(kParams, mapSpec, model, train, { batchSize, options: { epochs: plan.warmStart.epochs } });
+    const one = w.posterior.draws(makeKey(0));
+    w.posterior.dispose();
+    params = sliceTree(one, 0);
+    free(one);
+    warmStart = `map, ${plan.warmStart.epochs} epochs`;
+  } else {
+    params = copies === undefined ? model.init(kParams) : stackTrees(split(kParams, copies).map((ki) => model.init(ki)));
+  }
+  const base = { options, warmStart, batchSize, stepsPerEpoch: c.stepsPerEpoch, paramCount };
+  if (plan.collect === "trajectory") {
+    free(kMon);
+    const chains = replicate(method, plan.copies, o.batching ?? "auto", paramCount);
+    return runTrajectory(kRun, kPost, chains, chains.init(kState, params), model, train, plan, base, o);
+  }
+  const run = copies === undefined ? method : replicate(method, copies, o.batching ?? "auto", paramCount);
+  return runFinal(kRun, kPost, kMon, run, run.init(kState, params), train, plan, base, o);
+}
+
+type ModelMethod = InferenceMethod<Tree, Info, Params, Batch>;
+type RunBase = { options: Record<string, OptionValue>; warmStart?: string; batchSize: number; stepsPerEpoch: number; paramCount: number };
+
+/** A final-state run: `epochs` of steps, then the final state's posterior (and draws from it). */
+async function runFinal(kRun: Key, kPost: Key, kMon: Key, run: ModelMethod, state0: Tree, train: ArrayData, plan: Extract<RunPlan, { collect: "final" }>, b: RunBase, o: FitOptions): Promise<FitResult> {
+  const steps = plan.epochs * b.stepsPerEpoch;
+  let kM = kMon;
+  const mon = o.monitor;
+  const afterStep = mon
+    ? async (step: number, state: Tree) => {
+        if (step % mon.every !== 0) return;
+        const [ka, kb] = split(kM, 2);
+        kM = kb;
+        const post = run.posterior(state);
+        const draws = post.draws(ka, post.size === undefined ? mon.samples : undefined);
+        post.dispose();
+        try {
+          await mon.fn(step, draws);
+        } finally {
+          free(draws);
+        }
+      }
+    : undefined;
+  const { state, lastInfo } = await runSteps(kRun, run, state0, train, { batchSize: b.batchSize, steps, copies: plan.copies ?? 0, onProgress: o.onProgress, afterStep });
+  free(kM);
+  const posterior = run.posterior(state);
+  free(state);
+  let sampled = posterior;
+  if (posterior.size === undefined) sampled = sampleSet(posterior.draws(kPost, plan.draws ?? 1));
+  else free(kPost);
+  return { options: b.options, warmStart: b.warmStart, posterior, sampled, steps, lastInfo };
+}
+
+/**
+ * A trajectory run: the chains step together for `steps` steps; after each step in `collectAt` every
+ * chain's parameters are copied to the host (chain-major), with the traces R-hat and ESS are computed
+ * from: the mean predictive log-likelihood of up to 500 held-out points, and projections of the
+ * parameters on a few random unit directions.
+ */
+async function runTrajectory(
+  kRun: Key,
+  kProj: Key,
+  chains: ReplicatedMethod<Tree, Info, Params, Batch>,
+  state0: Replicated<Tree>,
+  model: Model,
+  train: ArrayData,
+  plan: Extract<RunPlan, { collect: "trajectory" }>,
+  b: RunBase,
+  o: FitOptions,
+): Promise<FitResult> {
+  const K = chains.copies;
+  const S = plan.collectAt.length;
+  const collect = new Set(plan.collectAt);
+  // Host sample buffers, chain-major: [chain][sample] per leaf.
+  const first = chains.posteriorOf(state0, 0);
+  const one = first.draws(makeKey(0));
+  first.dispose();
+  const template = namedLeaves(one).map((l) => ({ path: l.path, shape: l.value.shape.slice(1) }));
+  const like = sliceTree(one, 0);
+  free(one);
+  const sizes = template.map((l) => l.shape.reduce((a, d) => a * d, 1));
+  const buffers = sizes.map((n) => new Float32Array(K * S * n));
+  const nProj = o.projections ?? 3;
+  const dirs = projections(kProj, sizes, nProj);
+  const traces: Record<string, number[][]> = {};
+  for (let j = 0; j < nProj; j++) traces[`projection ${j + 1}`] = Array.from({ length: K }, () => []);
+  const held = o.heldOut && o.heldOut.n > 0 ? firstRows(o.heldOut, TRACE_POINTS) : undefined;
+  const heldLl = held ? compile((p: Params, x: JArray, y: JArray) => model.logLik(p, { x, y }).mean()) : undefined;
+  const heldX = held ? fromHost(held.x, [held.n, ...held.xShape]) : undefined;
+  const heldY = held ? fromHost(held.y, [held.n]) : undefined;
+  if (held) traces["held-out log-lik"] = Array.from({ length: K }, () => []);
+  let collected = 0;
+  const gcd = (a: number, c: number): number => (c === 0 ? a : gcd(c, a % c));
+  const align = [...plan.collectAt, plan.steps].reduce(gcd, 0);
+  let fuse = b.paramCount <= FUSE_MAX_PARAMS ? 8 : 1;
+  while (fuse > 1 && align % fuse !== 0) fuse--;
+  const { state, lastInfo } = await runSteps(kRun, chains, state0, train, {
+    batchSize: b.batchSize,
+    steps: plan.steps,
+    fuse,
+    copies: K,
+    onProgress: o.onProgress,
+    afterStep: async (t, st) => {
+      if (!collect.has(t)) return;
+      for (let c = 0; c < K; c++) {
+        const post = chains.posteriorOf(st, c);
+        const drawn = post.draws(makeKey(0));
+        post.dispose();
+        const p = sliceTree(drawn, 0);
+        free(drawn);
+        const leaves = namedLeaves(p);
+        let offset = 0;
+        const proj = new Float64Array(nProj);
+        for (let l = 0; l < leaves.length; l++) {
+          const h = await toHost(leaves[l].value.ref);
+          buffers[l].set(h, (c * S + collected) * sizes[l]);
+          for (let j = 0; j < nProj; j++) {
+            const d = dirs[j];
+            let s = 0;
+            for (let i = 0; i < h.length; i++) s += h[i] * d[offset + i];
+            proj[j] += s;
+          }
+          offset += h.length;
+        }
+        for (let j = 0; j < nProj; j++) traces[`projection ${j + 1}`][c].push(proj[j]);
+        if (heldLl) traces["held-out log-lik"][c].push((await toHost(heldLl(p, heldX!, heldY!)))[0]);
+        free(p);
+      }
+      collected++;
+    },
+  });
+  free(state);
+  heldLl?.dispose();
+  free([heldX, heldY]);
+  const diagnostics = Object.entries(traces).map(([name, tr]) => diagnose(name, tr));
+  const tensors = template.map((l, i) => ({ name: l.path, shape: [K * S, ...l.shape], data: buffers[i] }));
+  const posterior = sampleSetFromTensors(like, tensors, K * S);
+  free(like);
+  return { options: b.options, warmStart: b.warmStart, posterior, sampled: posterior, steps: plan.steps, lastInfo, traces, diagnostics };
+}
+
+/**
+ * R-hat and bulk/tail ESS of a trace; NaN where they are undefined: fewer than 4 draws per chain, or
+ * a non-finite value in the trace.
+ */
+export function diagnose(name: string, trace: number[][]): TraceDiagnostics {
+  const finite = trace.every((c) => c.every(Number.isFinite));
+  if (trace.length === 0 || trace[0].length < 4 || !finite) return { name, rhat: NaN, essBulk: NaN, essTail: NaN };
+  return { name, rhat: rhat(trace), essBulk: essBulk(trace), essTail: essTail(trace) };
+}
+
+function firstRows(d: ArrayData, n: number): ArrayData {
+  const m = Math.min(n, d.n);
+  const row = d.xShape.reduce((a, b) => a * b, 1);
+  return { x: d.x.subarray(0, m * row), y: d.y.subarray(0, m), n: m, xShape: d.xShape };
+}
+
+/** `count` random unit vectors over the concatenated leaves (Gaussian directions, normalised; consumes k). */
+function projections(k: Key, sizes: number[], count: number): Float32Array[] {
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const rng = createRng(hostSeed(k));
+  return Array.from({ length: count }, () => {
+    const v = new Float32Array(total);
+    let norm = 0;
+    for (let i = 0; i < total; i++) {
+      const g = rng.normal();
+      v[i] = g;
+      norm += g * g;
+    }
+    const inv = 1 / Math.sqrt(norm);
+    for (let i = 0; i < total; i++) v[i] *= inv;
+    return v;
+  });
+}

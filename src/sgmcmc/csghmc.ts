@@ -1,0 +1,32 @@
+/**
+ * Cyclical SGHMC (Zhang, Li, Zhang, Chen & Wilson 2020, "Cyclical stochastic gradient MCMC for Bayesian
+ * deep learning"): the SGHMC update of src/sgmcmc/sghmc.ts with the cyclical cosine learning rate,
+ * no noise in the exploration stage of each cycle, and samples at the end of each cycle (see
+ * src/sgmcmc/csgld.ts).
+ */
+import { OPTIONS } from "../core/options.js";
+import { use, type DefaultContext } from "../core/spec.js";
+import type { ModelMethodSpec } from "../models/model.js";
+import { cyclicalRunOptions, cyclicalSchedules, samplerPlan, type CyclicalRunOptions } from "./common.js";
+import { create } from "./sghmc.js";
+
+/** Options of `--method csghmc`. */
+export interface CsghmcOptions extends CyclicalRunOptions {
+  lr: number;
+  friction: number;
+}
+
+/** `--method csghmc`. */
+export const spec: ModelMethodSpec<CsghmcOptions> = {
+  name: "csghmc",
+  family: "sgmcmc",
+  summary: "cyclical SGHMC: cosine learning-rate cycles, noise and samples only at the end of each",
+  paper: "Zhang, Li, Zhang, Chen & Wilson 2020, Cyclical stochastic gradient MCMC for Bayesian deep learning",
+  options: {
+    ...cyclicalRunOptions(),
+    lr: use(OPTIONS.lr, (c: DefaultContext, o: Readonly<Partial<CsghmcOptions>>) => (4e-3 * o.temperature!) / c.n, "4e-3 T / N"),
+    friction: use(OPTIONS.friction, 0.05),
+  },
+  plan: (o) => samplerPlan(o, cyclicalSchedules(o).noiseGate),
+  build: (ctx, o) => create(ctx.logDensity, { ...cyclicalSchedules(o), friction: o.friction, dataSize: ctx.dataSize }),
+};
