@@ -61,6 +61,7 @@ export { fuseSteps } from "./core/fuse.js";
 export {
   asSchedule,
   constant,
+  customSchedule,
   cyclicalCosine,
   cyclicalGate,
   gateOpen,

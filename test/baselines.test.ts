@@ -1,14 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fromHost, key, split, toHost, type JArray } from "../src/core/engine.js";
-import { create as ensembleCreate, initMembers, stackTrees } from "../src/baselines/ensemble.js";
+import { create as ensembleCreate, initMembers } from "../src/baselines/ensemble.js";
+import { stackTrees } from "../src/core/tree.js";
 import { create as mapCreate } from "../src/baselines/map.js";
 import { categorical, gaussian } from "../src/models/likelihood.js";
 import { logDensity, makeModel, type Batch, type Params } from "../src/models/model.js";
 import { networkFromSpec } from "../src/models/spec.js";
 import { adam, applyUpdates } from "../src/optim/transform.js";
-import { fitEpochs } from "../src/train/fit.js";
-import { hostLeaves, maxAbsDiff, tinyClassification } from "./helpers.js";
+import { runSteps } from "../src/run/loop.js";
+import { epochSteps, hostLeaves, maxAbsDiff, tinyClassification } from "./helpers.js";
 
 test("adam matches the hand-computed first two steps", async () => {
   // f(x) = sum x^2 / 2, g = x. Step 1: m = 0.1 g, v = 0.001 g^2, mhat = g, vhat = g^2, u = -lr g/(|g|+eps).
@@ -22,7 +23,7 @@ test("adam matches the hand-computed first two steps", async () => {
   for (let t = 1; t <= 2; t++) {
     const [u, s] = opt.update(x.ref, state, x.ref);
     state = s;
-    x = applyUpdates(x, u) as JArray;
+    x = applyUpdates(x, u);
     xs.push(Array.from(await toHost(x.ref)));
     const g = h;
     m = m.map((mi, i) => 0.9 * mi + 0.1 * g[i]);
@@ -41,7 +42,7 @@ test("MAP recovers least squares on a linear model with a flat-ish prior", async
   const model = makeModel(networkFromSpec("mlp:", [1], 1), gaussian({ sigma: 0.1 }), { kind: "gaussian", scale: 100 });
   const m = mapCreate(logDensity(model, { dataSize: n }), { dataSize: n, learningRate: 0.05 });
   const [k0, k1, k2] = split(key(0), 3);
-  const { state } = await fitEpochs(k2, m, m.init(k0, model.init(k1)), { x, y, n, xShape: [1] }, { epochs: 150, batchSize: 16 });
+  const { state } = await runSteps(k2, m, m.init(k0, model.init(k1)), { x, y, n, xShape: [1] }, { steps: epochSteps(n, 16, 150), batchSize: 16 });
   const layer = (state.params.net as { layers: { w: JArray; b: JArray }[] }).layers[0];
   const [w, b] = [await toHost(layer.w.ref), await toHost(layer.b.ref)];
   assert.ok(Math.abs(w[0] - 2) < 1e-2 && Math.abs(b[0] + 1) < 1e-2, `w=${w[0]}, b=${b[0]}`);
@@ -69,7 +70,7 @@ for (const batching of ["unroll", "vmap"] as const) test(`ensemble (${batching})
   let state = ens.init(key(0), stackedParams);
   let info;
   for (let t = 0; t < 3; t++) [state, info] = ens.step(key(t), state, { x: stacked.x.ref, y: stacked.y.ref });
-  const got = await hostLeaves(ens.params(state));
+  const got = await hostLeaves(ens.posterior(state).draws(key(0)));
   // Same members, one at a time.
   const again = split(key(5), members).map((k) => model.init(k));
   const wants: Float32Array[][] = [];

@@ -9,9 +9,10 @@ import { key } from "../src/core/engine.js";
 import { embeddedMnistArrays, writeIdx, loadData } from "../src/data/index.js";
 import { predict } from "../src/eval/predict.js";
 import { loadPosterior } from "../src/io/posterior.js";
-import { resolveOptions, runEvaluate, runFit } from "../src/jobs/fit.js";
-import { METHODS } from "../src/jobs/methods.js";
-import { modelFromMeta, samplesFromHost } from "../src/jobs/posterior.js";
+import { runEvaluate, runFit } from "../src/jobs/fit.js";
+import { drawsToLeaves, modelFromMeta, savedDraws } from "../src/jobs/posterior.js";
+import { methodSpec } from "../src/methods.js";
+import { fit as fitMethod } from "../src/run/driver.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cli = resolve(here, "../src/cli/main.js");
@@ -26,8 +27,8 @@ test("fit --out then evaluate: the saved posterior reproduces the fit's predicti
   try {
     const out = join(dir, "post");
     const fit = await runFit({
-      data: "toy:two-moons", model: "mlp:16,16", method: "ensemble", seed: 3, epochs: 15, batchSize: 32,
-      learningRate: 0.01, members: 3, priorScale: 1, temperature: 1, noise: "learned", sigma: 0.5, out,
+      data: "toy:two-moons", model: "mlp:16,16", method: "ensemble", seed: 3, batchSize: 32,
+      options: { epochs: 15, lr: 0.01, members: 3 }, priorScale: 1, noise: "learned", sigma: 0.5, out,
     });
     assert.ok(fit.metrics.accuracy > 0.85, `two-moons accuracy ${fit.metrics.accuracy}`);
     const ev = await runEvaluate({ posterior: out });
@@ -37,13 +38,13 @@ test("fit --out then evaluate: the saved posterior reproduces the fit's predicti
     const { meta, samples } = await loadPosterior(out);
     const model = modelFromMeta(meta);
     const data = loadData("toy:two-moons", { seed: 3 });
-    const opts = resolveOptions(METHODS.ensemble, { data: "toy:two-moons", model: "mlp:16,16", method: "ensemble", seed: 1, epochs: 2, members: 3, priorScale: 1, temperature: 1, noise: "fixed", sigma: 1 }, data.train.n);
-    const fitted = await METHODS.ensemble.fit(key(1), model, data.train, opts);
-    const a = await predict(model, samplesFromHost(model, fitted.leaves, fitted.numSamples), data.test);
+    const fitted = await fitMethod(key(1), methodSpec("ensemble"), model, data.train, { options: { epochs: 2, members: 3 } });
+    const a = await predict(model, fitted.posterior.draws(key(0)), data.test);
+    const leaves = await drawsToLeaves(fitted.posterior);
     const { savePosterior } = await import("../src/io/posterior.js");
-    await savePosterior(join(dir, "again"), { ...meta, leaves: fitted.leaves.map((l) => ({ name: l.name, shape: l.shape })), numSamples: 3 }, fitted.leaves);
+    await savePosterior(join(dir, "again"), { ...meta, leaves: leaves.map((l) => ({ name: l.name, shape: l.shape })), numSamples: 3 }, leaves);
     const back = await loadPosterior(join(dir, "again"));
-    const b = await predict(model, samplesFromHost(model, back.samples, 3), data.test);
+    const b = await predict(model, savedDraws(model, back.samples, 3).draws(key(0)), data.test);
     assert.equal(a.kind, "categorical");
     assert.deepEqual(b, a);
     assert.ok(samples.length > 0);
@@ -103,9 +104,9 @@ test("the CLI rejects bad flags and values, naming the flag and what is allowed"
   assert.match(badMethod.err, /'hmc' is invalid\. Allowed choices are map, ensemble, sgld, psgld, sghmc, csgld, csghmc/);
   const wrongFlag = bayesdl("fit", "--method", "map", "--chains", "2");
   assert.equal(wrongFlag.code, 2);
-  assert.match(wrongFlag.err, /--chains applies to the samplers \(sgld, psgld, sghmc, csgld, csghmc\) only \(got --method map\)/);
+  assert.match(wrongFlag.err, /--chains does not apply to --method map; it applies to sgld, psgld, sghmc, csgld, csghmc/);
   const cold = bayesdl("fit", "--method", "map", "--temperature", "0.5");
-  assert.match(cold.err, /--temperature applies to the samplers only/);
+  assert.match(cold.err, /--temperature does not apply to --method map; it applies to sgld, /);
   const badSpec = bayesdl("fit", "--model", "mlp:10,a", "--epochs", "0");
   assert.equal(badSpec.code, 1);
   assert.match(badSpec.err, /model spec 'mlp:10,a'.*'a'/);

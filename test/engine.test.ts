@@ -1,12 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compile, fromHost, key, keep, np, scalar, split, toHost, type JArray } from "../src/core/engine.js";
+import { compile, fromHost, key, np, scalar, split, toHost, type JArray } from "../src/core/engine.js";
+import { keep } from "../src/core/tree.js";
 import { create as mapCreate, type MapState } from "../src/baselines/map.js";
 import { categorical } from "../src/models/likelihood.js";
 import { logDensity, makeModel, type Batch } from "../src/models/model.js";
 import { networkFromSpec } from "../src/models/spec.js";
-import { fitEpochs } from "../src/train/fit.js";
-import { hostLeaves, maxAbsDiff, tinyClassification } from "./helpers.js";
+import { runSteps } from "../src/run/loop.js";
+import { epochSteps, hostLeaves, maxAbsDiff, tinyClassification } from "./helpers.js";
 
 test("split gives distinct keys and is deterministic", async () => {
   const a = split(key(7), 3);
@@ -86,7 +87,7 @@ test("same seed gives identical parameters; another seed does not", async () => 
     const model = makeModel(networkFromSpec("mlp:8,8", [5], 3), categorical(), { kind: "gaussian", scale: 1 });
     const method = mapCreate(logDensity(model, { dataSize: data.n }), { dataSize: data.n, learningRate: 1e-2 });
     const [k0, k1, k2] = split(key(seed), 3);
-    const { state } = await fitEpochs(k2, method, method.init(k0, model.init(k1)), data, { epochs: 2, batchSize: 32 });
+    const { state } = await runSteps(k2, method, method.init(k0, model.init(k1)), data, { steps: epochSteps(data.n, 32, 2), batchSize: 32 });
     return hostLeaves(state.params);
   }
   const a = await run(3);

@@ -1,11 +1,13 @@
 /** Shared test helpers. */
 import assert from "node:assert/strict";
-import { toHost, tree, type JArray, type Tree } from "../src/core/engine.js";
+import { toHost, type JArray } from "../src/core/engine.js";
+import { leaves, type Tree } from "../src/core/tree.js";
+import { stepsPerEpoch } from "../src/run/batches.js";
 import { DataFormatError } from "../src/data/types.js";
 
 /** Host copies of every leaf of a tree (borrows the tree). */
 export async function hostLeaves(t: Tree): Promise<Float32Array[]> {
-  return Promise.all((tree.leaves(t) as JArray[]).map((a) => toHost(a.ref)));
+  return Promise.all(leaves(t).map((a: JArray) => toHost(a.ref)));
 }
 
 /** Largest absolute difference between two lists of arrays of the same shapes. */
@@ -46,4 +48,9 @@ export function throwsData(fn: () => unknown, file: string, ...fragments: string
     for (const f of fragments) assert.ok(e.message.includes(f), `"${e.message}" lacks "${f}"`);
     return true;
   });
+}
+
+/** Steps in `epochs` passes over `n` examples with minibatches of `batchSize` (the last partial batch dropped). */
+export function epochSteps(n: number, batchSize: number, epochs: number): number {
+  return epochs * stepsPerEpoch(n, Math.min(batchSize, n));
 }

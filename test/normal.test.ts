@@ -13,7 +13,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compile, free, key, np, toHost, type JArray } from "../src/core/engine.js";
+import { compile, key, np, toHost, type JArray } from "../src/core/engine.js";
+import { free } from "../src/core/tree.js";
 import { normal, normals, normalTree } from "../src/core/normal.js";
 
 const verbose = process.env.BAYESDL_TEST_VERBOSE === "1";

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadPosterior, POSTERIOR_FORMAT_VERSION, PosteriorFormatError, savePosterior, type PosteriorLeafSamples, type PosteriorMeta } from "../src/io/posterior.js";
-import { readSafetensors } from "../src/io/safetensors.js";
+import { readSafetensors } from "../src/io/safetensors-file.js";
 
 async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "bayesdl-post-"));

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { decodeSafetensors, encodeSafetensors, readSafetensors, SafetensorsError, writeSafetensors } from "../src/io/safetensors.js";
+import { decodeSafetensors, encodeSafetensors, SafetensorsError } from "../src/io/safetensors.js";
+import { readSafetensors, writeSafetensors } from "../src/io/safetensors-file.js";
 
 async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "bayesdl-st-"));

@@ -16,18 +16,14 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { free, key, np, scalar, split, type JArray } from "../src/core/engine.js";
+import { compile, fromHost, key, np, scalar, split, type JArray } from "../src/core/engine.js";
+import type { InferenceMethod } from "../src/core/method.js";
+import { free } from "../src/core/tree.js";
 import { gaussianLogDensity, gaussianTarget, type GaussianTarget } from "../src/bench/vi-targets.js";
 import { matmul, relFrobenius } from "../src/bench/hostlinalg.js";
 import { create as bam, bamUpdate, type BamOptions } from "../src/scorevi/bam.js";
 import { create as gsm, gsmUpdate } from "../src/scorevi/gsm.js";
-import {
-  acceptOrKeep,
-  compileStep,
-  fromHost64,
-  type GaussianState,
-  type ScoreVi,
-} from "../src/scorevi/gaussian-state.js";
+import { acceptOrKeep, type GaussianState, type ScoreViInfo } from "../src/scorevi/gaussian-state.js";
 import type { FlatLogDensity } from "../src/vi/family.js";
 
 const verbose = process.env.BAYESDL_TEST_VERBOSE === "1";
@@ -40,10 +36,13 @@ async function host64(a: JArray): Promise<Float64Array> {
   return d instanceof Float64Array ? d : Float64Array.from(d as ArrayLike<number>);
 }
 
-/** Run T iterations from N(0, scale^2 I); returns host mean/cov, the total rejections and evaluations. */
+type ScoreVi = InferenceMethod<GaussianState, ScoreViInfo, JArray, unknown>;
+const fromHost64 = (x: ArrayLike<number>, shape: number[]) => fromHost(x, shape, "float64");
+
+/** Run T iterations from N(0, scale^2 I) (the method's initScale); returns host mean/cov, the total rejections and evaluations. */
 async function run(method: ScoreVi, t: GaussianTarget, iters: number, seed: number) {
-  const step = compileStep(method);
-  let state = method.init(key(seed), { mean: np.zeros([t.d]), scale: t.initScale });
+  const step = compile(method.step, { consume: [0, 1] });
+  let state = method.init(key(seed), np.zeros([t.d]));
   const keys = split(key(seed + 1), iters);
   let rejected = 0;
   for (let i = 0; i < iters; i++) {
@@ -69,9 +68,9 @@ function errors(t: GaussianTarget, mean: Float64Array, cov: Float64Array) {
   return { covErr: relFrobenius(cov, t.cov), meanErr: Math.sqrt(maha) };
 }
 
-async function fit(name: string, method: (ld: FlatLogDensity) => ScoreVi, t: GaussianTarget, iters: number, seed: number) {
+async function fit(name: string, method: (ld: FlatLogDensity, initScale: number) => ScoreVi, t: GaussianTarget, iters: number, seed: number) {
   const target = gaussianLogDensity(t);
-  const out = await run(method(target.logDensity), t, iters, seed);
+  const out = await run(method(target.logDensity, t.initScale), t, iters, seed);
   target.dispose();
   const e = errors(t, out.mean, out.cov);
   log(`${name} ${t.name}: cov rel-Frobenius ${e.covErr.toExponential(3)}, mean Mahalanobis ${e.meanErr.toExponential(3)}, evaluations ${out.evaluations}, rejected ${out.rejected}`);
@@ -83,23 +82,23 @@ const ill5 = gaussianTarget("d5-cond100", 5, 100, 1, 11);
 const tiny20 = gaussianTarget("d20-tinyinit", 20, 10, 1e-2, 12);
 
 test("BaM (lambda_t = B d / (t+1)) converges to the exact mean and covariance", async () => {
-  const opts = (b: number): BamOptions => ({ batchSize: b, schedule: { kind: "decay" } });
-  const a = await fit("bam", (ld) => bam(ld, opts(20)), ill5, 30, 1);
+  const opts = (b: number, initScale: number): BamOptions => ({ batchSize: b, initScale });
+  const a = await fit("bam", (ld, s) => bam(ld, opts(20, s)), ill5, 30, 1);
   assert.ok(a.covErr < 1e-4, `d5 cov error ${a.covErr}`);
   assert.ok(a.meanErr < 1e-4, `d5 mean error ${a.meanErr}`);
   assert.equal(a.rejected, 0);
   assert.equal(a.evaluations, 600);
-  const b = await fit("bam", (ld) => bam(ld, opts(40)), tiny20, 40, 2);
+  const b = await fit("bam", (ld, s) => bam(ld, opts(40, s)), tiny20, 40, 2);
   assert.ok(b.covErr < 1e-4, `d20 cov error ${b.covErr}`);
   assert.ok(b.meanErr < 1e-4, `d20 mean error ${b.meanErr}`);
   assert.equal(b.rejected, 0);
 });
 
 test("batch GSM converges to the exact mean and covariance", async () => {
-  const a = await fit("gsm", (ld) => gsm(ld, { batchSize: 5 }), ill5, 60, 3);
+  const a = await fit("gsm", (ld, initScale) => gsm(ld, { batchSize: 5, initScale }), ill5, 60, 3);
   assert.ok(a.covErr < 0.05, `d5 cov error ${a.covErr}`);
   assert.ok(a.meanErr < 0.1, `d5 mean error ${a.meanErr}`);
-  const b = await fit("gsm", (ld) => gsm(ld, { batchSize: 20 }), tiny20, 160, 4);
+  const b = await fit("gsm", (ld, initScale) => gsm(ld, { batchSize: 20, initScale }), tiny20, 160, 4);
   assert.ok(b.covErr < 0.05, `d20 cov error ${b.covErr}`);
   assert.ok(b.meanErr < 0.1, `d20 mean error ${b.meanErr}`);
   assert.equal(a.rejected + b.rejected, 0);
@@ -112,12 +111,12 @@ test("BaM with B >= d+1 and a huge lambda is exact on a Gaussian within 2 iterat
   // Measured: ~3e-6. B = 2d keeps the batch covariance well conditioned; at B = d+1 exactly
   // (d = 20) the float32 rounding was amplified to 1e-3..1e-2 covariance errors.
   for (const [t, b, seed] of [[ill5, 10, 5], [tiny20, 40, 6]] as const) {
-    const r = await fit("bam-lambda1e8", (ld) => bam(ld, { batchSize: b, schedule: 1e8 }), t, 2, seed);
+    const r = await fit("bam-lambda1e8", (ld, initScale) => bam(ld, { batchSize: b, lambda: 1e8, initScale }), t, 2, seed);
     assert.ok(r.covErr < 1e-4, `${t.name} cov error ${r.covErr}`);
     assert.ok(r.meanErr < 1e-4, `${t.name} mean error ${r.meanErr}`);
   }
   // ... while a moderate lambda (= 1) is far from it after the same 2 iterations.
-  const slow = await fit("bam-lambda1", (ld) => bam(ld, { batchSize: 10, schedule: 1 }), ill5, 2, 5);
+  const slow = await fit("bam-lambda1", (ld, initScale) => bam(ld, { batchSize: 10, lambda: 1, initScale }), ill5, 2, 5);
   assert.ok(slow.covErr > 0.1, `lambda = 1 cov error ${slow.covErr}`);
 });
 
@@ -198,11 +197,11 @@ test("the BaM covariance solves Sigma U Sigma + Sigma = V; GSM matches the score
 test("a non-positive-definite candidate is rejected, reported, and leaves the Gaussian unchanged", async () => {
   const d = 3;
   const ld: FlatLogDensity = (theta) => theta.mul(theta.ref).sum().mul(-0.5);
-  const method = bam(ld, { batchSize: 4 });
+  const method = bam(ld, { batchSize: 4, initScale: 0.5 });
   const snapshot = async (s: GaussianState) => [await host64(s.mean.ref), await host64(s.cov.ref), await host64(s.chol.ref)];
   // (a) a finite but indefinite candidate covariance, straight through the check.
   {
-    const state = method.init(key(0), { mean: np.array([1, 2, 3]), scale: 0.5 });
+    const state = method.init(key(0), np.array([1, 2, 3]));
     const before = await snapshot(state);
     const bad = fromHost64([1, 0, 0, 0, -1e-3, 0, 0, 0, 1], [d, d]);
     const [next, rejected] = acceptOrKeep(state, np.array([9, 9, 9]).astype(np.float64), bad, 4);
@@ -223,12 +222,13 @@ test("a non-positive-definite candidate is rejected, reported, and leaves the Ga
   }
   // (b) a full step whose scores are NaN (a broken target) for both methods.
   const nanLd: FlatLogDensity = (theta) => theta.mul(Number.NaN).sum();
-  for (const m of [bam(nanLd, { batchSize: 4 }), gsm(nanLd, { batchSize: 4 })]) {
-    const step = compileStep(m);
-    const state = m.init(key(0), { mean: np.array([1, 2, 3]), scale: 0.5 });
+  for (const m of [bam(nanLd, { batchSize: 4, initScale: 0.5 }), gsm(nanLd, { batchSize: 4, initScale: 0.5 })]) {
+    const step = compile(m.step, { consume: [0, 1] });
+    const state = m.init(key(0), np.array([1, 2, 3]));
     const before = await snapshot(state);
     const [next, info] = step(key(1), state, undefined);
     assert.equal(await scalar(info.rejected.ref), 1);
+    assert.equal(await scalar(info.rejections.ref), 1);
     assert.equal(await scalar(info.evaluations.ref), 4);
     free(info);
     assert.deepEqual(await snapshot(next), before);
@@ -240,7 +240,7 @@ test("a non-positive-definite candidate is rejected, reported, and leaves the Ga
 
 test("same key, same result; the covariance stays exactly symmetric", async () => {
   const t = gaussianTarget("d5", 5, 10, 1, 21);
-  for (const make of [(ld: FlatLogDensity) => bam(ld, { batchSize: 3 }), (ld: FlatLogDensity) => gsm(ld, { batchSize: 3 })]) {
+  for (const make of [(ld: FlatLogDensity, initScale: number) => bam(ld, { batchSize: 3, initScale }), (ld: FlatLogDensity, initScale: number) => gsm(ld, { batchSize: 3, initScale })]) {
     const a = await fit("repeat", make, t, 4, 9);
     const b = await fit("repeat", make, t, 4, 9);
     assert.deepEqual(a.mean, b.mean);

@@ -16,8 +16,8 @@ test("sghmc on toy regression: 2 chains x 6 samples saved; header names, dtypes,
   try {
     const out = join(dir, "post");
     const fit = await runFit({
-      data: "toy:regression-gap", model: "mlp:16", method: "sghmc", seed: 5, chains: 2, samples: 6, burnin: 200, thin: 10,
-      batchSize: 32, priorScale: 1, temperature: 1, noise: "learned", sigma: 0.5, out,
+      data: "toy:regression-gap", model: "mlp:16", method: "sghmc", seed: 5, options: { chains: 2, samples: 6, burnin: 200, thin: 10 },
+      batchSize: 32, priorScale: 1, noise: "learned", sigma: 0.5, out,
     });
     assert.ok(Number.isFinite(fit.metrics.ll) && Number.isFinite(fit.metrics.rmse));
     for (const k of ["rhat: held-out log-lik", "essBulk: held-out log-lik", "essTail: held-out log-lik", "rhat: projection 1"]) {

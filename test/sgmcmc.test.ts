@@ -12,15 +12,18 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compile, fromHost, key, np, split, toHost, tree, type JArray, type Key } from "../src/core/engine.js";
+import { compile, fromHost, key, np, split, toHost, type JArray, type Key } from "../src/core/engine.js";
 import { fuseSteps } from "../src/core/fuse.js";
-import { replicate, stackTrees, type Replicated } from "../src/core/replicate.js";
-import type { Batch, LogDensityFn, Params } from "../src/models/model.js";
+import type { Info } from "../src/core/method.js";
+import { replicate, type Replicated } from "../src/core/replicate.js";
+import { constant, cyclicalCosine, cyclicalGate, gateOpen } from "../src/core/schedule.js";
+import { free, stackTrees, type Tree } from "../src/core/tree.js";
+import type { Batch, LogDensityFn, ModelMethod, Params } from "../src/models/model.js";
 import { create as sgld } from "../src/sgmcmc/sgld.js";
 import { create as psgld } from "../src/sgmcmc/psgld.js";
 import { create as sghmc } from "../src/sgmcmc/sghmc.js";
-import { cyclical } from "../src/sgmcmc/schedule.js";
-import type { Sampler } from "../src/sgmcmc/common.js";
+
+type Sampler = ModelMethod<Tree, Info>;
 
 type Theta = { theta: JArray };
 const theta = (p: Params) => (p.net as Theta).theta;
@@ -36,7 +39,7 @@ const MU = [1, -1];
 const S = [[1, 0.8], [0.8, 1]];
 const P = inv2(S);
 const gaussianTarget: LogDensityFn = (params, batch) => {
-  tree.dispose(batch);
+  free(batch);
   const r = theta(params).sub(np.array(MU));
   const pr = np.matmul(np.array(P), r.ref);
   return r.mul(pr).sum().mul(-0.5);
@@ -82,20 +85,25 @@ const CHAINS = 8;
  * Run `steps` steps of `sampler` on 8 vmapped chains, `u` steps per jitted call; returns the draws
  * after `burn` steps, pooled: [draw][2].
  */
-async function draws(sampler: Sampler<any>, target: "gauss" | "blr", steps: number, burn: number, seed: number, u = 50): Promise<number[][]> {
+async function draws(sampler: Sampler, target: "gauss" | "blr", steps: number, burn: number, seed: number, u = 50): Promise<number[][]> {
   // Chains start dispersed around the target (offsets up to +-1.75 in each coordinate).
   const centre = target === "gauss" ? MU : BLR_MEAN;
   return drawsFrom(sampler, steps, burn, seed, (c) => [centre[0] + (c - 3.5) / 2, centre[1] - (c - 3.5) / 2], target, u);
 }
 
 /** As {@link draws}, with chain c starting at `start(c)`; draws are chain-interleaved: draw i is chain i mod 8. */
-async function drawsFrom(sampler: Sampler<any>, steps: number, burn: number, seed: number, start: (c: number) => number[], target: "gauss" | "blr" = "gauss", u = 50): Promise<number[][]> {
+async function drawsFrom(sampler: Sampler, steps: number, burn: number, seed: number, start: (c: number) => number[], target: "gauss" | "blr" = "gauss", u = 50): Promise<number[][]> {
   const rep = replicate(sampler, CHAINS, "vmap");
   const [k0, k1] = split(key(seed), 2);
   const init = stackTrees(Array.from({ length: CHAINS }, (_, c) => ({ net: { theta: fromHost(start(c), [2]) } })) as Params[]);
   let state = rep.init(k0, init);
+  // Each step's info also carries the chains' positions, so the fused call returns them stacked [u, CHAINS, 2].
   const fused = compile(
-    fuseSteps((k: Key, s: Replicated<any>, b: Batch) => rep.step(k, s, b), u, (s) => theta((s as { stacked: { params: Params } }).stacked.params).ref),
+    fuseSteps((k: Key, s: Replicated<Tree>, b: Batch): [Replicated<Tree>, Info] => {
+      const [s2, info] = rep.step(k, s, b);
+      const stacked = (s2 as { stacked: { params: Params } }).stacked;
+      return [s2, { ...info, theta: theta(stacked.params).ref }];
+    }, u),
     { consume: [0, 1, 2] },
   );
   let k = k1;
@@ -120,10 +128,10 @@ async function drawsFrom(sampler: Sampler<any>, steps: number, burn: number, see
     }
     const [ks, kn] = split(k, 2);
     k = kn;
-    const [s, info, rec] = fused(ks, state, batch);
+    const [s, info] = fused(ks, state, batch);
     state = s;
-    tree.dispose(info);
-    const h = await toHost(rec!); // [u, CHAINS, 2]
+    const h = await toHost(info.theta.ref); // [u, CHAINS, 2]
+    free(info);
     for (let i = 0; i < u; i++) {
       if (t + i < burn) continue;
       for (let c = 0; c < CHAINS; c++) out.push([h[(i * CHAINS + c) * 2], h[(i * CHAINS + c) * 2 + 1]]);
@@ -168,10 +176,10 @@ function assertMoments(name: string, xs: number[][], mean: number[], cov: number
 // and a constant preconditioner is the regime where it is exact. SGHMC on BLR uses friction 0.5 so
 // that the minibatch gradient noise (eta^2 Var(grad U) per step) is small against the injected
 // 2 alpha eta: with alpha = 0.1 it inflated the variance by ~20%, as the theory predicts.
-const METHODS: { name: string; make: (ld: LogDensityFn, target: "gauss" | "blr") => Sampler<any> }[] = [
-  { name: "sgld", make: (ld, t) => sgld(ld, { schedule: t === "gauss" ? 0.02 : 2e-3, dataSize: N }) },
-  { name: "psgld", make: (ld, t) => psgld(ld, { schedule: t === "gauss" ? 0.05 : 5e-4, dataSize: t === "gauss" ? 1 : N, beta: 0.9999 }) },
-  { name: "sghmc", make: (ld, t) => sghmc(ld, { schedule: t === "gauss" ? 2e-3 : 2e-4, friction: t === "gauss" ? 0.1 : 0.5, dataSize: N }) },
+const METHODS: { name: string; make: (ld: LogDensityFn, target: "gauss" | "blr") => Sampler }[] = [
+  { name: "sgld", make: (ld, t) => sgld(ld, { stepSize: t === "gauss" ? 0.02 : 2e-3, dataSize: N }) },
+  { name: "psgld", make: (ld, t) => psgld(ld, { stepSize: t === "gauss" ? 0.05 : 5e-4, dataSize: t === "gauss" ? 1 : N, beta: 0.9999 }) },
+  { name: "sghmc", make: (ld, t) => sghmc(ld, { stepSize: t === "gauss" ? 2e-3 : 2e-4, friction: t === "gauss" ? 0.1 : 0.5, dataSize: N }) },
 ];
 
 for (const m of METHODS) {
@@ -187,9 +195,9 @@ for (const m of METHODS) {
   });
 }
 
-test("temperature 0 gives a noiseless trajectory: different keys, identical paths, equal to gradient ascent", async () => {
+test("a closed noise gate gives a noiseless trajectory: different keys, identical paths, equal to gradient ascent", async () => {
   const run = async (seed: number) => {
-    const s = sgld(gaussianTarget, { schedule: 0.1, dataSize: 1, temperature: 0 });
+    const s = sgld(gaussianTarget, { stepSize: 0.1, dataSize: 1, noiseGate: constant(0) });
     let st = s.init(key(0), { net: { theta: fromHost([2, 0], [2]) } });
     for (let i = 0; i < 5; i++) [st] = s.step(key(seed + i), st, { x: np.zeros([1, 1]), y: np.zeros([1]) });
     return Array.from(await toHost(theta(st.params)));
@@ -205,7 +213,7 @@ test("temperature 0 gives a noiseless trajectory: different keys, identical path
     t = [t[0] + 0.05 * g[0], t[1] + 0.05 * g[1]];
   }
   assert.ok(Math.abs(a[0] - t[0]) < 1e-5 && Math.abs(a[1] - t[1]) < 1e-5, `${a} vs ${t}`);
-  const h = sghmc(gaussianTarget, { schedule: 0.01, dataSize: 1, temperature: 0 });
+  const h = sghmc(gaussianTarget, { stepSize: 0.01, dataSize: 1, noiseGate: constant(0) });
   const paths = await Promise.all([3, 4].map(async (seed) => {
     let st = h.init(key(0), { net: { theta: fromHost([2, 0], [2]) } });
     for (let i = 0; i < 5; i++) [st] = h.step(key(seed * 10 + i), st, { x: np.zeros([1, 1]), y: np.zeros([1]) });
@@ -219,11 +227,11 @@ for (const name of ["sgld", "sghmc"] as const) {
     // On a flat target (zero gradient) SGLD moves only by noise; SGHMC's position moves only once its
     // momentum has received noise. 2 cycles of 10 steps, exploration for r < 0.5 (steps 0-4, 10-14).
     const flat: LogDensityFn = (params, batch) => {
-      tree.dispose(batch);
+      free(batch);
       return theta(params).sum().mul(0);
     };
-    const sched = cyclical(0.1, 2, 20, 0.5);
-    const s = name === "sgld" ? sgld(flat, { schedule: sched, dataSize: 1 }) : sghmc(flat, { schedule: sched, dataSize: 1, friction: 1 });
+    const sched = { stepSize: cyclicalCosine(0.1, 2, 20), noiseGate: cyclicalGate(2, 20, 0.5) };
+    const s = name === "sgld" ? sgld(flat, { ...sched, dataSize: 1 }) : sghmc(flat, { ...sched, dataSize: 1, friction: 1 });
     let st: any = s.init(key(0), { net: { theta: fromHost([0, 0], [2]) } });
     let prev = [0, 0];
     for (let t = 0; t < 20; t++) {
@@ -236,7 +244,8 @@ for (const name of ["sgld", "sghmc"] as const) {
       const now = Array.from(await toHost(theta(st.params).ref));
       const moved = now[0] !== prev[0] || now[1] !== prev[1];
       // friction 1 makes SGHMC's momentum memoryless, so position moves exactly in sampling steps too
-      assert.equal(moved, sched.sampling(t), `step ${t}: moved=${moved}, sampling stage=${sched.sampling(t)}`);
+      const open = gateOpen(sched.noiseGate, t).open;
+      assert.equal(moved, open, `step ${t}: moved=${moved}, sampling stage=${open}`);
       prev = now;
     }
   });
@@ -245,7 +254,7 @@ for (const name of ["sgld", "sghmc"] as const) {
 test("R-hat of sampler chains: near 1 when well mixed, clearly above 1 for chains stuck in different modes", async () => {
   const { rhat } = await import("../src/diagnostics/convergence.js");
   // Well mixed: SGLD on the correlated Gaussian, 8 chains; R-hat of each coordinate.
-  const xs = await draws(sgld(gaussianTarget, { schedule: 0.1, dataSize: 1 }), "gauss", 8000, 1000, 21);
+  const xs = await draws(sgld(gaussianTarget, { stepSize: 0.1, dataSize: 1 }), "gauss", 8000, 1000, 21);
   const perChain = (coord: number) => Array.from({ length: CHAINS }, (_, c) => xs.filter((_, i) => i % CHAINS === c).map((x) => x[coord]));
   for (const j of [0, 1]) {
     const r = rhat(perChain(j));
@@ -254,13 +263,13 @@ test("R-hat of sampler chains: near 1 when well mixed, clearly above 1 for chain
   // Bimodal: an equal mixture of N(+-4, 0.5^2) in each coordinate (barrier ~32 nats); chains start
   // in alternating modes and cannot cross in 3,000 steps.
   const bimodal: LogDensityFn = (params, batch) => {
-    tree.dispose(batch);
+    free(batch);
     const t = theta(params);
     const a = t.ref.sub(4).mul(2);
     const b = t.add(4).mul(2);
     return np.logaddexp(a.ref.mul(a).mul(-0.5), b.ref.mul(b).mul(-0.5)).sum();
   };
-  const stuck = await drawsFrom(sgld(bimodal, { schedule: 0.02, dataSize: 1 }), 3000, 500, 22, (c) => (c % 2 === 0 ? [4, 4] : [-4, -4]));
+  const stuck = await drawsFrom(sgld(bimodal, { stepSize: 0.02, dataSize: 1 }), 3000, 500, 22, (c) => (c % 2 === 0 ? [4, 4] : [-4, -4]));
   const byChain = Array.from({ length: CHAINS }, (_, c) => stuck.filter((_, i) => i % CHAINS === c).map((x) => x[0]));
   const r = rhat(byChain);
   assert.ok(r > 1.5, `chains in different modes: R-hat ${r.toFixed(3)} (expected > 1.5)`);

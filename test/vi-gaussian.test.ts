@@ -1,5 +1,5 @@
 /**
- * Gaussian variational families (src/vi/gaussian.ts), flat views of pytrees (src/vi/flat.ts) and
+ * Gaussian variational families (src/vi/gaussian.ts), flat views of pytrees (src/core/ravel.ts) and
  * ADVI (src/vi/advi.ts) against exact answers, with fixed keys.
  *
  * Exact answers are computed on the host in float64 (src/bench/hostlinalg.ts) from the same
@@ -15,11 +15,12 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compile, fromHost, grad, jit, keep, key, np, scalar, split, toHost, tree, vmap, type JArray, type Key, type Tree } from "../src/core/engine.js";
+import { compile, fromHost, grad, jit, key, np, scalar, split, toHost, tree, vmap, type JArray, type Key } from "../src/core/engine.js";
+import { keep, type Tree } from "../src/core/tree.js";
 import { cholesky, gaussianKl, logDetFromChol, spdInverse } from "../src/bench/hostlinalg.js";
 import { gaussianLogDensity, gaussianTarget } from "../src/bench/vi-targets.js";
 import { createRng } from "../src/data/prng.js";
-import { ravel, unraveler, flatLogDensity } from "../src/vi/flat.js";
+import { ravel, unraveler, flatLogDensity } from "../src/core/ravel.js";
 import { diagonal, fullRank, fullRankPrecision, lowRank, type DiagQ, type FullRankQ, type LowRankQ } from "../src/vi/gaussian.js";
 import { create as advi, elboEstimate, type AdviState, type EntropyMode } from "../src/vi/advi.js";
 import type { Family, FlatLogDensity } from "../src/vi/family.js";
@@ -446,7 +447,7 @@ test("elboEstimate is unbiased for the closed-form ELBO of Bayesian linear regre
 async function runAdvi<Q extends Tree, B extends Tree>(
   target: FlatLogDensity<B>,
   family: Family<Q>,
-  q0: Q,
+  init: { key: Key; mean: JArray; scale: number },
   batch: B,
   phases: [number, number][],
   samples: number,
@@ -456,11 +457,12 @@ async function runAdvi<Q extends Tree, B extends Tree>(
   let state: AdviState<Q> | undefined;
   let k = key(seed);
   for (const [lr, steps] of phases) {
-    const a = advi(target, { family, samples, learningRate: lr });
+    const a = advi(target, { family, samples, learningRate: lr, initScale: init.scale });
     if (!state) {
       const [k0, k1] = split(k, 2);
+      k0.dispose();
       k = k1;
-      state = a.init(k0, q0);
+      state = a.init(init.key, init.mean);
     }
     const many = compile(
       (kk: Key, s: AdviState<Q>, b: B) => {
@@ -509,7 +511,7 @@ test("full-rank ADVI recovers a correlated Gaussian target (d = 5, condition num
   const t = gaussianTarget("d5", 5, 30, 1, 17);
   const { logDensity, dispose } = gaussianLogDensity(t);
   const fam = fullRank(5);
-  const state = await runAdvi(logDensity, fam, fam.init(key(1), np.zeros([5]), 1), {} as Tree, [[0.05, 600], [0.005, 400]], 8, 21);
+  const state = await runAdvi(logDensity, fam, { key: key(1), mean: np.zeros([5]), scale: 1 }, {} as Tree, [[0.05, 600], [0.005, 400]], 8, 21);
   const { mErr, cErr } = await momentErrors(fam, state.q, t.mean, t.cov, 5);
   log(`fullRank Gaussian: mean err ${mErr.toFixed(4)} sd, cov err ${cErr.toFixed(4)} of max var`);
   assert.ok(mErr < 0.1, `mean error ${mErr} sd (tolerance 0.1)`);
@@ -522,7 +524,7 @@ test("diagonal ADVI reaches the mean-field optimum: mean = target mean, precisio
   const t = gaussianTarget("d5", 5, 30, 1, 17);
   const { logDensity, dispose } = gaussianLogDensity(t);
   const fam = diagonal(5);
-  const state = await runAdvi(logDensity, fam, fam.init(key(1), np.zeros([5]), 1), {} as Tree, [[0.05, 600], [0.005, 400]], 8, 22);
+  const state = await runAdvi(logDensity, fam, { key: key(1), mean: np.zeros([5]), scale: 1 }, {} as Tree, [[0.05, 600], [0.005, 400]], 8, 22);
   // KL(q || p)-optimal mean field: sigma_i^2 = 1 / Lambda_ii (Bishop 2006, sec. 10.1.2).
   const cov = new Float64Array(25);
   for (let i = 0; i < 5; i++) cov[i * 5 + i] = 1 / t.prec[i * 5 + i];
@@ -552,7 +554,7 @@ test("low-rank ADVI recovers a target whose covariance is diagonal + rank 2 (d =
     return diff.ref.mul(np.matmul(prec.ref, diff.reshape([d, 1])).reshape([d])).sum().mul(-0.5);
   };
   const fam = lowRank(d, r);
-  const state = await runAdvi(target, fam, fam.init(key(2), np.zeros([d]), 1), {} as Tree, [[0.05, 800], [0.005, 400]], 8, 23);
+  const state = await runAdvi(target, fam, { key: key(2), mean: np.zeros([d]), scale: 1 }, {} as Tree, [[0.05, 800], [0.005, 400]], 8, 23);
   const { mErr, cErr } = await momentErrors(fam, state.q, mean, cov, d);
   log(`lowRank Gaussian: mean err ${mErr.toFixed(4)} sd, cov err ${cErr.toFixed(4)} of max var`);
   assert.ok(mErr < 0.1, `mean error ${mErr} sd (tolerance 0.1)`);
@@ -584,7 +586,7 @@ test("full-rank ADVI through flatLogDensity recovers the Bayesian linear regress
   const post = blrPosterior(design, yShift, P + 1);
   const fam = fullRank(P + 1);
   const batch: Batch = { x: fromHost(BLR.x, [N, P]), y: fromHost(yShift, [N]) };
-  const state = await runAdvi(flat, fam, fam.init(key(3), np.zeros([P + 1]), 0.3), batch, [[0.02, 600], [0.002, 400]], 8, 24);
+  const state = await runAdvi(flat, fam, { key: key(3), mean: np.zeros([P + 1]), scale: 0.3 }, batch, [[0.02, 600], [0.002, 400]], 8, 24);
   tree.dispose(batch);
   const { mErr, cErr } = await momentErrors(fam, state.q, post.mean, post.cov, P + 1);
   log(`fullRank BLR: mean err ${mErr.toFixed(4)} sd, cov err ${cErr.toFixed(4)} of max var`);

@@ -7,7 +7,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compile, fromHost, key, keep, np, random, split, toHost, tree, vmap, type JArray, type Key } from "../src/core/engine.js";
+import { compile, fromHost, key, np, random, split, toHost, tree, vmap, type JArray, type Key } from "../src/core/engine.js";
+import { softplus } from "../src/core/math.js";
+import { halvingCycle, linearWarmup } from "../src/core/schedule.js";
+import { keep } from "../src/core/tree.js";
 import { gaussian } from "../src/models/likelihood.js";
 import { makeModel, type Batch, type Params } from "../src/models/model.js";
 import { create as bbb, sampledOutputs, type BbbState } from "../src/vi/bbb.js";
@@ -22,7 +25,6 @@ import {
   meanFieldSample,
   meanFieldSampleStacked,
   meanFieldSigma,
-  softplus,
   type MeanField,
 } from "../src/vi/meanfield.js";
 
@@ -376,9 +378,9 @@ test("a short BBB fit improves the ELBO, stays finite, and is deterministic unde
   const avg = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
   for (const [name, opts] of [
     ["reparam", { dataSize: N, learningRate: 0.02, samples: 2 }],
-    ["lrt, linear KL warm-up", { dataSize: N, estimator: "lrt", learningRate: 0.02, klWeight: { kind: "linear", warmupSteps: 20 } }],
+    ["lrt, linear KL warm-up", { dataSize: N, estimator: "lrt", learningRate: 0.02, klWeight: linearWarmup(1, 20) }],
     ["flipout, scale mixture", { dataSize: N, estimator: "flipout", learningRate: 0.02, prior: { kind: "scaleMixture", pi: 0.5, sigma1: 1, sigma2: 0.05 } }],
-    ["reparam, Blundell weights, T = 0.5", { dataSize: N, learningRate: 0.02, klWeight: { kind: "blundell", batchesPerEpoch: 4 }, temperature: 0.5 }],
+    ["reparam, Blundell weights, T = 0.5", { dataSize: N, learningRate: 0.02, klWeight: halvingCycle(4), temperature: 0.5 }],
   ] as const) {
     const { losses } = await run(opts as Parameters<typeof bbb>[1], 80);
     const first = avg(losses.slice(0, 10)), last = avg(losses.slice(-10));

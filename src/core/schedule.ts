@@ -28,7 +28,8 @@ export type ScheduleSpec =
   | { readonly kind: "cyclicalGate"; readonly cycles: number; readonly totalSteps: number; readonly explore: number }
   | { readonly kind: "linearWarmup"; readonly value: number; readonly warmupSteps: number }
   | { readonly kind: "halvingCycle"; readonly batchesPerEpoch: number }
-  | { readonly kind: "inverseTime"; readonly value: number };
+  | { readonly kind: "inverseTime"; readonly value: number }
+  | { readonly kind: "custom"; readonly description: string };
 
 /** A value as a traced function of the step counter (consumes `t`); elementwise in `t`. */
 export interface Schedule {
@@ -46,7 +47,8 @@ function make(spec: ScheduleSpec, f: (t: JArray) => JArray): Schedule {
 
 /** A number as a constant schedule; a schedule as itself. */
 export function asSchedule(v: number | Schedule, what = "value"): Schedule {
-  if (typeof v !== "number") return v;
+  if (typeof v === "function") return v;
+  if (typeof v !== "number") throw new TypeError(`${what} must be a number or a schedule (core/schedule.ts), got ${JSON.stringify(v)}`);
   check(Number.isFinite(v), `${what} must be a finite number, got ${v}`);
   return constant(v);
 }
@@ -127,6 +129,16 @@ export function halvingCycle(batchesPerEpoch: number): Schedule {
 export function inverseTime(c: number): Schedule {
   check(c > 0, `inverseTime: c must be > 0, got ${c}`);
   return make({ kind: "inverseTime", value: c }, (t) => np.zerosLike(t.ref).add(c).div(t.add(1)));
+}
+
+/**
+ * A schedule from any elementwise traced function of the step counter, described in words (saved with a
+ * run's options).
+ * @example
+ * const lambda = customSchedule("20 + 0.2 t", (t) => t.mul(0.2).add(20));
+ */
+export function customSchedule(description: string, f: (t: JArray) => JArray): Schedule {
+  return make({ kind: "custom", description }, f);
 }
 
 /** The schedule's values at steps 0..steps-1 on the host (one eager evaluation of the same formula). */
