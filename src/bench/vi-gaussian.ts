@@ -18,7 +18,7 @@ import { createFlat as createProximal, type FlatProximalState } from "../scorevi
 import { create as createAdvi, type AdviState } from "../vi/advi.js";
 import { fullRank, fullRankPrecision, fullRankScale, precisionFactor, triangularAdam, type FullRankPrecisionQ, type FullRankQ } from "../vi/gaussian.js";
 import { gaussianKl, matmul, relFrobenius, spdInverse, transpose } from "./hostlinalg.js";
-import { benchTable, traceRun, writeBench, type BenchRun, type TracePoint } from "./vi.js";
+import { benchMethod, benchTable, traceRun, writeBench, type BenchRun, type TracePoint } from "./vi.js";
 import { gaussianLogDensity, standardGaussianTargets, type GaussianTarget } from "./vi-targets.js";
 
 /** Method names of this bench, in table order. */
@@ -160,7 +160,8 @@ export interface ViGaussianOptions {
   readonly budget: number;
   readonly seed: number;
   readonly targets?: string[];
-  readonly methods?: ViGaussianMethod[];
+  /** Method names of this bench (default: all). */
+  readonly methods?: readonly string[];
   readonly onRun?: (target: string, method: string, last: TracePoint) => void;
 }
 
@@ -174,7 +175,7 @@ export async function runViGaussianBench(o: ViGaussianOptions) {
   }
   const results: { target: string; method: string; trace: TracePoint[]; rejected: number; diverged: boolean }[] = [];
   for (const t of targets) {
-    for (const m of o.methods ?? VI_GAUSSIAN_METHODS) {
+    for (const m of (o.methods ?? VI_GAUSSIAN_METHODS).map((name) => benchMethod(name, VI_GAUSSIAN_METHODS))) {
       const r = await traceRun(t.name, m, startRun(t, m, key(o.seed)), o.budget);
       results.push({ target: t.name, method: m, ...r });
       o.onRun?.(t.name, m, r.trace[r.trace.length - 1]);

@@ -17,7 +17,7 @@ import { create as createAdvi } from "../vi/advi.js";
 import type { Family } from "../vi/family.js";
 import { realNvp } from "../vi/flows.js";
 import { gaussianMixture } from "../vi/mixture.js";
-import { benchTable, traceRun, writeBench, type BenchRun, type TracePoint } from "./vi.js";
+import { benchMethod, benchTable, traceRun, writeBench, type BenchRun, type TracePoint } from "./vi.js";
 import { mixtureLogDensity, sampleMixture, standardMixtureTargets, type MixtureTarget } from "./vi-targets.js";
 
 export const VI_MIXTURE_METHODS = ["advi-mixture", "advi-realnvp", "proximal-realnvp"] as const;
@@ -131,7 +131,8 @@ export interface ViMixtureOptions {
   readonly budget: number;
   readonly seed: number;
   readonly targets?: string[];
-  readonly methods?: ViMixtureMethod[];
+  /** Method names of this bench (default: all). */
+  readonly methods?: readonly string[];
   readonly onRun?: (target: string, method: string, last: TracePoint) => void;
 }
 
@@ -146,7 +147,7 @@ export async function viMixtureBench(outDir: string, o: ViMixtureOptions): Promi
   const targets = o.targets ? all.filter((t) => o.targets!.includes(t.name)) : all;
   const results: { target: string; method: string; trace: TracePoint[]; rejected: number; diverged: boolean }[] = [];
   for (const t of targets) {
-    for (const m of o.methods ?? VI_MIXTURE_METHODS) {
+    for (const m of (o.methods ?? VI_MIXTURE_METHODS).map((name) => benchMethod(name, VI_MIXTURE_METHODS))) {
       const r = await traceRun(t.name, m, startMixtureRun(t, m, key(o.seed), o.seed), o.budget);
       results.push({ target: t.name, method: m, ...r });
       o.onRun?.(t.name, m, r.trace[r.trace.length - 1]);

@@ -142,3 +142,10 @@ export async function writeBench(
   await writeFileAtomic(files[2], svg);
   return files;
 }
+
+/** `name` as one of a bench's method names. @throws naming the unknown method and the known ones. */
+export function benchMethod<M extends string>(name: string, known: readonly M[]): M {
+  const m = known.find((k) => k === name);
+  if (m === undefined) throw new RangeError(`--methods: unknown method '${name}'; choose from ${known.join(", ")}`);
+  return m;
+}

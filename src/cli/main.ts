@@ -10,6 +10,7 @@ import { METHODS, METHOD_NAMES, methodSpec } from "../methods.js";
 import { VERSION } from "../version.js";
 import { metricsTable } from "./format.js";
 import { flagOf, methodOptionDefs, notApplicable, optionHelp } from "./reference.js";
+import type { TracePoint } from "../bench/vi.js";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runUciBench, uciDatasets, uciTable, writeUciResults } from "../bench/uci.js";
@@ -201,7 +202,7 @@ export function buildProgram(): Command {
   });
   const list = (v: string) => v.split(",").map((x) => x.trim()).filter((x) => x !== "");
   /** `bench vi-gaussian` and `bench vi-mixture`: the same flags over a target list and a method list. */
-  type TargetBench = (out: string, o: { budget: number; seed: number; targets?: string[]; methods?: never; onRun: (t: string, m: string, last: { errors: Record<string, number>; seconds: number }) => void }) => Promise<{ table: string; files: string[] }>;
+  type TargetBench = (out: string, o: { budget: number; seed: number; targets?: string[]; methods?: readonly string[]; onRun: (t: string, m: string, last: TracePoint) => void }) => Promise<{ table: string; files: string[] }>;
   const targetBench = (name: string, description: string, targets: string, load: () => Promise<{ run: TargetBench; methods: readonly string[] }>, methodNames: string) =>
     bench
       .command(name)
@@ -219,7 +220,7 @@ export function buildProgram(): Command {
           budget: opts.budget,
           seed: opts.seed,
           targets: opts.targets ? list(opts.targets) : undefined,
-          methods: methods as never,
+          methods,
           onRun: (t, m, last) => console.error(`${t} ${m}: ${Object.entries(last.errors).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(", ")} (${last.seconds.toFixed(1)} s)`),
         });
         console.log(table);
@@ -231,7 +232,7 @@ export function buildProgram(): Command {
     "d10, d50, d100, d50-illcond, d50-tinyinit",
     async () => {
       const m = await import("../bench/vi-gaussian.js");
-      return { run: m.viGaussianBench as unknown as TargetBench, methods: m.VI_GAUSSIAN_METHODS };
+      return { run: m.viGaussianBench, methods: m.VI_GAUSSIAN_METHODS };
     },
     "proximal-svi, advi, gsm, bam",
   );
@@ -241,7 +242,7 @@ export function buildProgram(): Command {
     "k2-d2, k5-d2, k2-d30, k5-d30",
     async () => {
       const m = await import("../bench/vi-mixture.js");
-      return { run: m.viMixtureBench as unknown as TargetBench, methods: m.VI_MIXTURE_METHODS };
+      return { run: m.viMixtureBench, methods: m.VI_MIXTURE_METHODS };
     },
     "advi-mixture, advi-realnvp, proximal-realnvp",
   );

@@ -83,7 +83,7 @@ export const OPTIONS = {
   lr: positive(
     "lr",
     "rate",
-    "step size of the method's update: the Adam learning rate of optimisers and gradient-based VI; the step eps (SGLD, pSGLD) or eta (SGHMC, SGNHT) on the tempered log density; the damping of proximal-svi's Newton steps",
+    "step size of the method's update: the Adam learning rate of optimisers and gradient-based VI; the step eps (Langevin samplers) or eta (momentum samplers) on the tempered log density; the damping of proximal-svi's Newton steps",
   ),
   members: int("members", "m", "ensemble members, trained together from independent initialisations", 1),
   chains: int("chains", "k", "chains run together, from independent initialisations", 1),
@@ -93,7 +93,7 @@ export const OPTIONS = {
   schedule: choice("schedule", "step sizes constant, or decaying as eps (1 + t/b)^-0.55 with b a tenth of the run", ["constant", "polynomial"] as const),
   cycles: int("cycles", "c", "cycles of the cyclical step size over the run", 1),
   explore: fraction("explore", "beta", "fraction of each cycle spent exploring: no noise and no samples there"),
-  friction: fraction("friction", "alpha", "friction alpha = 1 - momentum (SGNHT: its starting value, which the thermostat then adapts)"),
+  friction: fraction("friction", "alpha", "friction alpha of the momentum samplers: 1 - momentum, and the injected noise's scale 2 alpha eta"),
   temperature: positive("temperature", "t", "temperature T: the target is p(theta | D)^(1/T), T < 1 a cold posterior"),
   mc: int("mc", "k", "Monte Carlo draws from q per step", 1),
   initStd: positive("initStd", "s", "initial standard deviation of q around the initial weights"),

@@ -5,7 +5,8 @@
  * - regression: per-sample Gaussian means and standard deviations `[S * n]` (standardised units),
  *   i.e. an equal-weight Gaussian mixture that the metrics evaluate in original units.
  */
-import { compile, fromHost, nn, np, toHost, tree, type JArray } from "../core/engine.js";
+import { compile, fromHost, nn, np, toHost, type JArray } from "../core/engine.js";
+import { free, leaves, sliceTree } from "../core/tree.js";
 import type { ArrayData } from "../data/types.js";
 import type { Model, Params } from "../models/model.js";
 
@@ -14,27 +15,15 @@ export type Predictive =
   | { kind: "categorical"; numClasses: number; probs: Float32Array }
   | { kind: "gaussian"; samples: number; means: Float32Array; stds: Float32Array };
 
-/** Number of samples in a stacked parameter tree. */
-export function numSamples(samples: Params): number {
-  const leaf = findLeaf(samples.net);
-  return leaf.shape[0];
-}
-
-function findLeaf(t: unknown): JArray {
-  if (t && typeof t === "object" && "shape" in t) return t as JArray;
-  const v = Array.isArray(t) ? t[0] : Object.values(t as object)[0];
-  return findLeaf(v);
-}
-
 /**
  * Predict on every row of `data` with every sample. Borrows `samples`.
  *
  * One jitted call per (sample, chunk): a `vmap` over samples would hit jax-js's slow batched-`dot`
- * layout (see baselines/ensemble.ts), so samples are taken one at a time as leading-axis views.
+ * layout (see core/replicate.ts), so samples are taken one at a time as leading-axis views.
  * @param chunk rows per jitted call.
  */
 export async function predict(model: Model, samples: Params, data: ArrayData, chunk = 1000): Promise<Predictive> {
-  const s = numSamples(samples);
+  const s = leaves(samples)[0].shape[0];
   const d = data.xShape.reduce((a, b) => a * b, 1);
   const gaussian = model.likelihood.spec.kind === "gaussian";
   const sigma0 = model.likelihood.spec.kind === "gaussian" ? model.likelihood.spec.sigma : 1;
@@ -56,9 +45,9 @@ export async function predict(model: Model, samples: Params, data: ArrayData, ch
       const m = Math.min(chunk, n - start);
       const x = fromHost(data.x.subarray(start * d, (start + m) * d), [m, ...data.xShape]);
       for (let j = 0; j < s; j++) {
-        const pj = tree.map(((a: JArray) => a.ref.slice(j)) as never, samples as never) as unknown as Params;
+        const pj = sliceTree(samples, j);
         const res = f(pj, x);
-        tree.dispose(pj as never);
+        free(pj);
         if (!gaussian) {
           const pr = await toHost(res[0]);
           const base = start * k;

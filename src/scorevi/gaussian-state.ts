@@ -31,8 +31,7 @@
  *   (update 0.23 s, Cholesky 0.8 s, the rest mostly the target's 10 scores).
  *
  * @example
- * import { create } from "./bam.js";
- * const bam = create(logDensity, { batchSize: 10, initScale: 1 });
+ * const bam = createBam(logDensity, { batchSize: 10, initScale: 1 });   // src/scorevi/bam.ts
  * let state = bam.init(key(0), np.zeros([d]));
  * const step = compile(bam.step, { consume: [0, 1] });
  * for (let t = 0; t < 100; t++) {
