@@ -8,6 +8,7 @@
  * Its posterior is the point mass at the current parameters.
  */
 import { np, valueAndGradient, type JArray } from "../core/engine.js";
+import type { Schedule } from "../core/schedule.js";
 import { OPTIONS } from "../core/options.js";
 import { pointMass } from "../core/posterior.js";
 import { use } from "../core/spec.js";
@@ -26,7 +27,7 @@ export interface MapOptions {
   /** N: the objective is divided by it so learning rates do not depend on the data size. */
   readonly dataSize: number;
   /** Adam learning rate (default 1e-3); ignored when `optimizer` is given. */
-  readonly learningRate?: number;
+  readonly learningRate?: number | Schedule;
   /** Any gradient transformation (default `adam(learningRate)`). */
   readonly optimizer?: GradientTransformation;
 }

@@ -106,7 +106,7 @@ export type AnyMethodSpec<M = unknown, P = Tree, B = unknown> = MethodSpec<any, 
 export function resolveOptions<O, M, P, B>(spec: MethodSpec<O, M, P, B>, given: Readonly<Record<string, OptionValue | undefined>>, c: DefaultContext): O {
   const uses = Object.entries(spec.options) as [string, OptionUse<OptionValue, O>][];
   for (const [k, v] of Object.entries(given)) {
-    if (v !== undefined && !uses.some(([name]) => name === k)) throw new OptionError(k, `does not apply to --method ${spec.name}`);
+    if (v !== undefined && !uses.some(([name]) => name === k)) throw new OptionError(k, `does not apply to method ${spec.name}`);
   }
   const out: Record<string, OptionValue> = {};
   for (const [k, u] of uses) {

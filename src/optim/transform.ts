@@ -8,6 +8,7 @@
  * Updates are *added* to parameters: `params <- params + update`.
  */
 import { np, type JArray } from "../core/engine.js";
+import type { Schedule } from "../core/schedule.js";
 import { free, keep, leaves, mapTree as map, type Tree } from "../core/tree.js";
 
 /**
@@ -96,16 +97,45 @@ export function chain(...blocks: GradientTransformation[]): GradientTransformati
   };
 }
 
-/** Adam with a constant learning rate: `chain(scaleByAdam(...), scale(-lr))`. */
-export function adam(learningRate: number, b1 = 0.9, b2 = 0.999, eps = 1e-8): GradientTransformation {
-  if (!(learningRate > 0)) throw new RangeError(`adam: learningRate must be > 0, got ${learningRate}`);
-  return chain(scaleByAdam(b1, b2, eps), scale(-learningRate));
+/**
+ * Multiply updates by a schedule of the number of updates so far: u <- s(t) u, t = 0 for the first
+ * update (core/schedule.ts). Its state is the counter t.
+ */
+export function scaleBySchedule(s: Schedule, sign = 1): GradientTransformation {
+  return {
+    init: (params) => {
+      free(params);
+      return { count: np.array(0) };
+    },
+    update: (grads, state, params) => {
+      if (params) free(params);
+      const { count } = state as { count: JArray };
+      const f = s(count.ref).mul(sign);
+      const n = leaves(grads).length;
+      const fs = Array.from({ length: n }, () => f.ref);
+      f.dispose();
+      let i = 0;
+      return [map((g) => g.mul(fs[i++]), grads), { count: count.add(1) }];
+    },
+  };
 }
 
-/** Plain SGD: `scale(-lr)`. */
-export function sgd(learningRate: number): GradientTransformation {
-  if (!(learningRate > 0)) throw new RangeError(`sgd: learningRate must be > 0, got ${learningRate}`);
+/** The last block of an optimiser: a constant learning rate, or a schedule of the update count. */
+function stepBlock(who: string, learningRate: number | Schedule): GradientTransformation {
+  if (typeof learningRate === "function") return scaleBySchedule(learningRate, -1);
+  if (!(learningRate > 0)) throw new RangeError(`${who}: learningRate must be > 0, got ${learningRate}`);
   return scale(-learningRate);
+}
+
+/** Adam: `chain(scaleByAdam(...), scale(-lr))`, or with a learning-rate schedule `scaleBySchedule(lr, -1)`. */
+export function adam(learningRate: number | Schedule, b1 = 0.9, b2 = 0.999, eps = 1e-8): GradientTransformation {
+  const last = stepBlock("adam", learningRate);
+  return chain(scaleByAdam(b1, b2, eps), last);
+}
+
+/** Plain SGD: `scale(-lr)`, or `scaleBySchedule(lr, -1)`. */
+export function sgd(learningRate: number | Schedule): GradientTransformation {
+  return stepBlock("sgd", learningRate);
 }
 
 /** params + updates, leafwise (consumes both). */

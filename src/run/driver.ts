@@ -18,7 +18,7 @@ import { sampleSet, sampleSetFromTensors } from "../core/posterior.js";
 import { replicate, type Batching, type Replicated, type ReplicatedMethod } from "../core/replicate.js";
 import { resolveOptions, type DefaultContext, type RunPlan } from "../core/spec.js";
 import type { OptionValue } from "../core/options.js";
-import { free, namedLeaves, sliceTree, stackTrees, treeSize, type Tree } from "../core/tree.js";
+import { free, keep, namedLeaves, sliceTree, stackTrees, treeSize, type Tree } from "../core/tree.js";
 import type { ArrayData } from "../data/types.js";
 import { essBulk, essTail, rhat } from "../diagnostics/convergence.js";
 import { createRng } from "../data/prng.js";
@@ -42,6 +42,11 @@ export interface FitOptions {
   readonly batchSize?: number;
   /** The method's options by key (core/options.ts); absent ones take the method's defaults. */
   readonly options?: Readonly<Record<string, OptionValue | undefined>>;
+  /**
+   * Start from these parameters (borrowed; every copy from the same point) instead of the model's
+   * initialiser or the method's warm start, e.g. a network trained before.
+   */
+  readonly initParams?: Params;
   /** Held-out points for the samplers' predictive log-likelihood trace (the first 500 are used). */
   readonly heldOut?: ArrayData;
   readonly onProgress?: (p: Progress) => void;
@@ -115,7 +120,10 @@ export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, 
   const copies = plan.copies;
   let params: Params;
   let warmStart: string | undefined;
-  if (plan.collect === "final" && plan.warmStart) {
+  if (o.initParams) {
+    free(kParams);
+    params = copies === undefined ? keep(o.initParams) : stackTrees(Array.from({ length: copies }, () => keep(o.initParams!)));
+  } else if (plan.collect === "final" && plan.warmStart) {
     const w = await fit(kParams, mapSpec, model, train, { batchSize, options: { epochs: plan.warmStart.epochs } });
     const one = w.posterior.draws(makeKey(0));
     w.posterior.dispose();

@@ -134,3 +134,38 @@ export async function runSteps<S extends Tree>(k: Key, method: Steppable<S>, sta
   if (info) for (const [name, v] of Object.entries(info)) lastInfo[name] = await scalar(v);
   return { state, losses, lastInfo };
 }
+
+/**
+ * `steps` steps of any method on one fixed batch, or on none (a data-free target, `batch` undefined):
+ * the loop for targets that are not data sets (Gaussian targets, posteriors given as a density). Keys
+ * are split as in {@link runSteps}; the objective is read after every step and a non-finite one stops
+ * the run with an error naming the step. Consumes `k` and `state`, borrows `batch`.
+ *
+ * @example
+ * const bam = createBam(target, { batchSize: 10, initScale: 1 });
+ * const { state } = await iterate(key(1), bam, bam.init(key(0), np.zeros([d])), 200);
+ */
+export async function iterate<S extends Tree, B>(k: Key, method: { step(key: Key, state: S, batch: B): [S, Info] }, state: S, steps: number, batch?: B): Promise<{ state: S; losses: number[] }> {
+  if (!(Number.isInteger(steps) && steps >= 0)) throw new RangeError(`steps must be a non-negative integer, got ${steps}`);
+  const step = compile((kk: Key, s: S, b: B | undefined): [S, JArray] => {
+    const [s2, info] = method.step(kk, s, b as B);
+    return [s2, info.loss.mean()];
+  }, { consume: [0, 1] });
+  const losses: number[] = [];
+  let kk = k;
+  try {
+    for (let t = 0; t < steps; t++) {
+      const [ks, kn] = split(kk, 2);
+      kk = kn;
+      const [next, lossArr] = step(ks, state, batch);
+      state = next;
+      const loss = await scalar(lossArr);
+      if (!Number.isFinite(loss)) throw new Error(`the run diverged: objective ${loss} at step ${t + 1} of ${steps}`);
+      losses.push(loss);
+    }
+  } finally {
+    free(kk);
+    step.dispose();
+  }
+  return { state, losses };
+}

@@ -19,6 +19,7 @@
  * ELBO's gradient. phi is updated by an optax-style optimiser (Adam by default) on -ELBO^.
  */
 import { np, valueAndGradient, type JArray, type Key } from "../core/engine.js";
+import type { Schedule } from "../core/schedule.js";
 import type { InferenceMethod } from "../core/method.js";
 import { keep, type Tree } from "../core/tree.js";
 import { adam, applyUpdates, type GradientTransformation } from "../optim/transform.js";
@@ -40,7 +41,7 @@ export interface AdviOptions<Q extends Tree = Tree> {
   /** S, reparameterised draws per step (default 1). */
   readonly samples?: number;
   /** Adam learning rate; required unless `optimizer` is given (then ignored). */
-  readonly learningRate?: number;
+  readonly learningRate?: number | Schedule;
   /** Any gradient transformation (src/optim/transform.ts); default `adam(learningRate)`. */
   readonly optimizer?: GradientTransformation;
   /** N: only scales the reported `loss` to -ELBO / N (per training point, like the samplers' loss). */

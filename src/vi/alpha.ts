@@ -37,6 +37,7 @@
  * [state, info] = vi.step(key(2), state, batch);   // inside compile(...)
  */
 import { gradientWithAux, np, split, type JArray, type Key } from "../core/engine.js";
+import type { Schedule } from "../core/schedule.js";
 import { OPTIONS } from "../core/options.js";
 import { use } from "../core/spec.js";
 import { free, keep } from "../core/tree.js";
@@ -62,7 +63,7 @@ export interface AlphaOptions {
   readonly estimator?: Estimator;
   /** Adam learning rate (default 1e-3); ignored when `optimizer` is given. */
   readonly optimizer?: GradientTransformation;
-  readonly learningRate?: number;
+  readonly learningRate?: number | Schedule;
   /** Prior (default the model's Gaussian prior). */
   readonly prior?: VIPrior;
   /** Initial standard deviation of every weight in q (default 1e-2). */

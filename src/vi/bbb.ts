@@ -92,7 +92,7 @@ export interface BbbOptions {
   /** S, Monte Carlo samples of the expected log-likelihood per step (default 1). */
   readonly samples?: number;
   /** Adam learning rate (default 1e-3); ignored when `optimizer` is given. */
-  readonly learningRate?: number;
+  readonly learningRate?: number | Schedule;
   /** Any gradient transformation over q's parameters (default `adam(learningRate)`). */
   readonly optimizer?: GradientTransformation;
   /** Prior (default the model's Gaussian prior). */
