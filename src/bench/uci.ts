@@ -38,11 +38,7 @@ export interface UciBenchOptions {
   readonly onSplit?: (r: UciSplitResult, done: number, total: number) => void;
 }
 
-/**
- * Sampler step size times N used by the UCI protocol, with minibatches of 128: tuned on boston and
- * yacht splits 0-2 (batch 32 let minibatch gradient noise inflate the learned noise scale: yacht
- * test LL -2.21 at batch 32 against -1.77 at 128).
- */
+/** Sampler step size times N used by the UCI protocol, with minibatches of 128 (docs/tuning.md). */
 export const UCI_LR_PER_DATUM = 2e-3;
 
 /**

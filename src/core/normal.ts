@@ -19,11 +19,10 @@
  * 5.77 (a tail mass of 2^-24 per pair, the same as any float32 uniform-based sampler); the angle has
  * 2^26 values.
  *
- * jax-js workaround (0.1.25, Wasm; this project's 2-core machine, 478k draws in one jitted call):
- * `random.normal` costs ~35 ms: two Threefry words per output (~12 ns per word in a `random_bits`
- * kernel, ~12 ms) and Wasm `cos` (~14 ms; `log` ~2.5 ms). This module draws one 32-bit word per output,
- * replaces `cos` by short polynomials on (0, pi/4) and `log` by its own, and draws the bits of a whole
- * pytree in one `random_bits` kernel: ~2x cheaper overall. The transform is elementwise on a `[2, m]`
+ * jax-js workaround (0.1.25, Wasm): `random.normal` draws two Threefry words per output and evaluates
+ * Wasm `cos` and `log`, which dominate its cost (docs/engine-notes.md). This module draws one 32-bit
+ * word per output, replaces `cos` by short polynomials on (0, pi/4) and `log` by its own, and draws the
+ * bits of a whole pytree in one `random_bits` kernel: ~2x cheaper overall. The transform is elementwise on a `[2, m]`
  * view of each leaf (log and sqrt are evaluated for both outputs of a pair; materialising them per pair
  * was not tried), so it fuses into whatever consumes the noise (the sampler's update).
  */

@@ -37,7 +37,7 @@ export interface CnnOptions {
  *
  * The patch matrix is built in two stages (three column shifts, then three row shifts): jax-js lowers
  * `concatenate` to a sum of padded views, so each stage costs three masked reads per element instead
- * of nine; this halves the im2col time of the canonical MNIST CNN's second layer (44 -> 31 ms fwd).
+ * of nine, about half the im2col time of the canonical MNIST CNN's second layer (docs/engine-notes.md).
  * @param w kernel `[3, 3, cin, cout]`; @param b bias `[cout]`.
  */
 export function conv3x3(x: JArray, w: JArray, b: JArray): JArray {

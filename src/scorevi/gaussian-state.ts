@@ -13,22 +13,16 @@
  * float32 (the models' dtype) and cast to float64.
  *
  * jax-js workaround: no float64 score option. `jit(grad(f))` returns wrong values for float64 inputs
- * (measured: f(x) = -1/2 (x - m)^T P (x - m), P = [[2, .5], [.5, 1]], m = (1, 2), at x = 0 gives
- * (2.00015, 9.00002) under jit instead of (3, 2.5), which eager `grad` and float32 under jit return),
- * so the scores are always taken in float32.
+ * (docs/engine-notes.md), so the scores are always taken in float32.
  *
- * jax-js facts measured here (0.1.25, Node 20, Wasm backend):
+ * jax-js facts this module relies on (0.1.25, Node 20, Wasm; timings in docs/engine-notes.md):
  * - `np.linalg.cholesky` and `np.linalg.eigh` work inside `jit` and on float64; cholesky of a
  *   non-positive-definite matrix returns NaN on the diagonal (no throw), which the check below uses.
- * - `lax.linalg.triangularSolve` throws inside `jit` ("routine primitive triangular_solve input is
- *   not imm", float32 and float64 alike); it works eagerly. Nothing here needs it (see below).
- * - `eigh` is a cyclic Jacobi routine: 73 ms for d = 100 in float64, so a d x d eigendecomposition
- *   per step is out of reach at d = 1000. The BaM update therefore only decomposes a (B+1) x (B+1)
- *   Gram matrix (src/scorevi/bam.ts). A float64 d x d x d matmul takes 2.7 s at d = 1000, a
- *   cholesky 0.5-0.8 s, a [d, d] x [d, 11] matmul 24 ms: every update here is O(B d^2) except the
- *   one Cholesky per step, whose factor is kept in the state and reused to draw the next batch.
- *   One jitted BaM iteration with B = 10 on a Gaussian target: 13 ms at d = 100; 1.85 s at d = 1000
- *   (update 0.23 s, Cholesky 0.8 s, the rest mostly the target's 10 scores).
+ * - `lax.linalg.triangularSolve` throws inside `jit`; nothing here needs it.
+ * - `eigh` is a cyclic Jacobi routine, too slow for a d x d eigendecomposition per step at d ~ 1000, so
+ *   the BaM update only decomposes a (B+1) x (B+1) Gram matrix (src/scorevi/bam.ts). Every update here
+ *   is O(B d^2) except the one Cholesky per step, whose factor is kept in the state and reused to draw
+ *   the next batch.
  *
  * @example
  * const bam = createBam(logDensity, { batchSize: 10, initScale: 1 });   // src/scorevi/bam.ts

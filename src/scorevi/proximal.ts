@@ -162,9 +162,8 @@ function resolveLambda(who: string, lam: number | Schedule, m: number): Schedule
  * closed form), so no reparameterisation path exists; the only autodiff is grad logDensity at theta.
  *
  * Defaults and why: lambda = 50 (each step moves ~1/26 of the way to the one-batch solution, so the
- * curvature statistic X is in effect averaged over ~25 steps; measured on embedded MNIST, mlp:400,400,
- * T = 0.02, 3 epochs: lambda 2 / 10 / 50 / 200 / 1000 gave 19.2 / 24.0 / 11.0 / 13.7 / 67.9% test
- * error; small lambda lets noisy curvature estimates widen q, large lambda stalls the mean),
+ * curvature statistic X is in effect averaged over ~25 steps; small lambda lets noisy curvature
+ * estimates widen q, large lambda stalls the mean; docs/tuning.md has the scan),
  * M = 2 antithetic draws (the pair cancels the odd terms of the score's expansion around mu_t, so the
  * mean and curvature statistics lose their largest noise term; two evaluations per step), K = 2
  * (Newton converges on the convex 2-D problems in a few steps; the inner steps cost a few elementwise
@@ -176,9 +175,9 @@ function resolveLambda(who: string, lam: number | Schedule, m: number): Schedule
  * prior's sd, s0 sqrt(T)). On networks the per-coordinate curvature statistic X = <sigma_t s eps_j> is
  * a Hutchinson-type estimate whose noise grows with the off-diagonal Hessian mass times every other
  * coordinate's sigma; without the bounds, noise that made X look non-positive widened q, wider q made
- * X noisier, and the mean step (~ sigma^2 s) grew with it until a draw overflowed (two-moons mlp:32,32
- * diverged at step 46; with the bounds it stays finite). The bounds do not move the fixed point of a
- * Gaussian target (the Bayesian linear regression test reaches it with them on).
+ * X noisier, and the mean step (~ sigma^2 s) grew with it until a draw overflowed (docs/tuning.md).
+ * The bounds do not move the fixed point of a Gaussian target (the Bayesian linear regression test
+ * reaches it with them on).
  *
  * @param logDensity the model's minibatch log posterior (src/models/model.ts `logDensity`).
  * @example
@@ -186,7 +185,7 @@ function resolveLambda(who: string, lam: number | Schedule, m: number): Schedule
  * let state = vi.init(key(0), model.init(key(1)));
  * const step = compile(vi.step, { consume: [0, 1, 2] });
  * [state, info] = step(key(2), state, batch);
- * const draws = vi.sample(key(3), state, 10);
+ * const draws = vi.posterior(state).draws(key(3), 10);
  */
 export function create(logDensity: LogDensityFn, opts: ProximalOptions): ModelMethod<ProximalState, ProximalInfo> {
   const who = "proximal";
@@ -256,8 +255,8 @@ export function create(logDensity: LogDensityFn, opts: ProximalOptions): ModelMe
             .add(L.ref.mul(0.5).mul(ia.ref.mul(-1).add(1).sub(cj.ref.mul(cj.ref).mul(ia.ref).mul(ia.ref))));
           const gc = cj.ref.sub(aj.ref.mul(E1.ref)).sub(S1.ref).mul(2).add(L.ref.mul(cj.ref).mul(ia.ref));
           // Expected Hessian of the score term (E[eps^2] = 1, E[eps] = 0): a constant 2 I, so the step is
-          // linear in the draws' statistics (the sampled Hessian 2 [[E2, -E1], [-E1, 1]] put the same
-          // eps^2 in numerator and denominator and biased the precision upwards by ~60% in the BLR test).
+          // linear in the draws' statistics (the sampled Hessian 2 [[E2, -E1], [-E1, 1]] puts the same
+          // eps^2 in numerator and denominator, which biases the precision upwards; docs/tuning.md).
           const haa = L.ref.mul(0.5).mul(ia.ref.mul(ia.ref).add(cj.ref.mul(cj.ref).mul(2).mul(ia.ref).mul(ia.ref).mul(ia.ref))).add(2);
           const hac = L.ref.mul(cj.ref).mul(ia.ref).mul(ia.ref).mul(-1);
           const hcc = L.ref.mul(ia).add(2);
@@ -376,15 +375,12 @@ export function scoreMatchingTerm<Q extends Tree>(family: Family<Q>, q: Q, theta
  * dimensionless (as in the diagonal version, where the weight is q_t's own variance).
  * Defaults: lambda = 1, M = 8, K = 4, learning rate 1e-2, w = 1 (targets of unit scale).
  *
- * Known limits (measured, see `bayesdl bench vi-gaussian` and `vi-mixture`):
- * - Gaussian families: converges at d = 10 and 50 with the precision form and `triangularAdam`
- *   (lr 5e-3, off-diagonal scale 0.1, lambda 0.01); at d = 100, on a condition-1000 target, and from a
- *   covariance 1e-4 I, it does not within 20,000 evaluations. Plain Adam on a triangular factor
- *   random-walks its off-diagonal entries until the factor's inverse blows up.
- * - RealNVP flows with 2 or more coupling layers DIVERGE (q's variance grows 60-4,000x within a few
- *   hundred steps, on N(2, I) in d = 2 as on mixtures) for every lambda, M (8, 128) and proximal
- *   direction tried; gradients check against finite differences, so the frozen-draw objective itself
- *   is unstable for them. One coupling layer converges. Fit flows with ADVI (src/vi/advi.ts).
+ * Known limits (`bayesdl bench vi-gaussian` and `vi-mixture`; the runs are in docs/tuning.md):
+ * - Gaussian families converge at d = 10 and 50 in precision form with `triangularAdam`; at d = 100,
+ *   on a condition-1000 target and from a covariance 1e-4 I they do not within 20,000 evaluations.
+ * - RealNVP flows with 2 or more coupling layers diverge for every lambda and M tried (the gradients
+ *   check against finite differences: the frozen-draw objective itself is unstable for them); one
+ *   coupling layer converges. Fit flows with ADVI (src/vi/advi.ts).
  *
  * @example
  * const vi = createFlat(target, { family: fullRank(d), lambda: 1, initScale: 1 });

@@ -284,7 +284,7 @@ export type FullRankPrecisionQ = { mean: JArray; prec: JArray };
  * Why a second parameterisation: score-based objectives (src/scorevi/proximal.ts createFlat) compare
  * grad log q with target scores; in covariance form that score is -L^-T L^-1 (theta - m), so the loss
  * is a rational function of L with an inverse in every gradient, badly conditioned when L spans many
- * scales (the vi-gaussian bench's proximal runs diverged at d = 100 in that form). In precision form the
+ * scales (the vi-gaussian bench's proximal runs diverged at d = 100 in that form; docs/tuning.md). In precision form the
  * score is polynomial in the parameters, and KL(q_t || q), the proximal term, needs only q_t's inverse,
  * which is frozen. Sampling and the moments pay one O(d^3 log d) series inverse (d up to a few hundred).
  */
