@@ -154,7 +154,7 @@ export { gaussianKind, gaussianPosterior, sampleState as sampleGaussianState, ty
 
 // the driver
 export { DEFAULT_BATCH_SIZE, diagnose, fit, type FitOptions, type FitResult, type Monitor, type TraceDiagnostics } from "./run/driver.js";
-export { iterate, runSteps, type LoopOptions, type LoopResult, type Progress, type Steppable } from "./run/loop.js";
+export { iterate, runSteps, type LoopOptions, type LoopResult, type Progress } from "./run/loop.js";
 export { hostPermutation, hostSeed, stepsPerEpoch } from "./run/batches.js";
 
 // evaluation and diagnostics

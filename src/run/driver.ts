@@ -22,7 +22,7 @@ import { free, keep, namedLeaves, sliceTree, stackTrees, treeSize, type Tree } f
 import type { ArrayData } from "../data/types.js";
 import { essBulk, essTail, rhat } from "../diagnostics/convergence.js";
 import { createRng } from "../data/prng.js";
-import { logDensity, type Batch, type Model, type Params } from "../models/model.js";
+import { logDensity, type Batch, type Model, type ModelMethod, type Params } from "../models/model.js";
 import type { Method } from "../methods.js";
 import { spec as mapSpec } from "../baselines/map.js";
 import { hostSeed, stepsPerEpoch } from "./batches.js";
@@ -143,7 +143,6 @@ export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, 
   return runFinal(kRun, kPost, kMon, run, run.init(kState, params), train, plan, base, o);
 }
 
-type ModelMethod = InferenceMethod<Tree, Info, Params, Batch>;
 type RunBase = { options: Record<string, OptionValue>; warmStart?: string; batchSize: number; stepsPerEpoch: number; paramCount: number };
 
 /** A final-state run: `epochs` of steps, then the final state's posterior (and draws from it). */

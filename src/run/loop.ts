@@ -8,17 +8,12 @@
  */
 import { compile, fromHost, scalar, split, type JArray, type Key } from "../core/engine.js";
 import { fuseSteps } from "../core/fuse.js";
-import type { Info } from "../core/method.js";
+import type { Info, InferenceMethod } from "../core/method.js";
 import { free, mapTree, type Tree } from "../core/tree.js";
 import { takeRows } from "../data/arrays.js";
 import type { ArrayData } from "../data/types.js";
-import type { Batch } from "../models/model.js";
+import type { Batch, Params } from "../models/model.js";
 import { hostPermutation, stepsPerEpoch } from "./batches.js";
-
-/** What the loop needs from a method: its step. */
-export interface Steppable<S> {
-  step(key: Key, state: S, batch: Batch): [S, Info];
-}
 
 /** Progress report, after every jitted call. */
 export interface Progress {
@@ -63,7 +58,7 @@ export interface LoopResult<S> {
  * method's own).
  * @throws when the objective is not finite, naming the step.
  */
-export async function runSteps<S extends Tree>(k: Key, method: Steppable<S>, state: S, data: ArrayData, opts: LoopOptions<S>): Promise<LoopResult<S>> {
+export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMethod<S, Info, Params, Batch>, "step">, state: S, data: ArrayData, opts: LoopOptions<S>): Promise<LoopResult<S>> {
   if (!(opts.batchSize >= 1)) throw new RangeError(`batch size must be >= 1, got ${opts.batchSize}`);
   if (data.n < 1) throw new RangeError("the training set is empty");
   if (!(Number.isInteger(opts.steps) && opts.steps >= 0)) throw new RangeError(`steps must be a non-negative integer, got ${opts.steps}`);
@@ -145,7 +140,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Steppable<S>, sta
  * const bam = createBam(target, { batchSize: 10, initScale: 1 });
  * const { state } = await iterate(key(1), bam, bam.init(key(0), np.zeros([d])), 200);
  */
-export async function iterate<S extends Tree, B>(k: Key, method: { step(key: Key, state: S, batch: B): [S, Info] }, state: S, steps: number, batch?: B): Promise<{ state: S; losses: number[] }> {
+export async function iterate<S extends Tree, B>(k: Key, method: Pick<InferenceMethod<S, Info, unknown, B>, "step">, state: S, steps: number, batch?: B): Promise<{ state: S; losses: number[] }> {
   if (!(Number.isInteger(steps) && steps >= 0)) throw new RangeError(`steps must be a non-negative integer, got ${steps}`);
   const step = compile((kk: Key, s: S, b: B | undefined): [S, JArray] => {
     const [s2, info] = method.step(kk, s, b as B);
