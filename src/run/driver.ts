@@ -13,7 +13,7 @@
  * every version of the library.
  */
 import { compile, fromHost, key as makeKey, split, toHost, type JArray, type Key } from "../core/engine.js";
-import type { Info, InferenceMethod, Posterior } from "../core/method.js";
+import type { Info, Posterior } from "../core/method.js";
 import { sampleSet, sampleSetFromTensors } from "../core/posterior.js";
 import { replicate, type Batching, type Replicated, type ReplicatedMethod } from "../core/replicate.js";
 import { resolveOptions, type DefaultContext, type RunPlan } from "../core/spec.js";

@@ -82,6 +82,20 @@ export function samplerRunOptions(): OptionUses<SamplerRunOptions> {
   };
 }
 
+/** Options of the samplers with a constant or polynomially decaying step size. */
+export interface StepSamplerOptions extends SamplerRunOptions {
+  lr: number;
+  schedule: "constant" | "polynomial";
+}
+
+/**
+ * The options of a sampler with a constant or decaying step size: the run's, the step size (default
+ * `lr(c, o)`, described by `text`) and its schedule (constant).
+ */
+export function stepSamplerOptions(lr: (c: DefaultContext, o: Readonly<Partial<SamplerRunOptions>>) => number, text: string): OptionUses<StepSamplerOptions> {
+  return { ...samplerRunOptions(), lr: use(OPTIONS.lr, lr, text), schedule: use(OPTIONS.schedule, "constant") };
+}
+
 /** Options of the cyclical samplers' runs. */
 export interface CyclicalRunOptions extends SamplerRunOptions {
   cycles: number;
@@ -120,7 +134,7 @@ export function totalSteps(o: SamplerRunOptions): number {
 }
 
 /** The constant or polynomially decaying step size of the non-cyclical samplers (b = a tenth of the run). */
-export function stepSchedule(o: SamplerRunOptions & { lr: number; schedule: "constant" | "polynomial" }): number | Schedule {
+export function stepSchedule(o: StepSamplerOptions): number | Schedule {
   return o.schedule === "polynomial" ? polynomial(o.lr, Math.max(1, totalSteps(o) / 10), 0.55) : o.lr;
 }
 

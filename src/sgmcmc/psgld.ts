@@ -19,12 +19,10 @@
  * regime in which dropping Gamma is exact.
  */
 import { np, valueAndGradient, type JArray } from "../core/engine.js";
-import { OPTIONS } from "../core/options.js";
 import { pointMass } from "../core/posterior.js";
-import { use, type DefaultContext } from "../core/spec.js";
 import { keep, mapTree, zerosLike } from "../core/tree.js";
 import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
-import { addNoise, samplerPlan, samplerRunOptions, samplerSchedules, stepSchedule, type SamplerInfo, type SamplerOptions, type SamplerRunOptions } from "./common.js";
+import { addNoise, samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerInfo, type SamplerOptions, type StepSamplerOptions } from "./common.js";
 
 /** Options of {@link create}: the sampler's, plus the RMSprop decay and damping. */
 export interface PsgldOptions extends SamplerOptions {
@@ -74,24 +72,14 @@ export function create(logDensity: LogDensityFn, opts: PsgldOptions): ModelMetho
   };
 }
 
-/** Options of `--method psgld`. */
-export interface PsgldSpecOptions extends SamplerRunOptions {
-  lr: number;
-  schedule: "constant" | "polynomial";
-}
-
 /** `--method psgld`. */
-export const spec: ModelMethodSpec<PsgldSpecOptions> = {
+export const spec: ModelMethodSpec<StepSamplerOptions> = {
   name: "psgld",
   family: "sgmcmc",
   summary: "preconditioned SGLD with an RMSprop preconditioner",
   paper: "Li, Chen, Carlson & Carin 2016, Preconditioned stochastic gradient Langevin dynamics for deep neural networks",
-  options: {
-    ...samplerRunOptions(),
-    // The preconditioner scales with 1 / |grad log p_T|, which absorbs the temperature: no T here.
-    lr: use(OPTIONS.lr, (c: DefaultContext) => 1e-4 / c.n, "1e-4 / N"),
-    schedule: use(OPTIONS.schedule, "constant"),
-  },
+  // The preconditioner scales with 1 / |grad log p_T|, which absorbs the temperature: no T here.
+  options: stepSamplerOptions((c) => 1e-4 / c.n, "1e-4 / N"),
   plan: (o) => samplerPlan(o),
   build: (ctx, o) => create(ctx.logDensity, { stepSize: stepSchedule(o), dataSize: ctx.dataSize }),
 };

@@ -12,10 +12,10 @@
 import { np, valueAndGradient, type JArray } from "../core/engine.js";
 import { OPTIONS } from "../core/options.js";
 import { pointMass } from "../core/posterior.js";
-import { use, type DefaultContext } from "../core/spec.js";
+import { use } from "../core/spec.js";
 import { keep, mapTree, zerosLike } from "../core/tree.js";
 import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
-import { addNoise, samplerPlan, samplerRunOptions, samplerSchedules, stepSchedule, type SamplerInfo, type SamplerOptions, type SamplerRunOptions } from "./common.js";
+import { addNoise, samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerInfo, type SamplerOptions, type StepSamplerOptions } from "./common.js";
 
 /** Options of {@link create}: the sampler's, plus friction and gradient-noise estimate. */
 export interface SghmcOptions extends SamplerOptions {
@@ -55,9 +55,7 @@ export function create(logDensity: LogDensityFn, opts: SghmcOptions): ModelMetho
 }
 
 /** Options of `--method sghmc`. */
-export interface SghmcSpecOptions extends SamplerRunOptions {
-  lr: number;
-  schedule: "constant" | "polynomial";
+export interface SghmcSpecOptions extends StepSamplerOptions {
   friction: number;
 }
 
@@ -67,12 +65,7 @@ export const spec: ModelMethodSpec<SghmcSpecOptions> = {
   family: "sgmcmc",
   summary: "stochastic gradient HMC, momentum form",
   paper: "Chen, Fox & Guestrin 2014, Stochastic gradient Hamiltonian Monte Carlo",
-  options: {
-    ...samplerRunOptions(),
-    lr: use(OPTIONS.lr, (c: DefaultContext, o: Readonly<Partial<SghmcSpecOptions>>) => (2e-3 * o.temperature!) / c.n, "2e-3 T / N"),
-    schedule: use(OPTIONS.schedule, "constant"),
-    friction: use(OPTIONS.friction, 0.05),
-  },
+  options: { ...stepSamplerOptions((c, o) => (2e-3 * o.temperature!) / c.n, "2e-3 T / N"), friction: use(OPTIONS.friction, 0.05) },
   plan: (o) => samplerPlan(o),
   build: (ctx, o) => create(ctx.logDensity, { stepSize: stepSchedule(o), friction: o.friction, dataSize: ctx.dataSize }),
 };

@@ -15,12 +15,10 @@
  * [state, info] = s.step(key(2), state, batch);
  */
 import { np, valueAndGradient, type JArray } from "../core/engine.js";
-import { OPTIONS } from "../core/options.js";
 import { pointMass } from "../core/posterior.js";
-import { use, type DefaultContext } from "../core/spec.js";
 import { keep, mapTree } from "../core/tree.js";
 import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
-import { addNoise, samplerPlan, samplerRunOptions, samplerSchedules, stepSchedule, type SamplerInfo, type SamplerOptions, type SamplerRunOptions } from "./common.js";
+import { addNoise, samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerInfo, type SamplerOptions, type StepSamplerOptions } from "./common.js";
 
 /** SGLD state: parameters and the step counter (float32 scalar). */
 export type SgldState = { params: Params; step: JArray };
@@ -48,23 +46,13 @@ export function create(logDensity: LogDensityFn, opts: SamplerOptions): ModelMet
   };
 }
 
-/** Options of `--method sgld`. */
-export interface SgldSpecOptions extends SamplerRunOptions {
-  lr: number;
-  schedule: "constant" | "polynomial";
-}
-
 /** `--method sgld`. */
-export const spec: ModelMethodSpec<SgldSpecOptions> = {
+export const spec: ModelMethodSpec<StepSamplerOptions> = {
   name: "sgld",
   family: "sgmcmc",
   summary: "stochastic gradient Langevin dynamics",
   paper: "Welling & Teh 2011, Bayesian learning via stochastic gradient Langevin dynamics",
-  options: {
-    ...samplerRunOptions(),
-    lr: use(OPTIONS.lr, (c: DefaultContext, o: Readonly<Partial<SgldSpecOptions>>) => (1e-3 * o.temperature!) / c.n, "1e-3 T / N"),
-    schedule: use(OPTIONS.schedule, "constant"),
-  },
+  options: stepSamplerOptions((c, o) => (1e-3 * o.temperature!) / c.n, "1e-3 T / N"),
   plan: (o) => samplerPlan(o),
   build: (ctx, o) => create(ctx.logDensity, { stepSize: stepSchedule(o), dataSize: ctx.dataSize }),
 };
