@@ -40,6 +40,11 @@ export function blrPosterior(z: readonly (readonly number[])[], y: readonly numb
   return { mean, cov, precision: a };
 }
 
+/** A row-major d x d matrix as rows (`number[][]`), for tests that keep their matrices as nested arrays. */
+export function toRows(flat: ArrayLike<number>, d: number): number[][] {
+  return Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => flat[i * d + j]));
+}
+
 /** Sample mean and covariance (n - 1 denominator) of rows `[n][d]`. */
 export function sampleMoments(rows: readonly ArrayLike<number>[]): { mean: Float64Array; cov: Float64Array } {
   const n = rows.length;

@@ -11,6 +11,8 @@ import type { Family } from "../src/vi/family.js";
 import { makeModel, logDensity } from "../src/models/model.js";
 import { mlp } from "../src/models/mlp.js";
 import { gaussian } from "../src/models/likelihood.js";
+import { spdInverse } from "../src/bench/hostlinalg.js";
+import { blrPosterior, toRows } from "./exact.js";
 
 const VERBOSE = !!process.env.BAYESDL_TEST_VERBOSE;
 
@@ -21,23 +23,7 @@ const S6: number[][] = (() => {
   const c = [[1, 0.5, 0, 0.2, 0, 0], [0.3, 1, 0.6, 0, 0, 0.1], [0, 0.4, 1.2, 0.3, 0, 0], [0.2, 0, 0.5, 0.8, 0.4, 0], [0, 0.3, 0, 0.6, 1, 0.5], [0.1, 0, 0, 0, 0.7, 0.9]];
   return c.map((ri, i) => c.map((rj, j) => ri.reduce((s, v, k) => s + v * rj[k], 0) / 2 + (i === j ? 0.2 : 0)));
 })();
-function invSym(a: number[][]): number[][] {
-  const n = a.length;
-  const m = a.map((r, i) => [...r, ...r.map((_, j) => (i === j ? 1 : 0))]);
-  for (let i = 0; i < n; i++) {
-    let p = i;
-    for (let r = i + 1; r < n; r++) if (Math.abs(m[r][i]) > Math.abs(m[p][i])) p = r;
-    [m[i], m[p]] = [m[p], m[i]];
-    const piv = m[i][i];
-    for (let j = 0; j < 2 * n; j++) m[i][j] /= piv;
-    for (let r = 0; r < n; r++) if (r !== i) {
-      const f = m[r][i];
-      for (let j = 0; j < 2 * n; j++) m[r][j] -= f * m[i][j];
-    }
-  }
-  return m.map((r) => r.slice(n));
-}
-const P6 = invSym(S6);
+const P6 = toRows(spdInverse(Float64Array.from(S6.flat()), D6), D6);
 const gauss6 = (theta: JArray, _b: unknown): JArray => {
   const r = theta.sub(np.array(M6));
   const pr = np.matmul(np.array(P6), r.ref.reshape([D6, 1])).reshape([D6]);
@@ -141,11 +127,10 @@ const XB: number[][] = [], YB: number[] = [];
   }
 }
 // Exact posterior of (w, b): precision A = Z^T Z / SIG^2 + I / PS^2 with Z = [X, 1]; mean = A^-1 Z^T y / SIG^2.
-const ZB = XB.map((x) => [...x, 1]);
-const AB = Array.from({ length: DB + 1 }, (_, a) => Array.from({ length: DB + 1 }, (_, b) => ZB.reduce((s, z) => s + z[a] * z[b], 0) / SIG ** 2 + (a === b ? 1 / PS ** 2 : 0)));
-const CB = invSym(AB);
-const ZtyB = Array.from({ length: DB + 1 }, (_, a) => ZB.reduce((s, z, i) => s + z[a] * YB[i], 0) / SIG ** 2);
-const MEANB = CB.map((r) => r.reduce((s, v, j) => s + v * ZtyB[j], 0));
+const POSTB = blrPosterior(XB.map((x) => [...x, 1]), YB, SIG, PS);
+const AB = toRows(POSTB.precision, DB + 1);
+const CB = toRows(POSTB.cov, DB + 1);
+const MEANB = Array.from(POSTB.mean);
 
 test("diagonal version, Bayesian linear regression via the model contract: exact mean, precision diag(A)", async () => {
   const model = makeModel(mlp({ inputShape: [DB], hidden: [], outputDim: 1 }), gaussian({ sigma: SIG }), { kind: "gaussian", scale: PS });

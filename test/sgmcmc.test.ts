@@ -22,22 +22,18 @@ import type { Batch, LogDensityFn, ModelMethod, Params } from "../src/models/mod
 import { create as sgld } from "../src/sgmcmc/sgld.js";
 import { create as psgld } from "../src/sgmcmc/psgld.js";
 import { create as sghmc } from "../src/sgmcmc/sghmc.js";
+import { spdInverse } from "../src/bench/hostlinalg.js";
+import { blrPosterior, sampleMoments, toRows } from "./exact.js";
 
 type Sampler = ModelMethod<Tree, Info>;
 
 type Theta = { theta: JArray };
 const theta = (p: Params) => (p.net as Theta).theta;
 
-/** 2x2 symmetric matrix inverse. */
-function inv2([[a, b], [, d]]: number[][]): number[][] {
-  const det = a * d - b * b;
-  return [[d / det, -b / det], [-b / det, a / det]];
-}
-
 // (a) correlated Gaussian: mean mu, covariance S.
 const MU = [1, -1];
 const S = [[1, 0.8], [0.8, 1]];
-const P = inv2(S);
+const P = toRows(spdInverse(Float64Array.from(S.flat()), 2), 2);
 const gaussianTarget: LogDensityFn = (params, batch) => {
   free(batch);
   const r = theta(params).sub(np.array(MU));
@@ -59,18 +55,10 @@ const Y: number[] = [];
     Y.push(0.7 * x[0] - 1.2 * x[1] + SIG * g);
   }
 }
-// Closed form: A = X^T X / sigma^2 + I / s^2, mean = A^-1 X^T y / sigma^2.
-const XtX = [[0, 0], [0, 0]];
-const Xty = [0, 0];
-X.forEach((x, i) => {
-  for (let a = 0; a < 2; a++) {
-    Xty[a] += x[a] * Y[i];
-    for (let b = 0; b < 2; b++) XtX[a][b] += x[a] * x[b];
-  }
-});
-const A = XtX.map((row, a) => row.map((v, b) => v / SIG ** 2 + (a === b ? 1 / PRIOR ** 2 : 0)));
-const BLR_COV = inv2(A);
-const BLR_MEAN = BLR_COV.map((row) => row[0] * Xty[0] / SIG ** 2 + row[1] * Xty[1] / SIG ** 2);
+// Closed form (no intercept column): A = X^T X / sigma^2 + I / s^2, mean = A^-1 X^T y / sigma^2.
+const BLR = blrPosterior(X, Y, SIG, PRIOR);
+const BLR_COV = toRows(BLR.cov, 2);
+const BLR_MEAN = Array.from(BLR.mean);
 const blrTarget: LogDensityFn = (params, batch) => {
   const w = theta(params);
   const f = np.matmul(batch.x, w.ref);
@@ -142,16 +130,10 @@ async function drawsFrom(sampler: Sampler, steps: number, burn: number, seed: nu
   return out;
 }
 
-function moments(xs: number[][]) {
-  const n = xs.length;
-  const m = [0, 1].map((j) => xs.reduce((s, x) => s + x[j], 0) / n);
-  const c = [0, 1].map((a) => [0, 1].map((b) => xs.reduce((s, x) => s + (x[a] - m[a]) * (x[b] - m[b]), 0) / (n - 1)));
-  return { m, c };
-}
-
 /** Mean within `mTol` standard deviations; covariance entries within `cTol` of the largest variance. */
 function assertMoments(name: string, xs: number[][], mean: number[], cov: number[][], mTol: number, cTol: number) {
-  const { m, c } = moments(xs);
+  const { mean: m, cov: flat } = sampleMoments(xs);
+  const c = toRows(flat, 2);
   const scale = Math.max(cov[0][0], cov[1][1]);
   if (process.env.BAYESDL_TEST_VERBOSE) {
     const mz = [0, 1].map((j) => (Math.abs(m[j] - mean[j]) / Math.sqrt(cov[j][j])).toFixed(3));
@@ -170,7 +152,7 @@ function assertMoments(name: string, xs: number[][], mean: number[], cov: number
   }
 }
 
-// Step sizes: Gaussian target precision eigenvalues are 5 and 0.556; BLR's are ~40-60 (see A).
+// Step sizes: Gaussian target precision eigenvalues are 5 and 0.556; BLR's are ~40-60 (see BLR.precision).
 // pSGLD runs with beta = 0.9999 so that its preconditioner is nearly constant along the chain: the
 // omitted Gamma term is what makes pSGLD inexact when V follows the position (Li et al. 2016, sec. 3),
 // and a constant preconditioner is the regime where it is exact. SGHMC on BLR uses friction 0.5 so

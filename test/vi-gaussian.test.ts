@@ -25,6 +25,7 @@ import { diagonal, fullRank, fullRankPrecision, lowRank, type DiagQ, type FullRa
 import { create as advi, elboEstimate, type AdviState, type EntropyMode } from "../src/vi/advi.js";
 import type { Family, FlatLogDensity } from "../src/vi/family.js";
 import type { Batch, Params } from "../src/models/model.js";
+import { blrPosterior, gaussianErrors, meanFieldOptimum, meanSe } from "./exact.js";
 
 const VERBOSE = !!process.env.BAYESDL_TEST_VERBOSE;
 const log = (...a: unknown[]) => VERBOSE && console.log(...a);
@@ -47,17 +48,6 @@ function hostLogPdf(x: number[], m: Float64Array, s: Float64Array, d: number): n
 }
 
 const hostEntropy = (s: Float64Array, d: number) => 0.5 * d * (1 + LOG_2PI) + 0.5 * logDetFromChol(cholesky(s, d), d);
-
-/** Mean and standard error of a sample. */
-function meanSe(xs: ArrayLike<number>): { mean: number; se: number } {
-  const n = xs.length;
-  let m = 0;
-  for (let i = 0; i < n; i++) m += xs[i];
-  m /= n;
-  let v = 0;
-  for (let i = 0; i < n; i++) v += (xs[i] - m) ** 2;
-  return { mean: m, se: Math.sqrt(v / (n - 1) / n) };
-}
 
 // ---------------------------------------------------------------- families with fixed parameters
 
@@ -348,37 +338,22 @@ test("ravel/unravel: deterministic leaf order, exact round trip, traceable unrav
 
 // ---------------------------------------------------------------- Bayesian linear regression
 
-/** y = X w + e, e ~ N(0, SIG^2), w ~ N(0, PRIOR^2 I); X [N, P]. */
+/** y = X w + e, e ~ N(0, SIG^2), w ~ N(0, PRIOR^2 I); X [N, P], flat row-major in `x` and as rows in `rows`. */
 const N = 30, P = 3, SIG = 0.5, PRIOR = 1;
 const BLR = (() => {
   const rng = createRng(3);
   const x: number[] = [];
+  const rows: number[][] = [];
   const y: number[] = [];
   const wTrue = [0.8, -1.1, 0.4];
   for (let i = 0; i < N; i++) {
     const row = Array.from({ length: P }, () => rng.normal());
     x.push(...row);
+    rows.push(row);
     y.push(row.reduce((s, v, j) => s + v * wTrue[j], 0) + SIG * rng.normal());
   }
-  return { x, y };
+  return { x, rows, y };
 })();
-
-/** Exact posterior of a regression with design `a` [N, p] (row-major): precision and mean. */
-function blrPosterior(a: number[], y: number[], p: number): { mean: Float64Array; cov: Float64Array } {
-  const prec = new Float64Array(p * p);
-  const rhs = new Float64Array(p);
-  for (let i = 0; i < N; i++) {
-    for (let j = 0; j < p; j++) {
-      rhs[j] += a[i * p + j] * y[i] / SIG ** 2;
-      for (let k = 0; k < p; k++) prec[j * p + k] += (a[i * p + j] * a[i * p + k]) / SIG ** 2;
-    }
-  }
-  for (let j = 0; j < p; j++) prec[j * p + j] += 1 / PRIOR ** 2;
-  const cov = spdInverse(prec, p);
-  const mean = new Float64Array(p);
-  for (let j = 0; j < p; j++) for (let k = 0; k < p; k++) mean[j] += cov[j * p + k] * rhs[k];
-  return { mean, cov };
-}
 
 /** Normalised log p(y, w) = sum_i log N(y_i; x_i w, SIG^2) + log N(w; 0, PRIOR^2 I). */
 const blrDensity: FlatLogDensity<Batch> = (w, batch) => {
@@ -415,7 +390,7 @@ test("elboEstimate is unbiased for the closed-form ELBO of Bayesian linear regre
   const R = 200, S = 2;
   for (const [name, fam] of fams) {
     // A q away from the posterior: mean 0.3 from it, scale 0.3 (the posterior sd is ~0.1).
-    const post = blrPosterior(BLR.x, BLR.y, P);
+    const post = blrPosterior(BLR.rows, BLR.y, SIG, PRIOR);
     const q0 = fam.init(key(5), fromHost(Array.from(post.mean, (v, i) => v + (i % 2 ? 0.3 : -0.3)), [P]), 0.3);
     const [mq, sq] = fam.moments!(keep(q0));
     const exact = blrElbo(await toHost(mq), await toHost(sq));
@@ -496,15 +471,12 @@ async function runAdvi<Q extends Tree, B extends Tree>(
 }
 
 /** Compare q's moments with an exact mean/covariance: returns worst |dm|/sd and worst |dS|/max var. */
-async function momentErrors(family: Family<any>, q: Tree, mean: Float64Array, cov: Float64Array, d: number) {
+async function momentErrors(family: Family<any>, q: Tree, mean: Float64Array, cov: Float64Array) {
   const [m, s] = family.moments!(keep(q));
   const mh = await toHost(m);
   const sh = await toHost(s);
-  let mErr = 0, cErr = 0, big = 0;
-  for (let i = 0; i < d; i++) big = Math.max(big, cov[i * d + i]);
-  for (let i = 0; i < d; i++) mErr = Math.max(mErr, Math.abs(mh[i] - mean[i]) / Math.sqrt(cov[i * d + i]));
-  for (let i = 0; i < d * d; i++) cErr = Math.max(cErr, Math.abs(sh[i] - cov[i]) / big);
-  return { mErr, cErr, sh };
+  const { meanErr, covErr } = gaussianErrors(mh, sh, mean, cov);
+  return { mErr: meanErr, cErr: covErr };
 }
 
 test("full-rank ADVI recovers a correlated Gaussian target (d = 5, condition number 30)", async () => {
@@ -512,7 +484,7 @@ test("full-rank ADVI recovers a correlated Gaussian target (d = 5, condition num
   const { logDensity, dispose } = gaussianLogDensity(t);
   const fam = fullRank(5);
   const state = await runAdvi(logDensity, fam, { key: key(1), mean: np.zeros([5]), scale: 1 }, {} as Tree, [[0.05, 600], [0.005, 400]], 8, 21);
-  const { mErr, cErr } = await momentErrors(fam, state.q, t.mean, t.cov, 5);
+  const { mErr, cErr } = await momentErrors(fam, state.q, t.mean, t.cov);
   log(`fullRank Gaussian: mean err ${mErr.toFixed(4)} sd, cov err ${cErr.toFixed(4)} of max var`);
   assert.ok(mErr < 0.1, `mean error ${mErr} sd (tolerance 0.1)`);
   assert.ok(cErr < 0.1, `covariance error ${cErr} of the largest variance (tolerance 0.1)`);
@@ -526,9 +498,8 @@ test("diagonal ADVI reaches the mean-field optimum: mean = target mean, precisio
   const fam = diagonal(5);
   const state = await runAdvi(logDensity, fam, { key: key(1), mean: np.zeros([5]), scale: 1 }, {} as Tree, [[0.05, 600], [0.005, 400]], 8, 22);
   // KL(q || p)-optimal mean field: sigma_i^2 = 1 / Lambda_ii (Bishop 2006, sec. 10.1.2).
-  const cov = new Float64Array(25);
-  for (let i = 0; i < 5; i++) cov[i * 5 + i] = 1 / t.prec[i * 5 + i];
-  const { mErr, cErr } = await momentErrors(fam, state.q, t.mean, cov, 5);
+  const opt = meanFieldOptimum(t.mean, t.prec);
+  const { mErr, cErr } = await momentErrors(fam, state.q, opt.mean, opt.cov);
   log(`diagonal Gaussian: mean err ${mErr.toFixed(4)} sd, var err ${cErr.toFixed(4)} of max var`);
   assert.ok(mErr < 0.1, `mean error ${mErr} (in optimal q sd; tolerance 0.1)`);
   assert.ok(cErr < 0.1, `variance error ${cErr} of the largest optimal variance (tolerance 0.1)`);
@@ -555,7 +526,7 @@ test("low-rank ADVI recovers a target whose covariance is diagonal + rank 2 (d =
   };
   const fam = lowRank(d, r);
   const state = await runAdvi(target, fam, { key: key(2), mean: np.zeros([d]), scale: 1 }, {} as Tree, [[0.05, 800], [0.005, 400]], 8, 23);
-  const { mErr, cErr } = await momentErrors(fam, state.q, mean, cov, d);
+  const { mErr, cErr } = await momentErrors(fam, state.q, mean, cov);
   log(`lowRank Gaussian: mean err ${mErr.toFixed(4)} sd, cov err ${cErr.toFixed(4)} of max var`);
   assert.ok(mErr < 0.1, `mean error ${mErr} sd (tolerance 0.1)`);
   assert.ok(cErr < 0.1, `covariance error ${cErr} of the largest variance (tolerance 0.1)`);
@@ -580,15 +551,14 @@ test("full-rank ADVI through flatLogDensity recovers the Bayesian linear regress
   const flat = flatLogDensity(pytreeDensity, template);
   tree.dispose(template);
   assert.deepEqual(flat.unravel.leaves.map((l) => l.path), ["net.b", "net.w"]);
-  const design: number[] = [];
-  for (let i = 0; i < N; i++) design.push(1, ...BLR.x.slice(i * P, i * P + P));
+  const design = BLR.rows.map((row) => [1, ...row]);
   const yShift = BLR.y.map((v) => v + 0.7); // an intercept of 0.7
-  const post = blrPosterior(design, yShift, P + 1);
+  const post = blrPosterior(design, yShift, SIG, PRIOR);
   const fam = fullRank(P + 1);
   const batch: Batch = { x: fromHost(BLR.x, [N, P]), y: fromHost(yShift, [N]) };
   const state = await runAdvi(flat, fam, { key: key(3), mean: np.zeros([P + 1]), scale: 0.3 }, batch, [[0.02, 600], [0.002, 400]], 8, 24);
   tree.dispose(batch);
-  const { mErr, cErr } = await momentErrors(fam, state.q, post.mean, post.cov, P + 1);
+  const { mErr, cErr } = await momentErrors(fam, state.q, post.mean, post.cov);
   log(`fullRank BLR: mean err ${mErr.toFixed(4)} sd, cov err ${cErr.toFixed(4)} of max var`);
   assert.ok(mErr < 0.1, `mean error ${mErr} sd (tolerance 0.1)`);
   assert.ok(cErr < 0.1, `covariance error ${cErr} of the largest variance (tolerance 0.1)`);

@@ -16,6 +16,7 @@ import { makeModel, type Batch, type Params } from "../src/models/model.js";
 import { create as bbb, sampledOutputs, type BbbState } from "../src/vi/bbb.js";
 import { create as alphaVI } from "../src/vi/alpha.js";
 import { mlp } from "../src/models/mlp.js";
+import { meanSe } from "./exact.js";
 import { cnn } from "../src/models/cnn.js";
 import {
   meanFieldEntropy,
@@ -152,13 +153,6 @@ function regression(n: number, d: number, seed = 5) {
   return { x, y };
 }
 
-/** Mean and standard error of a list. */
-function meanSe(v: number[]): [number, number] {
-  const m = v.reduce((a, b) => a + b, 0) / v.length;
-  const var_ = v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - 1);
-  return [m, Math.sqrt(var_ / v.length)];
-}
-
 /** The conjugate linear model of the ELBO tests, a fixed mean-field q, and the closed-form -ELBO / N. */
 function conjugate() {
   // Linear model f(x) = x w + b (mlp with no hidden layer), Gaussian likelihood with fixed sigma, N(0, s^2) prior.
@@ -219,7 +213,7 @@ test("BBB objective is an unbiased estimate of the closed-form negative ELBO on 
   const ses: Record<string, number> = {};
   for (const estimator of ["reparam", "lrt", "flipout"] as const) {
     const d = await objectiveDraws(bbb(model, { dataSize: N, estimator, learningRate: 1e-3 }), q, batch, 200, 100);
-    const [m, se] = meanSe(d.loss);
+    const { mean: m, se } = meanSe(d.loss);
     ses[estimator] = se;
     log(`BBB ${estimator}: mean loss ${m.toFixed(5)} +- ${se.toFixed(5)}, closed form ${want.toFixed(5)}`);
     // Within 3.5 standard errors of the exact expectation (200 independent draws).
@@ -254,7 +248,7 @@ test("alpha limits: BB-alpha at alpha = 0 is the K-sample ELBO, alpha = 1e-4 is 
   const vrNear = await objectiveDraws(alphaVI(model, { dataSize: N, objective: "vr", alpha: 1 - 1e-6, samples: K }), q, batch, 20, 9);
   let dv = 0;
   for (let i = 0; i < 20; i++) dv = Math.max(dv, Math.abs(vrNear.loss[i] - vr1.loss[i]));
-  const [m, se] = meanSe(vr1.loss);
+  const { mean: m, se } = meanSe(vr1.loss);
   log(`VR alpha=1: ${m.toFixed(5)} +- ${se.toFixed(5)} vs closed form ${want.toFixed(5)}; |alpha=1-1e-6 - alpha=1| max ${dv}`);
   // 1 - alpha = 1e-6 moves the bound by ~(1 - alpha)/2 var_k(log w) / N ~ 1e-6 here (var ~ 50); float32 noise is smaller.
   assert.ok(dv < 2e-5, `VR near alpha = 1: ${dv}`);
