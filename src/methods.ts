@@ -16,6 +16,7 @@ import { spec as csgld } from "./sgmcmc/csgld.js";
 import { spec as psgld } from "./sgmcmc/psgld.js";
 import { spec as sghmc } from "./sgmcmc/sghmc.js";
 import { spec as sgld } from "./sgmcmc/sgld.js";
+import { spec as sgnht } from "./sgmcmc/sgnht.js";
 import { spec as alpha } from "./vi/alpha.js";
 import { spec as bbb } from "./vi/bbb.js";
 import { spec as bbbLrt } from "./vi/bbb-lrt.js";
@@ -27,7 +28,7 @@ import { spec as fullrank } from "./vi/fullrank.js";
 export type Method = AnyMethodSpec<Model, Params, Batch>;
 
 /** Every method, in the order help and the README list them. */
-export const METHODS: readonly Method[] = [map, ensemble, sgld, psgld, sghmc, csgld, csghmc, bbb, bbbLrt, flipout, alpha, proximalSvi, fullrank, flow, gsm, bam];
+export const METHODS: readonly Method[] = [map, ensemble, sgld, psgld, sghmc, sgnht, csgld, csghmc, bbb, bbbLrt, flipout, alpha, proximalSvi, fullrank, flow, gsm, bam];
 
 /** Method names, for help text and validation. */
 export const METHOD_NAMES: readonly string[] = METHODS.map((m) => m.name);

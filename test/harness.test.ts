@@ -104,6 +104,7 @@ const HARNESS: Readonly<Record<string, HarnessRow>> = {
   sgld: { expect: "posterior", options: { gaussian: { ...samplerRun, lr: 1e-3 }, blr: { ...samplerRun, lr: 2e-4 } }, meanTol: 0.25, covTol: 0.3 },
   psgld: { expect: "posterior", options: { gaussian: { ...samplerRun, lr: 2e-4 }, blr: { ...samplerRun, lr: 5e-5 } }, meanTol: 0.25, covTol: 0.3 },
   sghmc: { expect: "posterior", options: { gaussian: { ...samplerRun, lr: 2e-4, friction: 0.1 }, blr: { ...samplerRun, lr: 2e-5, friction: 0.5 } }, meanTol: 0.25, covTol: 0.3 },
+  sgnht: { expect: "posterior", options: { gaussian: { ...samplerRun, lr: 2e-4, friction: 0.1 }, blr: { ...samplerRun, lr: 2e-5, friction: 0.5 } }, meanTol: 0.25, covTol: 0.3 },
   csgld: { expect: "posterior", options: { gaussian: { ...cyclicalRun, lr: 2e-3 }, blr: { ...cyclicalRun, lr: 4e-4 } }, meanTol: 0.3, covTol: 0.4 },
   csghmc: { expect: "posterior", options: { gaussian: { ...cyclicalRun, lr: 4e-4, friction: 0.1 }, blr: { ...cyclicalRun, lr: 4e-5, friction: 0.5 } }, meanTol: 0.3, covTol: 0.4 },
   bbb: { expect: "meanfield", options: vi(3e-3, 16), meanTol: 0.2, covTol: 0.2 },

@@ -22,6 +22,7 @@ import type { Batch, LogDensityFn, ModelMethod, Params } from "../src/models/mod
 import { create as sgld } from "../src/sgmcmc/sgld.js";
 import { create as psgld } from "../src/sgmcmc/psgld.js";
 import { create as sghmc } from "../src/sgmcmc/sghmc.js";
+import { create as sgnht } from "../src/sgmcmc/sgnht.js";
 import { spdInverse } from "../src/bench/hostlinalg.js";
 import { blrPosterior, sampleMoments, toRows } from "./exact.js";
 
@@ -39,6 +40,19 @@ const gaussianTarget: LogDensityFn = (params, batch) => {
   const r = theta(params).sub(np.array(MU));
   const pr = np.matmul(np.array(P), r.ref);
   return r.mul(pr).sum().mul(-0.5);
+};
+
+/**
+ * (a') the same Gaussian with noisy gradients: log p(theta) + NOISE theta . z, z ~ N(0, I) fresh every
+ * step (the batch carries z). Its expectation over z is the target's, so the score is unbiased, as a
+ * minibatch score is, with a known extra variance NOISE^2 per coordinate.
+ */
+const NOISE = 5;
+const noisyGaussianTarget: LogDensityFn = (params, batch) => {
+  const th = theta(params);
+  const z = batch.x.reshape([2]);
+  batch.y.dispose();
+  return gaussianTarget({ net: { theta: th.ref } }, { x: np.zeros([1, 1]), y: np.zeros([1]) }).add(th.mul(z).sum().mul(NOISE));
 };
 
 // (b) Bayesian linear regression: y = X w + e, e ~ N(0, sigma^2), w ~ N(0, s^2 I); d = 2, n = 40.
@@ -80,7 +94,7 @@ async function draws(sampler: Sampler, target: "gauss" | "blr", steps: number, b
 }
 
 /** As {@link draws}, with chain c starting at `start(c)`; draws are chain-interleaved: draw i is chain i mod 8. */
-async function drawsFrom(sampler: Sampler, steps: number, burn: number, seed: number, start: (c: number) => number[], target: "gauss" | "blr" = "gauss", u = 50): Promise<number[][]> {
+async function drawsFrom(sampler: Sampler, steps: number, burn: number, seed: number, start: (c: number) => number[], target: "gauss" | "blr" | "noisy" = "gauss", u = 50): Promise<number[][]> {
   const rep = replicate(sampler, CHAINS, "vmap");
   const [k0, k1] = split(key(seed), 2);
   const init = stackTrees(Array.from({ length: CHAINS }, (_, c) => ({ net: { theta: fromHost(start(c), [2]) } })) as Params[]);
@@ -102,6 +116,10 @@ async function drawsFrom(sampler: Sampler, steps: number, burn: number, seed: nu
     let batch: Batch;
     if (target === "gauss") {
       batch = { x: np.zeros([u, CHAINS, 1, 1]), y: np.zeros([u, CHAINS, 1]) };
+    } else if (target === "noisy") {
+      // Standard normal draws per step and chain: the gradient noise of noisyGaussianTarget.
+      const z = Float32Array.from({ length: u * CHAINS * 2 }, () => Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next()));
+      batch = { x: fromHost(z, [u, CHAINS, 1, 2]), y: np.zeros([u, CHAINS, 1]) };
     } else {
       const bs = 10;
       const xb = new Float32Array(u * CHAINS * bs * 2);
@@ -255,4 +273,22 @@ test("R-hat of sampler chains: near 1 when well mixed, clearly above 1 for chain
   const byChain = Array.from({ length: CHAINS }, (_, c) => stuck.filter((_, i) => i % CHAINS === c).map((x) => x[0]));
   const r = rhat(byChain);
   assert.ok(r > 1.5, `chains in different modes: R-hat ${r.toFixed(3)} (expected > 1.5)`);
+});
+
+test("SGNHT's thermostat absorbs unknown gradient noise that biases SGHMC (Ding et al. 2014)", async () => {
+  // Step eta = 2e-3, friction a = 0.05, extra gradient noise of variance 25 per coordinate: SGHMC's
+  // momentum receives eta^2 25 = 1e-4 per step beyond the 2 a eta = 2e-4 it injects, so its stationary
+  // variance is ~1.5x the target's; SGNHT raises its friction to ~a + eta 25 / 2 = 0.075 and keeps it.
+  const opts = { stepSize: 2e-3, friction: 0.05, dataSize: 1 };
+  const start = (c: number) => [MU[0] + (c - 3.5) / 2, MU[1] - (c - 3.5) / 2];
+  const hmc = await drawsFrom(sghmc(noisyGaussianTarget, opts), 12000, 2000, 31, start, "noisy");
+  const nht = await drawsFrom(sgnht(noisyGaussianTarget, opts), 12000, 2000, 31, start, "noisy");
+  const v = (xs: number[][]) => sampleMoments(xs).cov;
+  const ratio = (c: Float64Array) => [c[0] / S[0][0], c[3] / S[1][1]];
+  const rh = ratio(v(hmc));
+  const rn = ratio(v(nht));
+  if (process.env.BAYESDL_TEST_VERBOSE) console.error(`variance / exact: sghmc ${rh.map((x) => x.toFixed(3))}, sgnht ${rn.map((x) => x.toFixed(3))}`);
+  for (const r of rh) assert.ok(r > 1.3, `SGHMC should be inflated by the unmodelled noise (ratio ${r.toFixed(3)})`);
+  for (const r of rn) assert.ok(Math.abs(r - 1) < 0.15, `SGNHT variance ratio ${r.toFixed(3)} (tolerance 15%)`);
+  assertMoments("sgnht (noisy gradients)", nht, MU, S, 0.25, 0.2);
 });
