@@ -75,12 +75,12 @@ test("given initial parameters: zero epochs of MAP return them unchanged, for on
   }
 });
 
-test("monitors see draws from every kind of posterior: a sample set (MAP) and a flat q (full-rank ADVI)", async () => {
-  for (const [name, samples] of [["map", 1], ["fullrank", 3]] as const) {
+test("monitors see draws from every kind of run: a point (MAP), a flat q (full-rank ADVI), the chains of a sampler", async () => {
+  for (const [name, samples, options] of [["map", 1, { epochs: 2 }], ["fullrank", 3, { epochs: 2 }], ["sghmc", 2, { chains: 2, burnin: 4, samples: 1, thin: 4 }]] as const) {
     const seen: { step: number; draws: number }[] = [];
     const r = await fit(key(2), methodSpec(name), model, data, {
       batchSize: 10,
-      options: { epochs: 2 },
+      options,
       monitor: { every: 4, samples, fn: async (step, draws) => void seen.push({ step, draws: leaves(draws)[0].shape[0] }) },
     });
     r.posterior.dispose();

@@ -179,7 +179,8 @@ async function runFinal(kRun: Key, kPost: Key, kMon: Key, run: ModelMethod, stat
  * A trajectory run: the chains step together for `steps` steps; after each step in `collectAt` every
  * chain's parameters are copied to the host (chain-major), with the traces R-hat and ESS are computed
  * from: the mean predictive log-likelihood of up to 500 held-out points, and projections of the
- * parameters on a few random unit directions.
+ * parameters on a few random unit directions. A monitor sees the chains' current states every
+ * `every` steps (the fused calls are aligned to it).
  */
 async function runTrajectory(
   kRun: Key,
@@ -215,7 +216,8 @@ async function runTrajectory(
   if (held) traces["held-out log-lik"] = Array.from({ length: K }, () => []);
   let collected = 0;
   const gcd = (a: number, c: number): number => (c === 0 ? a : gcd(c, a % c));
-  const align = [...plan.collectAt, plan.steps].reduce(gcd, 0);
+  const mon = o.monitor;
+  const align = [...plan.collectAt, plan.steps, ...(mon ? [mon.every] : [])].reduce(gcd, 0);
   let fuse = b.paramCount <= FUSE_MAX_PARAMS ? 8 : 1;
   while (fuse > 1 && align % fuse !== 0) fuse--;
   const { state, lastInfo } = await runSteps(kRun, chains, state0, train, {
@@ -225,6 +227,17 @@ async function runTrajectory(
     copies: K,
     onProgress: o.onProgress,
     afterStep: async (t, st) => {
+      if (mon && t % mon.every === 0) {
+        // The monitor sees the chains' current states (K draws).
+        const post = chains.posterior(st);
+        const draws = post.draws(makeKey(0));
+        post.dispose();
+        try {
+          await mon.fn(t, draws);
+        } finally {
+          free(draws);
+        }
+      }
       if (!collect.has(t)) return;
       for (let c = 0; c < K; c++) {
         const post = chains.posteriorOf(st, c);
