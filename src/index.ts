@@ -176,7 +176,7 @@ export {
 export { essBasic, essBulk, essTail, rankNormalize, rhat, rhatBasic, splitChains, summarize, type ConvergenceSummary } from "./diagnostics/convergence.js";
 
 // in-memory data
-export { fingerprint, makeSplit, splitFingerprint, standardisation, takeRows } from "./data/arrays.js";
+export { makeSplit, standardisation, takeRows } from "./data/arrays.js";
 export { createRng, permutation, shuffleInPlace, type Rng } from "./data/prng.js";
 export { gapFunction, toyRegressionGap, twoMoons } from "./data/toy.js";
 export { DataFormatError, type ArrayData, type DataSplit, type Standardisation, type Task } from "./data/types.js";

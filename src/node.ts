@@ -9,6 +9,7 @@ export * from "./index.js";
 export {
   DATA_SOURCE_FORMS,
   embeddedMnistArrays,
+  fingerprint,
   loadCsv,
   loadData,
   loadEmbeddedMnist,
@@ -17,6 +18,7 @@ export {
   loadUci,
   parseIdx,
   readIdx,
+  splitFingerprint,
   writeIdx,
   type LoadDataOptions,
 } from "./data/index.js";

@@ -1,6 +1,6 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { splitFingerprint } from "../src/data/arrays.js";
+import { splitFingerprint } from "../src/data/fingerprint.js";
 import { throwsData } from "./helpers.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -47,8 +47,8 @@ test("CSV with header: target by name, regression standardised on train", async 
   for (const part of [s.train, s.test]) {
     for (const v of part.y) assert.ok(original.has(Math.round(ts.mean + ts.std * v)));
   }
-  assert.equal((await splitFingerprint(loadCsv(p, { target: "y", seed: 1 }))), (await splitFingerprint(s)));
-  assert.notEqual((await splitFingerprint(loadCsv(p, { target: "y", seed: 2 }))), (await splitFingerprint(s)));
+  assert.equal((splitFingerprint(loadCsv(p, { target: "y", seed: 1 }))), (splitFingerprint(s)));
+  assert.notEqual((splitFingerprint(loadCsv(p, { target: "y", seed: 2 }))), (splitFingerprint(s)));
   assert.deepEqual(s.splitInfo, { seed: 1, testSize: 4, target: "y" });
   assert.equal(s.source, `csv:${p}`);
 });
@@ -58,7 +58,7 @@ test("CSV without header: target by index (number or digit string), test size op
   const a = loadCsv(p, { target: 2, seed: 0, testFraction: 0.3 });
   assert.equal(a.train.n, 7);
   assert.equal(a.test.n, 3);
-  assert.equal((await splitFingerprint(loadCsv(p, { target: "2", seed: 0, testFraction: 0.3 }))), (await splitFingerprint(a)));
+  assert.equal((splitFingerprint(loadCsv(p, { target: "2", seed: 0, testFraction: 0.3 }))), (splitFingerprint(a)));
   const c = loadCsv(p, { target: 0, seed: 0, testSize: 2 });
   assert.equal(c.test.n, 2);
   assert.deepEqual(c.train.xShape, [2]);
@@ -86,8 +86,8 @@ test("CSV semicolon and tab delimiters", async () => {
   const semi = loadCsv(csv(`a;b;y\n${rows(10, ";")}`), { target: "y", seed: 3 });
   const comma = loadCsv(csv(`a,b,y\n${rows(10)}`), { target: "y", seed: 3 });
   const tab = loadCsv(csv(`a\tb\ty\n${rows(10, "\t")}`), { target: "y", seed: 3 });
-  assert.equal((await splitFingerprint(semi)), (await splitFingerprint(comma)));
-  assert.equal((await splitFingerprint(tab)), (await splitFingerprint(comma)));
+  assert.equal((splitFingerprint(semi)), (splitFingerprint(comma)));
+  assert.equal((splitFingerprint(tab)), (splitFingerprint(comma)));
 });
 
 test("CSV numeric class labels sort numerically; text labels without header need no header", () => {

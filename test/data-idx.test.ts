@@ -1,6 +1,6 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { splitFingerprint } from "../src/data/arrays.js";
+import { splitFingerprint } from "../src/data/fingerprint.js";
 import { throwsData } from "./helpers.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -80,8 +80,8 @@ test("loadIdx splits by seed; role evaluate puts everything in test", async () =
   assert.equal(a.test.n, 10);
   assert.equal(a.source, `idx:${img},${lbl}`);
   assert.equal(a.numClasses, 10);
-  assert.equal((await splitFingerprint(loadIdx(img, lbl, { seed: 1 }))), (await splitFingerprint(a)));
-  assert.notEqual((await splitFingerprint(loadIdx(img, lbl, { seed: 2 }))), (await splitFingerprint(a)));
+  assert.equal((splitFingerprint(loadIdx(img, lbl, { seed: 1 }))), (splitFingerprint(a)));
+  assert.notEqual((splitFingerprint(loadIdx(img, lbl, { seed: 2 }))), (splitFingerprint(a)));
   assert.equal(loadIdx(img, lbl, { seed: 1, testSize: 5 }).test.n, 5);
   const e = loadIdx(img, lbl, { role: "evaluate" });
   assert.equal(e.train.n, 0);

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { splitFingerprint } from "../src/data/arrays.js";
+import { splitFingerprint } from "../src/data/fingerprint.js";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
@@ -15,8 +15,8 @@ function repoRoot(): string {
 
 test("toy regression gap: deterministic, no training inputs in the gap, grid over [-6, 6]", async () => {
   const a = toyRegressionGap({ seed: 3 });
-  assert.equal((await splitFingerprint(a)), (await splitFingerprint(toyRegressionGap({ seed: 3 }))));
-  assert.notEqual((await splitFingerprint(a)), (await splitFingerprint(toyRegressionGap({ seed: 4 }))));
+  assert.equal((splitFingerprint(a)), (splitFingerprint(toyRegressionGap({ seed: 3 }))));
+  assert.notEqual((splitFingerprint(a)), (splitFingerprint(toyRegressionGap({ seed: 4 }))));
   assert.equal(a.task, "regression");
   assert.deepEqual(a.train.xShape, [1]);
   assert.equal(a.train.n, 160);
@@ -40,8 +40,8 @@ test("toy regression gap: deterministic, no training inputs in the gap, grid ove
 
 test("two moons: deterministic, balanced, two classes, right geometry", async () => {
   const s = twoMoons({ seed: 1, n: 101, noise: 0 });
-  assert.equal((await splitFingerprint(s)), (await splitFingerprint(twoMoons({ seed: 1, n: 101, noise: 0 }))));
-  assert.notEqual((await splitFingerprint(s)), (await splitFingerprint(twoMoons({ seed: 2, n: 101, noise: 0 }))));
+  assert.equal((splitFingerprint(s)), (splitFingerprint(twoMoons({ seed: 1, n: 101, noise: 0 }))));
+  assert.notEqual((splitFingerprint(s)), (splitFingerprint(twoMoons({ seed: 2, n: 101, noise: 0 }))));
   assert.equal(s.numClasses, 2);
   assert.deepEqual(s.train.xShape, [2]);
   assert.equal(s.test.n, 101);
@@ -63,8 +63,8 @@ test("loadData dispatches every source form", async (t) => {
   const u = loadData(`uci:${uciRel}`, { split: 3 });
   assert.equal(u.source, `uci:${uciRel}`);
   assert.equal(u.splitInfo.split, 3);
-  assert.equal((await splitFingerprint(loadData("toy:regression-gap", { seed: 5 }))), (await splitFingerprint(toyRegressionGap({ seed: 5 }))));
-  assert.equal((await splitFingerprint(loadData("toy:two-moons"))), (await splitFingerprint(twoMoons({ seed: 0 }))));
+  assert.equal((splitFingerprint(loadData("toy:regression-gap", { seed: 5 }))), (splitFingerprint(toyRegressionGap({ seed: 5 }))));
+  assert.equal((splitFingerprint(loadData("toy:two-moons"))), (splitFingerprint(twoMoons({ seed: 0 }))));
 
   const dir = mkdtempSync(join(tmpdir(), "bayesdl-src-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -107,10 +107,10 @@ test("fingerprint covers train and test, inputs and targets", async () => {
   const base = { xShape: [2], n: 2 };
   const a = { ...base, x: Float32Array.from([1, 2, 3, 4]), y: Int32Array.from([0, 1]) };
   const b = { ...base, x: Float32Array.from([5, 6, 7, 8]), y: Int32Array.from([1, 1]) };
-  const f = await fingerprint(a, b);
+  const f = fingerprint(a, b);
   assert.match(f, /^[0-9a-f]{64}$/);
-  assert.equal(f, await fingerprint({ ...a }, { ...b }));
-  assert.notEqual(f, await fingerprint(b, a));
-  assert.notEqual(f, await fingerprint(a, { ...b, y: Int32Array.from([1, 0]) }));
-  assert.notEqual(f, await fingerprint({ ...a, x: Float32Array.from([1, 2, 3, 5]) }, b));
+  assert.equal(f, fingerprint({ ...a }, { ...b }));
+  assert.notEqual(f, fingerprint(b, a));
+  assert.notEqual(f, fingerprint(a, { ...b, y: Int32Array.from([1, 0]) }));
+  assert.notEqual(f, fingerprint({ ...a, x: Float32Array.from([1, 2, 3, 5]) }, b));
 });

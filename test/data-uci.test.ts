@@ -1,6 +1,6 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { splitFingerprint } from "../src/data/arrays.js";
+import { splitFingerprint } from "../src/data/fingerprint.js";
 import { throwsData } from "./helpers.js";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -58,8 +58,8 @@ test("UCI yacht split 0: counts match the index files, standardised on train", a
   assert.deepEqual(s.splitInfo, { dataset: "yacht", split: 0, nSplits: 20 });
   assert.equal(s.source, `uci:${yacht}`);
   // The data/ subfolder works too and gives the same split.
-  assert.equal((await splitFingerprint(loadUci(data, 0))), (await splitFingerprint(s)));
-  assert.notEqual((await splitFingerprint(loadUci(yacht, 1))), (await splitFingerprint(s)));
+  assert.equal((splitFingerprint(loadUci(data, 0))), (splitFingerprint(s)));
+  assert.notEqual((splitFingerprint(loadUci(yacht, 1))), (splitFingerprint(s)));
 });
 
 /** A small valid UCI folder: 10 rows x 3 columns, features 0 1, target 2, 2 splits. */

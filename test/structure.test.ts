@@ -57,7 +57,7 @@ test("the browser entry (src/index.ts) bundles for the browser platform with no 
   const r = await build({ entryPoints: [join(root, "src/index.ts")], bundle: true, platform: "browser", format: "esm", write: false, metafile: true, logLevel: "silent" });
   const inputs = Object.keys(r.metafile.inputs);
   assert.ok(inputs.some((f) => f.endsWith("src/methods.ts")), "the method table is in the browser bundle");
-  const nodeSide = /src\/(jobs|bench|cli|plot)\/|src\/io\/(posterior|atomic|safetensors-file)\.ts$|src\/data\/(csv|idx|uci|mnist|files|index)\.ts$|src\/node\.ts$/;
+  const nodeSide = /src\/(jobs|bench|cli|plot)\/|src\/io\/(posterior|atomic|safetensors-file)\.ts$|src\/data\/(csv|idx|uci|mnist|files|index|fingerprint)\.ts$|src\/node\.ts$/;
   assert.deepEqual(inputs.filter((f) => nodeSide.test(f)), [], "Node-side modules in the browser bundle");
   // ... and a Node built-in anywhere below it fails the build (so the check above can fail).
   await assert.rejects(

@@ -14,7 +14,7 @@ import { replicate, type Batching, type ReplicatedMethod } from "../core/replica
 import { use } from "../core/spec.js";
 import { stackTrees } from "../core/tree.js";
 import type { Batch, LogDensityFn, Model, ModelMethodSpec, Params } from "../models/model.js";
-import { create as createMap, type MapInfo, type MapMethodOptions, type MapOptions, type MapState } from "./map.js";
+import { create as createMap, MAP_DEFAULTS, type MapInfo, type MapMethodOptions, type MapOptions, type MapState } from "./map.js";
 
 /** Options of {@link create}: MAP's, plus the number of members and the batching. */
 export interface EnsembleOptions extends MapOptions {
@@ -51,7 +51,7 @@ export const spec: ModelMethodSpec<EnsembleSpecOptions> = {
   paper: "Lakshminarayanan, Pritzel & Blundell 2017, Simple and scalable predictive uncertainty estimation using deep ensembles",
   options: {
     epochs: use(OPTIONS.epochs, 20),
-    lr: use(OPTIONS.lr, 1e-3),
+    lr: use(OPTIONS.lr, MAP_DEFAULTS.learningRate),
     members: use(OPTIONS.members, 5),
   },
   plan: (o) => ({ collect: "final", epochs: o.epochs, copies: o.members }),

@@ -32,6 +32,9 @@ export interface MapOptions {
   readonly optimizer?: GradientTransformation;
 }
 
+/** Defaults of {@link create}, which the `map` and `ensemble` specs take too. */
+export const MAP_DEFAULTS = { learningRate: 1e-3 } as const;
+
 /**
  * Build MAP training for a log density.
  * @example
@@ -40,7 +43,7 @@ export interface MapOptions {
  */
 export function create(logDensity: LogDensityFn, opts: MapOptions): ModelMethod<MapState, MapInfo> {
   const n = opts.dataSize;
-  const opt = opts.optimizer ?? adam(opts.learningRate ?? 1e-3);
+  const opt = opts.optimizer ?? adam(opts.learningRate ?? MAP_DEFAULTS.learningRate);
   const objective = (params: Params, batch: Batch) => logDensity(params, batch).mul(-1 / n);
   return {
     init(k, params) {
@@ -72,7 +75,7 @@ export const spec: ModelMethodSpec<MapMethodOptions> = {
   paper: "the maximum a posteriori baseline",
   options: {
     epochs: use(OPTIONS.epochs, 20),
-    lr: use(OPTIONS.lr, 1e-3),
+    lr: use(OPTIONS.lr, MAP_DEFAULTS.learningRate),
   },
   plan: (o) => ({ collect: "final", epochs: o.epochs }),
   build: (ctx, o) => create(ctx.logDensity, { dataSize: ctx.dataSize, learningRate: o.lr }),

@@ -4,8 +4,9 @@
  * mixtures with a normalised density, each built deterministically from a seed.
  */
 import { fromHost, np, nn, type JArray } from "../core/engine.js";
+import { LOG_2PI } from "../core/math.js";
 import { createRng } from "../data/prng.js";
-import type { FlatLogDensity } from "../vi/family.js";
+import type { FlatLogDensity } from "../core/ravel.js";
 import { matmul, randomOrthogonal, spdInverse, transpose } from "./hostlinalg.js";
 
 /** A Gaussian target N(mean, cov) and where the methods start. */
@@ -106,7 +107,7 @@ export function standardMixtureTargets(seed = 0): MixtureTarget[] {
 export function mixtureLogDensity(t: MixtureTarget): { logDensity: FlatLogDensity; dispose(): void } {
   const mu = fromHost(Float32Array.from(t.means), [t.k, t.d]);
   const inv2 = fromHost(Float32Array.from(t.scales, (s) => -0.5 / (s * s)), [t.k]);
-  const consts = fromHost(Float32Array.from(t.scales, (s) => -Math.log(t.k) - t.d * (Math.log(s) + 0.5 * Math.log(2 * Math.PI))), [t.k]);
+  const consts = fromHost(Float32Array.from(t.scales, (s) => -Math.log(t.k) - t.d * (Math.log(s) + 0.5 * LOG_2PI)), [t.k]);
   return {
     logDensity: (theta: JArray) => {
       const single = theta.ndim === 1;

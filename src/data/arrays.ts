@@ -1,37 +1,10 @@
 /**
  * Helpers on plain-array data shared by the loaders and the training loop: split assembly, row
- * selection, standardisation, strict number parsing and fingerprints. Browser-safe (no Node modules).
+ * selection, standardisation and strict number parsing. Browser-safe (no Node modules).
  */
 import type { ArrayData, DataSplit, Standardisation, Task } from "./types.js";
 
-/** Raw bytes of a typed array (a view, no copy). */
-function bytesOf(a: ArrayBufferView): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
-/**
- * Hex SHA-256 over the raw bytes of train x, train y, test x, test y (in that order, platform byte
- * order, little-endian on every platform Node and the browsers support), by the Web Crypto API that
- * Node and browsers share.
- */
-export async function fingerprint(train: ArrayData, test: ArrayData): Promise<string> {
-  const parts = [train.x, train.y, test.x, test.y].map(bytesOf);
-  const all = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    all.set(p, off);
-    off += p.length;
-  }
-  const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", all));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** The {@link fingerprint} of a split. */
-export function splitFingerprint(split: DataSplit): Promise<string> {
-  return fingerprint(split.train, split.test);
-}
-
-/** Assemble a {@link DataSplit}, computing its fingerprint. */
+/** Assemble a {@link DataSplit}. */
 export function makeSplit(parts: {
   task: Task;
   numClasses?: number;

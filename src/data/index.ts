@@ -8,7 +8,7 @@ import { toyRegressionGap, twoMoons } from "./toy.js";
 import type { DataSplit } from "./types.js";
 import { loadUci } from "./uci.js";
 
-export { fingerprint, splitFingerprint } from "./arrays.js";
+export { fingerprint, splitFingerprint } from "./fingerprint.js";
 export { loadCsv, type CsvOptions } from "./csv.js";
 export { loadIdx, loadIdxArrays, parseIdx, readIdx, writeIdx, MAX_IDX_LABEL, type IdxArray, type IdxDtype, type IdxValues } from "./idx.js";
 export { embeddedMnistArrays, loadEmbeddedMnist } from "./mnist.js";
@@ -21,8 +21,8 @@ export { loadUci } from "./uci.js";
 export const DATA_SOURCE_FORMS: readonly string[] = [
   "mnist (the 10,000 digits embedded in the mnist package)",
   "idx:<images>,<labels> (IDX files, optionally gzipped)",
-  "uci:<folder> (a UCI regression folder, or its data/ subfolder; pick the split with split)",
-  "csv:<file> (needs target: a column name or 0-based index)",
+  "uci:<folder> (a UCI regression folder, or its data/ subfolder; the split is chosen by --split)",
+  "csv:<file> (with --target: a column name or 0-based index)",
   "toy:regression-gap",
   "toy:two-moons",
 ];

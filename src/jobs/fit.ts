@@ -5,7 +5,7 @@
 import { key, split } from "../core/engine.js";
 import { free } from "../core/tree.js";
 import type { OptionValue } from "../core/options.js";
-import { splitFingerprint } from "../data/arrays.js";
+import { splitFingerprint } from "../data/fingerprint.js";
 import { loadData } from "../data/index.js";
 import type { ArrayData, DataSplit } from "../data/types.js";
 import { loadPosterior, POSTERIOR_FORMAT_VERSION, savePosterior, type PosteriorMeta } from "../io/posterior.js";
@@ -98,7 +98,7 @@ export async function runFit(o: FitJobOptions): Promise<FitJobResult> {
       method: o.method,
       methodOptions: { ...result.options, batchSize: Math.min(o.batchSize ?? 128, data.train.n), ...(result.warmStart ? { warmStart: result.warmStart } : {}) },
       seed: o.seed,
-      data: { source: o.data, fingerprint: await splitFingerprint(data), split: data.splitInfo, ...(data.targetScale ? { targetScale: data.targetScale } : {}) },
+      data: { source: o.data, fingerprint: splitFingerprint(data), split: data.splitInfo, ...(data.targetScale ? { targetScale: data.targetScale } : {}) },
       metrics,
       numSamples,
       leaves: leaves.map((l) => ({ name: l.name, shape: l.shape })),
@@ -152,7 +152,7 @@ export async function runEvaluate(o: EvaluateJobOptions): Promise<{ meta: Poster
   const posterior = o.samples !== undefined ? savedDistribution(model, meta.variational!, variational!) : savedDraws(model, samples, meta.numSamples);
   try {
     const metrics = await evaluatePosterior(model, posterior, data, ood, { key: key(seed), samples: o.samples });
-    return { meta, metrics, data, sameData: (await splitFingerprint(data)) === meta.data.fingerprint };
+    return { meta, metrics, data, sameData: splitFingerprint(data) === meta.data.fingerprint };
   } finally {
     posterior.dispose();
   }

@@ -62,7 +62,7 @@ import { onParams } from "../core/ravel.js";
 import { use } from "../core/spec.js";
 import type { ModelMethodSpec } from "../models/model.js";
 import { flatTarget, type FlatLogDensity } from "../vi/family.js";
-import { acceptOrKeep, batchScores, checkBatchSize, drawGaussian, gaussianKind, gaussianPosterior, initState, symmetrize, type GaussianState, type ScoreViInfo, type ScoreViOptions } from "./gaussian-state.js";
+import { acceptOrKeep, batchScores, checkBatchSize, DEFAULT_INIT_SCALE, drawGaussian, gaussianKind, gaussianPosterior, initState, symmetrize, type GaussianState, type ScoreViInfo, type ScoreViOptions } from "./gaussian-state.js";
 import { gaussianScoreOptions, warmStartPlan, type GaussianScoreSpecOptions } from "./gsm.js";
 
 /** BaM options. */
@@ -111,7 +111,7 @@ export function bamUpdate(mean: JArray, cov: JArray, z: JArray, g: JArray, lambd
  */
 export function create<B = unknown>(logDensity: FlatLogDensity<B>, opts: BamOptions): InferenceMethod<GaussianState, ScoreViInfo, JArray, B> {
   const b = checkBatchSize(opts, "bam");
-  const scale0 = opts.initScale ?? 1e-2;
+  const scale0 = opts.initScale ?? DEFAULT_INIT_SCALE;
   const n = opts.dataSize ?? 1;
   if (typeof opts.lambda === "number" && !(opts.lambda > 0)) throw new RangeError(`bam: lambda must be > 0, got ${opts.lambda}`);
   const scores = batchScores(logDensity);

@@ -72,6 +72,9 @@ export type ScoreViInfo = {
   lambda: JArray;
 };
 
+/** Default initial scale of q around the given parameters (GSM, BaM and their specs). */
+export const DEFAULT_INIT_SCALE = 1e-2;
+
 /** Options both closed-form methods take. */
 export interface ScoreViOptions {
   /** B, samples (score evaluations) per iteration; a positive integer. */

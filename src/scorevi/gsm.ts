@@ -46,7 +46,7 @@ import { onParams } from "../core/ravel.js";
 import { use, type OptionUses, type RunPlan } from "../core/spec.js";
 import type { ModelMethodSpec } from "../models/model.js";
 import { flatTarget, type FlatLogDensity } from "../vi/family.js";
-import { acceptOrKeep, batchScores, checkBatchSize, drawGaussian, gaussianKind, gaussianPosterior, initState, type GaussianState, type ScoreViInfo, type ScoreViOptions } from "./gaussian-state.js";
+import { acceptOrKeep, batchScores, checkBatchSize, DEFAULT_INIT_SCALE, drawGaussian, gaussianKind, gaussianPosterior, initState, type GaussianState, type ScoreViInfo, type ScoreViOptions } from "./gaussian-state.js";
 
 /** GSM options (B = 1 is the original single-sample algorithm). */
 export type GsmOptions = ScoreViOptions;
@@ -79,7 +79,7 @@ export function gsmUpdate(mean: JArray, cov: JArray, z: JArray, g: JArray): [JAr
  */
 export function create<B = unknown>(logDensity: FlatLogDensity<B>, opts: GsmOptions): InferenceMethod<GaussianState, ScoreViInfo, JArray, B> {
   const b = checkBatchSize(opts, "gsm");
-  const scale0 = opts.initScale ?? 1e-2;
+  const scale0 = opts.initScale ?? DEFAULT_INIT_SCALE;
   const n = opts.dataSize ?? 1;
   const scores = batchScores(logDensity);
   return {
@@ -113,7 +113,7 @@ export function gaussianScoreOptions(): OptionUses<GaussianScoreSpecOptions> {
     samples: use(OPTIONS.samples, 20),
     temperature: use(OPTIONS.temperature, 1),
     mc: use(OPTIONS.mc, 8),
-    initStd: use(OPTIONS.initStd, 0.01),
+    initStd: use(OPTIONS.initStd, DEFAULT_INIT_SCALE),
   };
 }
 

@@ -120,6 +120,9 @@ function resolveLambda(who: string, lam: number | Schedule, m: number): Schedule
   return asSchedule(lam, `${who}: lambda`);
 }
 
+/** Defaults of {@link create}, which the `proximal-svi` spec takes too (why each: below). */
+export const PROXIMAL_DEFAULTS = { lambda: 50, samplesPerStep: 2, innerSteps: 2, learningRate: 1, sigma0: 1e-3 } as const;
+
 /**
  * Proximal score-matching VI with a mean-field Gaussian q over a network's parameter pytree.
  *
@@ -191,18 +194,18 @@ export function create(logDensity: LogDensityFn, opts: ProximalOptions): ModelMe
   const who = "proximal";
   const n = checkPos(who, "dataSize", opts.dataSize);
   const anti = opts.antithetic ?? true;
-  const m = checkInt(who, "samplesPerStep", opts.samplesPerStep ?? (anti ? 2 : 1));
+  const m = checkInt(who, "samplesPerStep", opts.samplesPerStep ?? (anti ? PROXIMAL_DEFAULTS.samplesPerStep : 1));
   if (anti && m % 2 !== 0) throw new RangeError(`proximal: antithetic draws need an even samplesPerStep, got ${m}`);
-  const kSteps = checkInt(who, "innerSteps", opts.innerSteps ?? 2);
-  const eta = checkPos(who, "learningRate", opts.learningRate ?? 1);
-  const sigma0 = checkPos(who, "sigma0", opts.sigma0 ?? 1e-3);
+  const kSteps = checkInt(who, "innerSteps", opts.innerSteps ?? PROXIMAL_DEFAULTS.innerSteps);
+  const eta = checkPos(who, "learningRate", opts.learningRate ?? PROXIMAL_DEFAULTS.learningRate);
+  const sigma0 = checkPos(who, "sigma0", opts.sigma0 ?? PROXIMAL_DEFAULTS.sigma0);
   const kappa = opts.meanTrustRegion ?? 1;
   if (!(kappa > 0)) throw new RangeError(`proximal: meanTrustRegion must be > 0 (or Infinity), got ${kappa}`);
   const maxScale = opts.maxScaleChange ?? 2;
   const maxSigma = opts.maxSigma ?? Infinity;
   if (!(maxSigma > 0)) throw new RangeError(`proximal: maxSigma must be > 0 (or Infinity), got ${maxSigma}`);
   if (!(maxScale > 1)) throw new RangeError(`proximal: maxScaleChange must be > 1 (or Infinity), got ${maxScale}`);
-  const lambdaAt = resolveLambda(who, opts.lambda ?? 50, m);
+  const lambdaAt = resolveLambda(who, opts.lambda ?? PROXIMAL_DEFAULTS.lambda, m);
   return {
     init(k, params) {
       k.dispose();
@@ -469,11 +472,11 @@ export const spec: ModelMethodSpec<ProximalSpecOptions> = {
     epochs: use(OPTIONS.epochs, 20),
     samples: use(OPTIONS.samples, 20),
     temperature: use(OPTIONS.temperature, 1),
-    lr: use(OPTIONS.lr, 1),
-    mc: use(OPTIONS.mc, 2),
-    initStd: use(OPTIONS.initStd, 0.001),
-    lambda: use(OPTIONS.lambda, 50),
-    innerSteps: use(OPTIONS.innerSteps, 2),
+    lr: use(OPTIONS.lr, PROXIMAL_DEFAULTS.learningRate),
+    mc: use(OPTIONS.mc, PROXIMAL_DEFAULTS.samplesPerStep),
+    initStd: use(OPTIONS.initStd, PROXIMAL_DEFAULTS.sigma0),
+    lambda: use(OPTIONS.lambda, PROXIMAL_DEFAULTS.lambda),
+    innerSteps: use(OPTIONS.innerSteps, PROXIMAL_DEFAULTS.innerSteps),
   },
   kinds: [meanFieldKind],
   plan: variationalPlan,

@@ -8,7 +8,7 @@ import { OPTIONS } from "../core/options.js";
 import { use, type DefaultContext } from "../core/spec.js";
 import type { ModelMethodSpec } from "../models/model.js";
 import { cyclicalRunOptions, cyclicalSchedules, samplerPlan, type CyclicalRunOptions } from "./common.js";
-import { create } from "./sghmc.js";
+import { create, DEFAULT_FRICTION } from "./sghmc.js";
 
 /** Options of `--method csghmc`. */
 export interface CsghmcOptions extends CyclicalRunOptions {
@@ -25,7 +25,7 @@ export const spec: ModelMethodSpec<CsghmcOptions> = {
   options: {
     ...cyclicalRunOptions(),
     lr: use(OPTIONS.lr, (c: DefaultContext, o: Readonly<Partial<CsghmcOptions>>) => (4e-3 * o.temperature!) / c.n, "4e-3 T / N"),
-    friction: use(OPTIONS.friction, 0.05),
+    friction: use(OPTIONS.friction, DEFAULT_FRICTION),
   },
   plan: (o) => samplerPlan(o, cyclicalSchedules(o).noiseGate),
   build: (ctx, o) => create(ctx.logDensity, { ...cyclicalSchedules(o), friction: o.friction, dataSize: ctx.dataSize }),

@@ -25,6 +25,9 @@ export interface SghmcOptions extends SamplerOptions {
   readonly betaHat?: number;
 }
 
+/** Default friction of {@link create} and the specs of `sghmc` and `csghmc`. */
+export const DEFAULT_FRICTION = 0.05;
+
 /** SGHMC state: parameters, momentum and the step counter. */
 export type SghmcState = { params: Params; momentum: Params; step: JArray };
 
@@ -32,7 +35,7 @@ export type SghmcState = { params: Params; momentum: Params; step: JArray };
 export function create(logDensity: LogDensityFn, opts: SghmcOptions): ModelMethod<SghmcState, SamplerInfo> {
   const { stepSize, gate } = samplerSchedules("sghmc", opts);
   const n = opts.dataSize;
-  const alpha = opts.friction ?? 0.05;
+  const alpha = opts.friction ?? DEFAULT_FRICTION;
   const betaHat = opts.betaHat ?? 0;
   if (!(alpha > 0 && alpha <= 1)) throw new RangeError(`sghmc: friction must be in (0, 1], got ${alpha}`);
   if (!(betaHat >= 0 && betaHat < alpha)) throw new RangeError(`sghmc: betaHat must be in [0, friction), got ${betaHat}`);
@@ -65,7 +68,7 @@ export const spec: ModelMethodSpec<SghmcSpecOptions> = {
   family: "sgmcmc",
   summary: "stochastic gradient HMC, momentum form",
   paper: "Chen, Fox & Guestrin 2014, Stochastic gradient Hamiltonian Monte Carlo",
-  options: { ...stepSamplerOptions((c, o) => (2e-3 * o.temperature!) / c.n, "2e-3 T / N"), friction: use(OPTIONS.friction, 0.05) },
+  options: { ...stepSamplerOptions((c, o) => (2e-3 * o.temperature!) / c.n, "2e-3 T / N"), friction: use(OPTIONS.friction, DEFAULT_FRICTION) },
   plan: (o) => samplerPlan(o),
   build: (ctx, o) => create(ctx.logDensity, { stepSize: stepSchedule(o), friction: o.friction, dataSize: ctx.dataSize }),
 };

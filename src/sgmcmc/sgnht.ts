@@ -23,6 +23,7 @@ import { pointMass } from "../core/posterior.js";
 import { use } from "../core/spec.js";
 import { keep, leaves, mapTree, sumAll, treeSize } from "../core/tree.js";
 import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
+import { DEFAULT_FRICTION } from "./sghmc.js";
 import { samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerOptions, type StepSamplerOptions } from "./common.js";
 
 /** Options of {@link create}: the sampler's, plus the noise friction a. */
@@ -42,7 +43,7 @@ export function create(logDensity: LogDensityFn, opts: SgnhtOptions): ModelMetho
   const { stepSize } = samplerSchedules("sgnht", opts);
   if (opts.noiseGate) throw new RangeError("sgnht: a noise gate would switch the thermostat's heat source off; use sghmc for cyclical schedules");
   const n = opts.dataSize;
-  const a = opts.friction ?? 0.05;
+  const a = opts.friction ?? DEFAULT_FRICTION;
   if (!(a > 0 && a <= 1)) throw new RangeError(`sgnht: friction must be in (0, 1], got ${a}`);
   return {
     init(k, params) {
@@ -86,7 +87,7 @@ export const spec: ModelMethodSpec<SgnhtSpecOptions> = {
   family: "sgmcmc",
   summary: "stochastic gradient Nose-Hoover thermostat: SGHMC whose friction adapts to the gradient noise",
   paper: "Ding, Fang, Babbush, Chen, Skeel & Neven 2014, Bayesian sampling using stochastic gradient thermostats",
-  options: { ...stepSamplerOptions((c, o) => (2e-3 * o.temperature!) / c.n, "2e-3 T / N"), friction: use(OPTIONS.friction, 0.05) },
+  options: { ...stepSamplerOptions((c, o) => (2e-3 * o.temperature!) / c.n, "2e-3 T / N"), friction: use(OPTIONS.friction, DEFAULT_FRICTION) },
   plan: (o) => samplerPlan(o),
   build: (ctx, o) => create(ctx.logDensity, { stepSize: stepSchedule(o), friction: o.friction, dataSize: ctx.dataSize }),
 };

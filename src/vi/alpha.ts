@@ -43,7 +43,7 @@ import { use } from "../core/spec.js";
 import { free, keep } from "../core/tree.js";
 import type { Batch, Model, ModelMethod, ModelMethodSpec } from "../models/model.js";
 import { adam, applyUpdates, type GradientTransformation } from "../optim/transform.js";
-import { checkEstimator, meanFieldRunOptions, priorTerms, sampledLogLik, variationalPlan, viLogPrior, type BbbSpecOptions, type BbbState, type Estimator, type VIPrior } from "./bbb.js";
+import { BBB_DEFAULTS, checkEstimator, meanFieldRunOptions, priorTerms, sampledLogLik, variationalPlan, viLogPrior, type BbbSpecOptions, type BbbState, type Estimator, type VIPrior } from "./bbb.js";
 import { likPriorOf, logProbFromSigma, meanFieldInit, meanFieldKind, meanFieldPosterior, sampleWithSigma, withSigma, type MeanField } from "./meanfield.js";
 
 /** Which alpha objective (see the module comment). */
@@ -69,6 +69,9 @@ export interface AlphaOptions {
   /** Initial standard deviation of every weight in q (default 1e-2). */
   readonly sigma0?: number;
 }
+
+/** Defaults of {@link create} besides those shared with BBB, which the `alpha` spec takes too. */
+export const ALPHA_DEFAULTS = { alpha: 0.5, samples: 5 } as const;
 
 /** Per-step information (per datum). */
 export type AlphaInfo = { loss: JArray; nll: JArray; kl: JArray };
@@ -98,10 +101,10 @@ export function create(model: Model, opts: AlphaOptions): ModelMethod<BbbState, 
   if (!(n > 0)) throw new RangeError(`alpha: dataSize must be > 0, got ${n}`);
   const objectiveKind = opts.objective ?? "bb-alpha";
   if (objectiveKind !== "bb-alpha" && objectiveKind !== "vr") throw new RangeError(`alpha: objective must be "bb-alpha" or "vr", got '${objectiveKind}'`);
-  const alpha = opts.alpha ?? 0.5;
+  const alpha = opts.alpha ?? ALPHA_DEFAULTS.alpha;
   if (!Number.isFinite(alpha)) throw new RangeError(`alpha: alpha must be finite, got ${alpha}`);
   if (objectiveKind === "bb-alpha" && alpha < 0) throw new RangeError(`alpha: BB-alpha needs alpha >= 0, got ${alpha}`);
-  const K = opts.samples ?? 5;
+  const K = opts.samples ?? ALPHA_DEFAULTS.samples;
   if (!(Number.isInteger(K) && K >= 1)) throw new RangeError(`alpha: samples must be a positive integer, got ${K}`);
   const estimator = objectiveKind === "vr" ? "reparam" : checkEstimator(model, opts.estimator);
   if (objectiveKind === "vr" && opts.estimator !== undefined && opts.estimator !== "reparam") {
@@ -109,8 +112,8 @@ export function create(model: Model, opts: AlphaOptions): ModelMethod<BbbState, 
   }
   const prior = opts.prior ?? model.prior;
   const likPrior = likPriorOf(model);
-  const sigma0 = opts.sigma0 ?? 1e-2;
-  const opt = opts.optimizer ?? adam(opts.learningRate ?? 1e-3);
+  const sigma0 = opts.sigma0 ?? BBB_DEFAULTS.sigma0;
+  const opt = opts.optimizer ?? adam(opts.learningRate ?? BBB_DEFAULTS.learningRate);
 
   /** BB-alpha: L_alpha / N with the minibatch estimate; consumes all. */
   const bbAlpha = (q: MeanField, k: Key, batch: Batch): [JArray, AlphaInfo] => {
@@ -178,7 +181,7 @@ export interface AlphaSpecOptions extends Omit<BbbSpecOptions, "temperature"> {
   objective: AlphaObjective;
 }
 
-const { temperature: _noTemperature, ...alphaRunOptions } = meanFieldRunOptions(5);
+const { temperature: _noTemperature, ...alphaRunOptions } = meanFieldRunOptions(ALPHA_DEFAULTS.samples);
 
 /** `--method alpha` (no temperature: the divergence's alpha plays that part). */
 export const spec: ModelMethodSpec<AlphaSpecOptions> = {
@@ -188,7 +191,7 @@ export const spec: ModelMethodSpec<AlphaSpecOptions> = {
   paper: "Hernandez-Lobato et al. 2016, Black-box alpha divergence minimization; Li & Gal 2017; Li & Turner 2016, Renyi divergence variational inference",
   options: {
     ...alphaRunOptions,
-    alpha: use(OPTIONS.alpha, 0.5),
+    alpha: use(OPTIONS.alpha, ALPHA_DEFAULTS.alpha),
     objective: use(OPTIONS.objective, "bb-alpha"),
   },
   kinds: [meanFieldKind],

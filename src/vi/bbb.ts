@@ -271,6 +271,9 @@ export function viLogPrior(prior: VIPrior, likPrior: LikPrior, theta: Params): J
   return sumAll(terms);
 }
 
+/** Defaults of {@link create} (and of the alpha methods), which the specs of the mean-field methods take too. */
+export const BBB_DEFAULTS = { learningRate: 1e-3, samples: 1, sigma0: 1e-2 } as const;
+
 /**
  * Build Bayes-by-backprop for a model (see the module comment for the objective and estimators).
  * @param model the model; its network must have `applyWith` for `"lrt"` / `"flipout"`.
@@ -280,15 +283,15 @@ export function create(model: Model, opts: BbbOptions): ModelMethod<BbbState, Bb
   const n = opts.dataSize;
   if (!(n > 0)) throw new RangeError(`bbb: dataSize must be > 0, got ${n}`);
   const estimator = checkEstimator(model, opts.estimator);
-  const s = opts.samples ?? 1;
+  const s = opts.samples ?? BBB_DEFAULTS.samples;
   if (!(Number.isInteger(s) && s >= 1)) throw new RangeError(`bbb: samples must be a positive integer, got ${s}`);
   const temp = opts.temperature ?? 1;
   if (!(temp > 0) || !Number.isFinite(temp)) throw new RangeError(`bbb: temperature must be a finite number > 0, got ${temp}`);
-  const sigma0 = opts.sigma0 ?? 1e-2;
+  const sigma0 = opts.sigma0 ?? BBB_DEFAULTS.sigma0;
   const prior = checkPrior(opts.prior ?? model.prior);
   const likPrior = likPriorOf(model);
   const weightAt = asSchedule(opts.klWeight ?? 1, "bbb: klWeight");
-  const opt = opts.optimizer ?? adam(opts.learningRate ?? 1e-3);
+  const opt = opts.optimizer ?? adam(opts.learningRate ?? BBB_DEFAULTS.learningRate);
 
   /** L(q) per datum and its parts; consumes everything. */
   const objective = (q: MeanField, k: Key, batch: Batch, w: JArray): [JArray, { loss: JArray; nll: JArray; kl: JArray }] => {
@@ -342,9 +345,9 @@ export function meanFieldRunOptions(mc: number): OptionUses<BbbSpecOptions> {
     epochs: use(OPTIONS.epochs, 20),
     samples: use(OPTIONS.samples, 20),
     temperature: use(OPTIONS.temperature, 1),
-    lr: use(OPTIONS.lr, 1e-3),
+    lr: use(OPTIONS.lr, BBB_DEFAULTS.learningRate),
     mc: use(OPTIONS.mc, mc),
-    initStd: use(OPTIONS.initStd, 0.01),
+    initStd: use(OPTIONS.initStd, BBB_DEFAULTS.sigma0),
   };
 }
 
@@ -360,7 +363,7 @@ export function bbbSpec(name: string, estimator: Estimator, summary: string, pap
     family: "vi",
     summary,
     paper,
-    options: meanFieldRunOptions(1),
+    options: meanFieldRunOptions(BBB_DEFAULTS.samples),
     kinds: [meanFieldKind],
     plan: variationalPlan,
     build: (ctx, o) => create(ctx.model, { dataSize: ctx.dataSize, estimator, samples: o.mc, learningRate: o.lr, temperature: ctx.temperature, sigma0: o.initStd }),
