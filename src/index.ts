@@ -83,7 +83,7 @@ export { networkFromSpec } from "./models/spec.js";
 export { activate, dense, initDense, type Activation, type DenseParams, type Network } from "./models/network.js";
 export { categorical, gaussian, type Likelihood, type LikelihoodSpec } from "./models/likelihood.js";
 export { gaussianLogPrior, layerList, type PriorSpec } from "./models/prior.js";
-export { logDensity, makeModel, type Batch, type LogDensityFn, type LogDensityOptions, type Model, type ModelMethod, type ModelMethodSpec, type Params } from "./models/model.js";
+export { initMembers, logDensity, makeModel, type Batch, type LogDensityFn, type LogDensityOptions, type Model, type ModelMethod, type ModelMethodSpec, type Params } from "./models/model.js";
 
 // optimisers
 export { adam, applyUpdates, chain, scale, scaleByAdam, sgd, type GradientTransformation } from "./optim/transform.js";
@@ -93,7 +93,7 @@ export { METHOD_NAMES, METHODS, methodSpec, methodsTaking, POSTERIOR_KINDS, post
 
 // baselines
 export { create as createMap, type MapInfo, type MapOptions, type MapState } from "./baselines/map.js";
-export { create as createEnsemble, initMembers, type EnsembleOptions } from "./baselines/ensemble.js";
+export { create as createEnsemble, type EnsembleOptions } from "./baselines/ensemble.js";
 
 // SG-MCMC
 export { create as createSgld, type SgldState } from "./sgmcmc/sgld.js";

@@ -1,11 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fromHost, key, split, toHost, type JArray } from "../src/core/engine.js";
-import { create as ensembleCreate, initMembers } from "../src/baselines/ensemble.js";
+import { create as ensembleCreate } from "../src/baselines/ensemble.js";
 import { stackTrees } from "../src/core/tree.js";
 import { create as mapCreate } from "../src/baselines/map.js";
 import { categorical, gaussian } from "../src/models/likelihood.js";
-import { logDensity, makeModel, type Batch, type Params } from "../src/models/model.js";
+import { initMembers, logDensity, makeModel, type Batch, type Params } from "../src/models/model.js";
 import { networkFromSpec } from "../src/models/spec.js";
 import { adam, applyUpdates } from "../src/optim/transform.js";
 import { runSteps } from "../src/run/loop.js";

@@ -28,7 +28,8 @@ import { key, toHost } from "../src/core/engine.js";
 import type { OptionValue } from "../src/core/options.js";
 import { free, namedLeaves } from "../src/core/tree.js";
 import type { ArrayData } from "../src/data/types.js";
-import { METHODS, type Method } from "../src/methods.js";
+import { sampleSetFromTensors } from "../src/core/posterior.js";
+import { METHODS, posteriorKind, type Method } from "../src/methods.js";
 import { gaussian } from "../src/models/likelihood.js";
 import { makeModel, type Model, type Params } from "../src/models/model.js";
 import { mlp } from "../src/models/mlp.js";
@@ -171,6 +172,42 @@ for (const m of METHODS) {
       assert.ok(e.covErr < row.covTol, `${m.name} at T = 0.25: covariance error ${e.covErr.toFixed(3)} (tolerance ${row.covTol})`);
     });
   }
+}
+
+// ---------------------------------------------------------------- saved posteriors rebuilt from their tensors
+
+/** Short runs on the full-batch target (options only where the method takes them). */
+const SHORT: Readonly<Record<string, OptionValue>> = { epochs: 2, samples: 4, chains: 2, members: 2, burnin: 40, thin: 5 };
+
+for (const m of METHODS) {
+  test(`saved posterior, ${m.name}: rebuilt from its tensors (a set of draws, or one of the method's kinds) it draws what the fit's posterior draws`, async () => {
+    const t = TARGETS[0];
+    const options = Object.fromEntries(Object.entries(SHORT).filter(([k]) => k in m.options));
+    const r = await fit(key(5), m, t.model, t.data, { batchSize: t.data.n, options });
+    const post = r.posterior;
+    const tensors = await post.tensors();
+    const template = t.model.init(key(0));
+    let loaded;
+    if (post.size !== undefined) {
+      loaded = sampleSetFromTensors(template, tensors, post.size);
+    } else {
+      assert.ok((m.kinds ?? []).some((k) => k.kind === post.kind), `${m.name} returns a '${post.kind}' posterior but does not list that kind in its spec's kinds, so evaluate cannot load it`);
+      loaded = posteriorKind(post.kind).load(template, post.options, tensors);
+    }
+    free(template);
+    // The same key and count: a set returns its draws, a distribution draws the same eps through its
+    // saved parameters (float32 on disk; the Gaussian of GSM and BaM refactors its covariance: 1e-4).
+    const n = post.size === undefined ? 16 : undefined;
+    const want = await drawRows({ size: post.size, draws: (_k, _n) => post.draws(key(3), n) }, 16);
+    const got = await drawRows({ size: loaded.size, draws: (_k, _n) => loaded.draws(key(3), n) }, 16);
+    post.dispose();
+    if (r.sampled !== post) r.sampled.dispose();
+    loaded.dispose();
+    assert.equal(got.length, want.length);
+    const scale = Math.max(1, ...want.flat().map(Math.abs));
+    const err = Math.max(...want.flatMap((row, i) => row.map((v, j) => Math.abs(v - got[i][j]))));
+    assert.ok(err <= 1e-4 * scale, `${m.name}: rebuilt posterior's draws differ by ${err} (largest |value| ${scale})`);
+  });
 }
 
 // ---------------------------------------------------------------- the CLI round trip on real data

@@ -324,7 +324,7 @@ test("ravel/unravel: deterministic leaf order, exact round trip, traceable unrav
     const p = unravel(theta) as ReturnType<typeof mk>;
     tree.dispose(p.lik);
     // (b * [1, 0, 0]).sum() rather than b.slice(0): jit(grad) of a slice whose cotangent is a broadcast
-    // scalar returns ones everywhere in jax-js 0.1.25 (see src/vi/flat.ts).
+    // scalar returns ones everywhere in jax-js 0.1.25 (see src/core/ravel.ts).
     return p.net.w.ref.mul(p.net.w).sum().add(p.net.b.mul(np.array([1, 0, 0])).sum());
   };
   const t = fromHost([0, 1, 1, 1, 1, 2, 3, 4, 5, 6], [10]);

@@ -8,12 +8,10 @@
  * (core/replicate.ts; `batching` picks side-by-side tracing or `vmap`). Minibatches arrive stacked as
  * `[M, n, ...]`, one shuffle per member.
  */
-import { split, type Key } from "../core/engine.js";
 import { OPTIONS } from "../core/options.js";
 import { replicate, type Batching, type ReplicatedMethod } from "../core/replicate.js";
 import { use } from "../core/spec.js";
-import { stackTrees } from "../core/tree.js";
-import type { Batch, LogDensityFn, Model, ModelMethodSpec, Params } from "../models/model.js";
+import type { Batch, LogDensityFn, ModelMethodSpec, Params } from "../models/model.js";
 import { create as createMap, MAP_DEFAULTS, type MapInfo, type MapMethodOptions, type MapOptions, type MapState } from "./map.js";
 
 /** Options of {@link create}: MAP's, plus the number of members and the batching. */
@@ -27,15 +25,10 @@ export interface EnsembleOptions extends MapOptions {
 
 /**
  * A deep-ensemble trainer: `members` MAP runs stepped together. `init` takes parameters stacked on a
- * leading member axis (see {@link initMembers}), `step` minibatches `[M, n, ...]`.
+ * leading member axis (models/model.ts `initMembers`), `step` minibatches `[M, n, ...]`.
  */
 export function create(logDensity: LogDensityFn, opts: EnsembleOptions): ReplicatedMethod<MapState, MapInfo, Params, Batch> {
   return replicate(createMap(logDensity, opts), opts.members, opts.batching ?? "auto", opts.paramCount ?? Infinity);
-}
-
-/** Independent initialisations for `members` copies of a model, stacked on a leading axis. */
-export function initMembers(model: Model, k: Key, members: number): Params {
-  return stackTrees(split(k, members).map((ki) => model.init(ki)));
 }
 
 /** Options of `--method ensemble`. */

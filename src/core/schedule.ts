@@ -76,6 +76,11 @@ function cyclePosition(cycles: number, totalSteps: number): { len: number; m: (t
   return { len, m: (t) => t.ref.sub(np.floor(t.add(0.5).mul(1 / len)).mul(len)) };
 }
 
+/** Steps of a cycle of `len` steps spent exploring (the gate's traced and host forms both use it). */
+function exploreSteps(explore: number, len: number): number {
+  return Math.ceil(explore * len - 1e-9);
+}
+
 /** (c / 2) (cos(pi m_t / L) + 1): restarts at c at the start of each of `cycles` cycles of a `totalSteps` run. */
 export function cyclicalCosine(c: number, cycles: number, totalSteps: number): Schedule {
   check(c > 0, `cyclicalCosine: the initial value must be > 0, got ${c}`);
@@ -90,7 +95,7 @@ export function cyclicalCosine(c: number, cycles: number, totalSteps: number): S
 export function cyclicalGate(cycles: number, totalSteps: number, explore: number): Schedule {
   check(explore >= 0 && explore < 1, `cyclicalGate: the exploration fraction must be in [0, 1), got ${explore}`);
   const { len, m } = cyclePosition(cycles, totalSteps);
-  const m0 = Math.ceil(explore * len - 1e-9);
+  const m0 = exploreSteps(explore, len);
   return make({ kind: "cyclicalGate", cycles, totalSteps, explore }, (t) => np.greaterEqual(m(t), m0 - 0.5).astype(np.float32));
 }
 
@@ -101,7 +106,7 @@ export function cyclicalGate(cycles: number, totalSteps: number, explore: number
 export function gateOpen(s: Schedule, t: number): { open: boolean; cycle: number } {
   if (s.spec.kind !== "cyclicalGate") return { open: true, cycle: 0 };
   const len = Math.ceil(s.spec.totalSteps / s.spec.cycles);
-  const m0 = Math.ceil(s.spec.explore * len - 1e-9);
+  const m0 = exploreSteps(s.spec.explore, len);
   return { open: t % len >= m0, cycle: Math.floor(t / len) };
 }
 

@@ -119,7 +119,8 @@ export function namedLeaves<T = JArray>(t: unknown, isLeaf: (x: unknown) => x is
 
 /**
  * A tree shaped like `template`, each leaf from `leafAt(path, templateLeaf)` (paths as in
- * {@link namedLeaves}). Borrows `template`.
+ * {@link namedLeaves}). Borrows `template`. The result keeps the template's key order, which is its
+ * flatten order: a tree loaded from tensors then draws and traces exactly like the one it was saved from.
  */
 export function rebuildByPath<T>(template: T, leafAt: (path: string, like: JArray) => JArray, prefix = ""): T {
   const t: unknown = template;
@@ -128,7 +129,7 @@ export function rebuildByPath<T>(template: T, leafAt: (path: string, like: JArra
   const join = (k: string | number) => (prefix === "" ? String(k) : `${prefix}.${k}`);
   if (Array.isArray(t)) return t.map((v, i) => rebuildByPath(v, leafAt, join(i))) as T;
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(t as object).sort()) out[k] = rebuildByPath((t as Record<string, unknown>)[k], leafAt, join(k));
+  for (const k of Object.keys(t as object)) out[k] = rebuildByPath((t as Record<string, unknown>)[k], leafAt, join(k));
   return out as T;
 }
 

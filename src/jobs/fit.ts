@@ -13,7 +13,7 @@ import { methodSpec } from "../methods.js";
 import { categorical, gaussian } from "../models/likelihood.js";
 import { makeModel } from "../models/model.js";
 import { networkFromSpec } from "../models/spec.js";
-import { fit, type Monitor } from "../run/driver.js";
+import { DEFAULT_BATCH_SIZE, fit, type Monitor } from "../run/driver.js";
 import type { Progress } from "../run/loop.js";
 import { VERSION } from "../version.js";
 import { checkCompatible, evaluatePosterior, type Metrics } from "./evaluate.js";
@@ -28,7 +28,7 @@ export interface FitJobOptions {
   readonly seed: number;
   /** The method's options by key (core/options.ts, e.g. `{ epochs: 30, lr: 1e-3 }`); absent ones take its defaults. */
   readonly options?: Readonly<Record<string, OptionValue | undefined>>;
-  /** Minibatch size (default 128). */
+  /** Minibatch size (default {@link DEFAULT_BATCH_SIZE}, 128). */
   readonly batchSize?: number;
   /** Standard deviation of the Gaussian prior on weights (default 1). */
   readonly priorScale?: number;
@@ -96,7 +96,7 @@ export async function runFit(o: FitJobOptions): Promise<FitJobResult> {
       likelihood: likelihood.spec,
       prior: { ...prior, ...(prior.perLayer ? { perLayer: [...prior.perLayer] } : {}) },
       method: o.method,
-      methodOptions: { ...result.options, batchSize: Math.min(o.batchSize ?? 128, data.train.n), ...(result.warmStart ? { warmStart: result.warmStart } : {}) },
+      methodOptions: { ...result.options, batchSize: Math.min(o.batchSize ?? DEFAULT_BATCH_SIZE, data.train.n), ...(result.warmStart ? { warmStart: result.warmStart } : {}) },
       seed: o.seed,
       data: { source: o.data, fingerprint: splitFingerprint(data), split: data.splitInfo, ...(data.targetScale ? { targetScale: data.targetScale } : {}) },
       metrics,

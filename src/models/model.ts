@@ -11,11 +11,11 @@
  * posterior (Wenzel et al. 2020, "How good is the Bayes posterior in deep neural networks really?"),
  * which tempers prior and likelihood together.
  */
-import type { JArray, Key } from "../core/engine.js";
+import { split, type JArray, type Key } from "../core/engine.js";
 import { LOG_2PI } from "../core/math.js";
 import type { Info, InferenceMethod } from "../core/method.js";
 import type { MethodSpec } from "../core/spec.js";
-import { free, keep, type Tree } from "../core/tree.js";
+import { free, keep, stackTrees, type Tree } from "../core/tree.js";
 import type { Likelihood } from "./likelihood.js";
 import type { Network } from "./network.js";
 import { gaussianLogPrior, type PriorSpec } from "./prior.js";
@@ -68,6 +68,14 @@ export function makeModel(network: Network, likelihood: Likelihood, prior: Prior
       return likelihood.logLik(network.apply(params.net, batch.x), batch.y, params.lik);
     },
   };
+}
+
+/**
+ * Independent initialisations of `copies` copies of a model (ensemble members, chains), stacked on a
+ * leading axis; copy i starts from `model.init(split(k, copies)[i])`. Consumes `k`.
+ */
+export function initMembers(model: Model, k: Key, copies: number): Params {
+  return stackTrees(split(k, copies).map((ki) => model.init(ki)));
 }
 
 /** Options of {@link logDensity}. */

@@ -4,7 +4,6 @@
  */
 import { random, type Key } from "../core/engine.js";
 import { permutation } from "../data/prng.js";
-import type { ArrayData } from "../data/types.js";
 
 /**
  * A 32-bit host seed drawn from an engine key (consumes it): the bridge from explicit keys to the

@@ -22,7 +22,7 @@ import { free, keep, namedLeaves, sliceTree, stackTrees, treeSize, type Tree } f
 import type { ArrayData } from "../data/types.js";
 import { essBulk, essTail, rhat } from "../diagnostics/convergence.js";
 import { createRng } from "../data/prng.js";
-import { logDensity, type Batch, type Model, type ModelMethod, type Params } from "../models/model.js";
+import { initMembers, logDensity, type Batch, type Model, type ModelMethod, type Params } from "../models/model.js";
 import type { Method } from "../methods.js";
 import { spec as mapSpec } from "../baselines/map.js";
 import { hostSeed, stepsPerEpoch } from "./batches.js";
@@ -131,7 +131,7 @@ export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, 
     free(one);
     warmStart = `map, ${plan.warmStart.epochs} epochs`;
   } else {
-    params = copies === undefined ? model.init(kParams) : stackTrees(split(kParams, copies).map((ki) => model.init(ki)));
+    params = copies === undefined ? model.init(kParams) : initMembers(model, kParams, copies);
   }
   const base = { options, warmStart, batchSize, stepsPerEpoch: c.stepsPerEpoch, paramCount };
   if (plan.collect === "trajectory") {
@@ -155,14 +155,7 @@ async function runFinal(kRun: Key, kPost: Key, kMon: Key, run: ModelMethod, stat
         if (step % mon.every !== 0) return;
         const [ka, kb] = split(kM, 2);
         kM = kb;
-        const post = run.posterior(state);
-        const draws = post.draws(ka, post.size === undefined ? mon.samples : undefined);
-        post.dispose();
-        try {
-          await mon.fn(step, draws);
-        } finally {
-          free(draws);
-        }
+        await showMonitor(mon, step, run.posterior(state), ka);
       }
     : undefined;
   const { state, lastInfo } = await runSteps(kRun, run, state0, train, { batchSize: b.batchSize, steps, copies: plan.copies ?? 0, onProgress: o.onProgress, afterStep });
@@ -227,17 +220,8 @@ async function runTrajectory(
     copies: K,
     onProgress: o.onProgress,
     afterStep: async (t, st) => {
-      if (mon && t % mon.every === 0) {
-        // The monitor sees the chains' current states (K draws).
-        const post = chains.posterior(st);
-        const draws = post.draws(makeKey(0));
-        post.dispose();
-        try {
-          await mon.fn(t, draws);
-        } finally {
-          free(draws);
-        }
-      }
+      // The monitor sees the chains' current states (K draws; a set of draws ignores the key).
+      if (mon && t % mon.every === 0) await showMonitor(mon, t, chains.posterior(st), makeKey(0));
       if (!collect.has(t)) return;
       for (let c = 0; c < K; c++) {
         const post = chains.posteriorOf(st, c);
@@ -274,6 +258,20 @@ async function runTrajectory(
   const posterior = sampleSetFromTensors(like, tensors, K * S);
   free(like);
   return { options: b.options, warmStart: b.warmStart, posterior, sampled: posterior, steps: plan.steps, lastInfo, traces, diagnostics };
+}
+
+/**
+ * Hand the monitor draws from `post` (consumed): all of a set of draws, or `samples` fresh ones from a
+ * distribution (drawn with `k`, consumed). The draws are freed once the monitor returns.
+ */
+async function showMonitor(mon: Monitor, step: number, post: Posterior<Params>, k: Key): Promise<void> {
+  const draws = post.draws(k, post.size === undefined ? mon.samples : undefined);
+  post.dispose();
+  try {
+    await mon.fn(step, draws);
+  } finally {
+    free(draws);
+  }
 }
 
 /**

@@ -34,9 +34,10 @@
  *   await scalar(info.rejected); free(info);
  * }
  */
-import { fromHost, np, random, valueAndGradient, vmapped, type JArray, type Key } from "../core/engine.js";
+import { np, random, valueAndGradient, vmapped, type JArray, type Key } from "../core/engine.js";
 import type { PosteriorKind } from "../core/method.js";
-import { distribution, treeToTensors } from "../core/posterior.js";
+import { distribution, tensorsToTree, treeToTensors } from "../core/posterior.js";
+import { free } from "../core/tree.js";
 import type { Params } from "../models/model.js";
 import { onTemplate, type FlatLogDensity } from "../vi/family.js";
 import { unraveler } from "../core/ravel.js";
@@ -200,15 +201,14 @@ export const gaussianKind: PosteriorKind<Params> = {
   load(template, _options, tensors) {
     const unravel = unraveler(template);
     const d = unravel.size;
-    const get = (name: string, shape: number[]) => {
-      const t = tensors.find((x) => x.name === name);
-      if (!t) throw new Error(`variational posterior (gaussian) has no tensor '${name}'`);
-      if (t.shape.join("x") !== shape.join("x")) throw new Error(`tensor '${name}' has shape [${t.shape.join(", ")}], expected [${shape.join(", ")}]`);
-      return fromHost(t.data, shape);
-    };
-    const mean = get("q.mean", [d]);
-    const cov = get("q.cov", [d, d]);
-    const q = { mean, chol: np.linalg.cholesky(cov) };
+    const shapes = { mean: np.zeros([d]), cov: np.zeros([d, d]) };
+    let saved: typeof shapes;
+    try {
+      saved = tensorsToTree(shapes, tensors, "q");
+    } finally {
+      free(shapes);
+    }
+    const q = { mean: saved.mean, chol: np.linalg.cholesky(saved.cov) };
     const flat = distribution({
       kind: "gaussian",
       q,

@@ -40,7 +40,7 @@ import { OPTIONS } from "../core/options.js";
 import { asSchedule, type Schedule } from "../core/schedule.js";
 import { use } from "../core/spec.js";
 import { flattenTree, free, keep, leaves, sumAll, type Tree } from "../core/tree.js";
-import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
+import type { LogDensityFn, ModelMethod, ModelMethodSpec } from "../models/model.js";
 import { adam, applyUpdates, type GradientTransformation } from "../optim/transform.js";
 import { variationalPlan, type BbbSpecOptions } from "../vi/bbb.js";
 import { familyPosterior, type Family, type FlatLogDensity } from "../vi/family.js";

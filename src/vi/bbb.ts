@@ -47,7 +47,7 @@ import { normal } from "../core/normal.js";
 import { OPTIONS } from "../core/options.js";
 import { asSchedule, type Schedule } from "../core/schedule.js";
 import { use, type OptionUses, type RunPlan } from "../core/spec.js";
-import { free, keep, leaves, sumAll, type Tree } from "../core/tree.js";
+import { keep, leaves, sumAll, type Tree } from "../core/tree.js";
 import type { Batch, Model, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
 import type { DenseFn } from "../models/network.js";
 import { gaussianLogPrior, layerList, type PriorSpec } from "../models/prior.js";

@@ -15,7 +15,7 @@
  * Titsias & Lazaro-Gredilla 2014), so gradients of Monte Carlo objectives flow into m and S. Every
  * function is pure and traceable (`jit`, `grad`, `vmap`) and consumes its array arguments.
  */
-import { lax, np, random, split, type JArray, type Key } from "../core/engine.js";
+import { lax, np, random, split, type JArray } from "../core/engine.js";
 import { inverseSoftplus, LOG_2PI, softplus, stdNormalLogProb } from "../core/math.js";
 import type { Family } from "./family.js";
 import { adam, type GradientTransformation } from "../optim/transform.js";

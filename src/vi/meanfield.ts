@@ -6,7 +6,7 @@
  *   q(theta) = prod_i N(theta_i; mu_i, sigma_i^2),   sigma_i = softplus(rho_i) = log(1 + exp(rho_i))
  *
  * `mu` and `rho` are pytrees shaped like the model's {@link Params} (`{ net, lik? }`), so a mean-field
- * q is saved as tensors `mu.<leaf path>` and `rho.<leaf path>` (src/jobs/variational.ts). The
+ * q is saved as tensors `mu.<leaf path>` and `rho.<leaf path>` ({@link meanFieldKind}). The
  * softplus parameterisation keeps sigma positive under unconstrained gradient steps (Blundell et al.
  * 2015, "Weight uncertainty in neural networks").
  *
