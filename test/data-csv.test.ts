@@ -49,21 +49,22 @@ test("CSV with header: target by name, regression standardised on train", async 
   }
   assert.equal((splitFingerprint(loadCsv(p, { target: "y", seed: 1 }))), (splitFingerprint(s)));
   assert.notEqual((splitFingerprint(loadCsv(p, { target: "y", seed: 2 }))), (splitFingerprint(s)));
-  assert.deepEqual(s.splitInfo, { seed: 1, testSize: 4, target: "y" });
+  assert.deepEqual(s.splitInfo, { seed: 1, testSize: 4, target: "y", task: "regression" });
+  assert.match(s.taskNote!, /^regression \(inferred: the target holds 20 distinct integers/);
   assert.equal(s.source, `csv:${p}`);
 });
 
 test("CSV without header: target by index (number or digit string), test size options", async () => {
   const p = csv(rows(10));
-  const a = loadCsv(p, { target: 2, seed: 0, testFraction: 0.3 });
+  const a = loadCsv(p, { target: 2, seed: 0, testFraction: 0.3, task: "regression" });
   assert.equal(a.train.n, 7);
   assert.equal(a.test.n, 3);
-  assert.equal((splitFingerprint(loadCsv(p, { target: "2", seed: 0, testFraction: 0.3 }))), (splitFingerprint(a)));
-  const c = loadCsv(p, { target: 0, seed: 0, testSize: 2 });
+  assert.equal((splitFingerprint(loadCsv(p, { target: "2", seed: 0, testFraction: 0.3, task: "regression" }))), (splitFingerprint(a)));
+  const c = loadCsv(p, { target: 0, seed: 0, testSize: 2, task: "regression" });
   assert.equal(c.test.n, 2);
   assert.deepEqual(c.train.xShape, [2]);
-  assert.throws(() => loadCsv(p, { target: 0, seed: 0, testSize: 10 }), /testSize must be an integer in 0\.\.9/);
-  assert.throws(() => loadCsv(p, { target: 0, seed: 0, testFraction: 1 }), /testFraction/);
+  assert.throws(() => loadCsv(p, { target: 0, seed: 0, testSize: 10, task: "regression" }), /--test-size must be an integer in 1\.\.9 for .* \(10 data rows\), got 10/);
+  assert.throws(() => loadCsv(p, { target: 0, seed: 0, testFraction: 1, task: "regression" }), /testFraction/);
 });
 
 test("CSV quoted fields, CRLF, blank lines; text labels become sorted classes", () => {
@@ -83,9 +84,9 @@ test("CSV quoted fields, CRLF, blank lines; text labels become sorted classes", 
 });
 
 test("CSV semicolon and tab delimiters", async () => {
-  const semi = loadCsv(csv(`a;b;y\n${rows(10, ";")}`), { target: "y", seed: 3 });
-  const comma = loadCsv(csv(`a,b,y\n${rows(10)}`), { target: "y", seed: 3 });
-  const tab = loadCsv(csv(`a\tb\ty\n${rows(10, "\t")}`), { target: "y", seed: 3 });
+  const semi = loadCsv(csv(`a;b;y\n${rows(10, ";")}`), { target: "y", seed: 3, task: "regression" });
+  const comma = loadCsv(csv(`a,b,y\n${rows(10)}`), { target: "y", seed: 3, task: "regression" });
+  const tab = loadCsv(csv(`a\tb\ty\n${rows(10, "\t")}`), { target: "y", seed: 3, task: "regression" });
   assert.equal((splitFingerprint(semi)), (splitFingerprint(comma)));
   assert.equal((splitFingerprint(tab)), (splitFingerprint(comma)));
 });
@@ -111,9 +112,9 @@ test("CSV errors: ragged rows report 1-based line numbers", () => {
 
 test("CSV errors: non-numeric cells name line, column and text", () => {
   const p = csv("a,b,y\n1,2,3\n4,oops,6\n");
-  throwsData(() => loadCsv(p, { target: "y", seed: 0 }), p, 'line 3, column "b" (index 1)', 'expected a number, got "oops"');
+  throwsData(() => loadCsv(p, { target: "y", seed: 0, task: "regression" }), p, 'line 3, column "b" (index 1)', 'expected a number, got "oops"');
   const q = csv("1,2,3\n4,5,6\n7,8,\n");
-  throwsData(() => loadCsv(q, { target: 0, seed: 0 }), q, "line 3, column 3 (index 2)", 'got ""');
+  throwsData(() => loadCsv(q, { target: 0, seed: 0, task: "regression" }), q, "line 3, column 3 (index 2)", 'got ""');
   const r = csv("a,y\n1,2\n3,many\n");
   throwsData(() => loadCsv(r, { target: "y", seed: 0, task: "regression" }), r, 'line 3, column "y"', 'got "many"');
 });

@@ -70,10 +70,10 @@ test("loadData dispatches every source form", async (t) => {
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const csvPath = join(dir, "d.csv");
   writeFileSync(csvPath, "a,b\n1,2\n3,4\n5,6\n7,9\n8,1\n");
-  const c = loadData(`csv:${csvPath}`, { target: "b", seed: 1, testSize: 1 });
+  const c = loadData(`csv:${csvPath}`, { target: "b", task: "regression", seed: 1, testSize: 1 });
   assert.equal(c.test.n, 1);
   assert.equal(c.source, `csv:${csvPath}`);
-  assert.throws(() => loadData(`csv:${csvPath}`), /needs a target column/);
+  assert.throws(() => loadData(`csv:${csvPath}`), /needs --target <column>/);
 
   const img = join(dir, "i.idx");
   const lbl = join(dir, "l.idx.gz");

@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadPosterior, POSTERIOR_FORMAT_VERSION, PosteriorFormatError, savePosterior, type PosteriorLeafSamples, type PosteriorMeta } from "../src/io/posterior.js";
+import { createHash } from "node:crypto";
+import { DIGEST_KEY, loadPosterior, POSTERIOR_FORMAT_VERSION, PosteriorFormatError, savePosterior, type PosteriorLeafSamples, type PosteriorMeta } from "../src/io/posterior.js";
+import { encodeSafetensors } from "../src/io/safetensors.js";
 import { readSafetensors } from "../src/io/safetensors-file.js";
 
 async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -52,11 +54,19 @@ function makeSamples(): PosteriorLeafSamples[] {
   ];
 }
 
-/** Rewrite posterior.json with a modified meta. */
+/**
+ * Rewrite posterior.json with a modified meta, and re-stamp samples.safetensors with its digest (so the
+ * loader's consistency checks below the digest are reached).
+ */
 async function patchMeta(dir: string, f: (m: PosteriorMeta) => void): Promise<void> {
   const m = makeMeta();
   f(m);
-  await writeFile(join(dir, "posterior.json"), JSON.stringify(m));
+  const text = JSON.stringify(m);
+  await writeFile(join(dir, "posterior.json"), text);
+  const file = join(dir, "samples.safetensors");
+  const st = await readSafetensors(file);
+  const tensors = Object.fromEntries(Object.entries(st.tensors).map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, data: t.data }]));
+  await writeFile(file, encodeSafetensors(tensors as Parameters<typeof encodeSafetensors>[0], { bayesdl: text, [DIGEST_KEY]: createHash("sha256").update(text).digest("hex") }));
 }
 
 function rejectsWith(p: Promise<unknown>, file: string, re: RegExp): Promise<void> {
@@ -84,9 +94,25 @@ test("round trip is identical; no .tmp files; metadata visible in safetensors", 
     assert.deepEqual(st.tensors["lik.logSigma"].shape, [S]);
     assert.equal(st.tensors["layers.0.b"].dtype, "F32");
     assert.deepEqual(JSON.parse(await readFile(join(dir, "posterior.json"), "utf8")), meta);
-    // overwrite in place: still no temporary files
-    await savePosterior(dir, meta, samples);
+    // a second save into the non-empty directory is refused; with force it replaces it whole and
+    // leaves no temporary or old directories beside it
+    await assert.rejects(savePosterior(dir, meta, samples), /the directory is not empty \(2 entries, e\.g\. posterior\.json\); choose another directory or pass --force/);
+    await writeFile(join(dir, "stale.safetensors"), "old run");
+    await savePosterior(dir, meta, samples, undefined, { force: true });
     assert.deepEqual((await readdir(dir)).sort(), ["posterior.json", "samples.safetensors"]);
+    assert.deepEqual(await readdir(join(root, "nested")), ["post"]);
+  });
+});
+
+test("array files carry the digest of their posterior.json: a mix of two runs is refused", async () => {
+  await withTmp(async (root) => {
+    const a = join(root, "a");
+    const b = join(root, "b");
+    await savePosterior(a, makeMeta(), makeSamples());
+    await savePosterior(b, { ...makeMeta(), seed: 2 }, makeSamples());
+    // seed-1 metadata with seed-2 weights (what a crash between two writes used to leave)
+    await writeFile(join(a, "samples.safetensors"), await readFile(join(b, "samples.safetensors")));
+    await rejectsWith(loadPosterior(a), join(a, "samples.safetensors"), /written with another posterior\.json \(its posterior_json_sha256 is [0-9a-f]{12}\.\.\., the posterior\.json beside it hashes to [0-9a-f]{12}\.\.\.\): the directory mixes files of two runs/);
   });
 });
 

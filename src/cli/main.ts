@@ -104,8 +104,10 @@ export function buildProgram(): Command {
     .option("--seed <s>", "seed of every random choice (split, init, shuffles, noise)", int("--seed", 0, 2 ** 32 - 1), 0)
     .option("--split <k>", "UCI split index", int("--split", 0))
     .option("--target <column>", "CSV target column (name or 0-based index)")
+    .addOption(new Option("--task <task>", "CSV: regression or classification (inferred from the target column only when unambiguous)").choices(["regression", "classification"]))
     .option("--test-size <n>", "held-out examples for mnist (default 2000), idx and csv (default 20%)", int("--test-size", 1))
-    .option("--out <dir>", "save the posterior to this directory (posterior.json + samples.safetensors)")
+    .option("--out <dir>", "save the posterior to this directory (posterior.json + samples.safetensors), written whole; it must not exist or be empty")
+    .option("--force", "replace a non-empty --out directory")
     .option("--quiet", "no progress output");
   addMethodOptions(fit).action(async (opts) => {
     const method = opts.method as string;
@@ -124,12 +126,14 @@ export function buildProgram(): Command {
       sigma: opts.sigma,
       split: opts.split,
       target: opts.target,
+      task: opts.task,
       testSize: opts.testSize,
       out: opts.out,
+      force: Boolean(opts.force),
       onProgress: (p) => progress.update(p),
     }).finally(() => progress.stop());
     const d = result.data;
-    console.log(`${method} on ${opts.data} (${d.train.n} train / ${d.test.n} test), model ${opts.model}, seed ${opts.seed}`);
+    console.log(`${method} on ${opts.data} (${d.train.n} train / ${d.test.n} test${d.taskNote ? `; task: ${d.taskNote}` : ""}), model ${opts.model}, seed ${opts.seed}`);
     console.log(metricsTable(result.metrics, [["wall time", `${result.wallTimeSeconds.toFixed(1)} s`]]));
     if (opts.out) console.log(`saved to ${opts.out}`);
   });
@@ -138,12 +142,13 @@ export function buildProgram(): Command {
     .command("evaluate")
     .description("evaluate a saved posterior on the test part of a data source")
     .requiredOption("--posterior <dir>", "a directory written by `bayesdl fit --out`")
-    .option("--data <source>", `${dataHelp}\n(default: the source the posterior was fitted on; an idx pair is used whole as the test set)`)
-    .option("--seed <s>", "split seed for shuffled sources (default: the posterior's)", int("--seed", 0, 2 ** 32 - 1))
-    .option("--split <k>", "UCI split index (default: the posterior's)", int("--split", 0))
-    .option("--target <column>", "CSV target column")
-    .option("--test-size <n>", "held-out examples for mnist and csv", int("--test-size", 1))
-    .option("--ood <source>", "out-of-distribution inputs: adds the AUROC of predictive entropy (classification)")
+    .option("--data <source>", `${dataHelp}\n(default: the source the posterior was fitted on, with its own train/test split; another idx or csv source is used whole as the test set)`)
+    .option("--seed <s>", "key of fresh draws (--samples), and split seed of another shuffled source (default: the posterior's seed)", int("--seed", 0, 2 ** 32 - 1))
+    .option("--split <k>", "UCI split index of another UCI folder (default: the posterior's)", int("--split", 0))
+    .option("--target <column>", "CSV target column (default: the posterior's)")
+    .addOption(new Option("--task <task>", "CSV: regression or classification (default: the posterior's)").choices(["regression", "classification"]))
+    .option("--test-size <n>", "held-out examples of another mnist source (the posterior's own source always uses its own split)", int("--test-size", 1))
+    .option("--ood <source>", "out-of-distribution inputs: adds the AUROC of predictive entropy (classification posteriors)")
     .option("--samples <s>", "variational posteriors: draw this many fresh samples from q (keyed by --seed) instead of using the saved draws", int("--samples", 1))
     .option("--json", "print the metrics as JSON")
     .action(async (opts) => {
@@ -154,6 +159,7 @@ export function buildProgram(): Command {
         seed: opts.seed,
         split: opts.split,
         target: opts.target,
+        task: opts.task,
         testSize: opts.testSize,
         ood: opts.ood,
         samples: opts.samples,

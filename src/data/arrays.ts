@@ -2,7 +2,7 @@
  * Helpers on plain-array data shared by the loaders and the training loop: split assembly, row
  * selection, standardisation and strict number parsing. Browser-safe (no Node modules).
  */
-import type { ArrayData, DataSplit, Standardisation, Task } from "./types.js";
+import type { ArrayData, DataSplit, InputScale, Standardisation, Task } from "./types.js";
 
 /** Assemble a {@link DataSplit}. */
 export function makeSplit(parts: {
@@ -13,6 +13,8 @@ export function makeSplit(parts: {
   targetScale?: Standardisation;
   source: string;
   splitInfo: Record<string, number | string>;
+  inputScale?: InputScale;
+  taskNote?: string;
 }): DataSplit {
   const split: DataSplit = {
     task: parts.task,
@@ -22,6 +24,8 @@ export function makeSplit(parts: {
     ...(parts.targetScale === undefined ? {} : { targetScale: parts.targetScale }),
     source: parts.source,
     splitInfo: parts.splitInfo,
+    ...(parts.inputScale === undefined ? {} : { inputScale: parts.inputScale }),
+    ...(parts.taskNote === undefined ? {} : { taskNote: parts.taskNote }),
   };
   return split;
 }
@@ -50,12 +54,12 @@ export function emptyData(xShape: readonly number[], classification: boolean): A
 }
 
 /**
- * Check a test-set size against `n` examples; expects an integer in 0..n. `what` names the
+ * Check a test-set size against `n` examples; expects an integer in 0..n-1 (a non-empty training part). `what` names the
  * option in the error.
  */
-export function checkTestSize(testSize: number, n: number, what = "testSize"): number {
-  if (!Number.isInteger(testSize) || testSize < 0 || testSize > n) {
-    throw new RangeError(`${what} must be an integer in 0..${n}, got ${testSize}`);
+export function checkTestSize(testSize: number, n: number, what = "--test-size"): number {
+  if (!Number.isInteger(testSize) || testSize < 0 || testSize > n - 1) {
+    throw new RangeError(`${what} must be an integer in 1..${n - 1} (the source has ${n} examples), got ${testSize}`);
   }
   return testSize;
 }
@@ -73,7 +77,7 @@ export function standardisation(values: ArrayLike<number>): Standardisation {
 }
 
 /**
- * Standardise a numeric table column-wise with statistics from the training rows.
+ * Standardise a numeric table column-wise with statistics from the rows `statRows` (the training rows).
  * `table` is row-major `nRows x nCols` (float64), `cols` the columns to keep, `trainRows` and
  * `testRows` the row indices. Returns float32 inputs plus the per-column statistics.
  */
@@ -81,13 +85,14 @@ export function standardiseColumns(
   table: Float64Array,
   nCols: number,
   cols: readonly number[],
+  statRows: ArrayLike<number>,
   trainRows: ArrayLike<number>,
   testRows: ArrayLike<number>,
 ): { train: Float32Array; test: Float32Array; stats: Standardisation[] } {
   const d = cols.length;
   const stats = cols.map((c) => {
-    const v = new Float64Array(trainRows.length);
-    for (let i = 0; i < trainRows.length; i++) v[i] = table[trainRows[i] * nCols + c];
+    const v = new Float64Array(statRows.length);
+    for (let i = 0; i < statRows.length; i++) v[i] = table[statRows[i] * nCols + c];
     return standardisation(v);
   });
   const apply = (rows: ArrayLike<number>): Float32Array => {
@@ -100,15 +105,16 @@ export function standardiseColumns(
   return { train: apply(trainRows), test: apply(testRows), stats };
 }
 
-/** Standardise one column of `table` (the target) with training statistics. */
+/** Standardise one column of `table` (the target) with the statistics of `statRows`. */
 export function standardiseTarget(
   table: Float64Array,
   nCols: number,
   col: number,
+  statRows: ArrayLike<number>,
   trainRows: ArrayLike<number>,
   testRows: ArrayLike<number>,
 ): { train: Float32Array; test: Float32Array; scale: Standardisation } {
-  const { train, test, stats } = standardiseColumns(table, nCols, [col], trainRows, testRows);
+  const { train, test, stats } = standardiseColumns(table, nCols, [col], statRows, trainRows, testRows);
   return { train, test, scale: stats[0] };
 }
 

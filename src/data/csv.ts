@@ -123,10 +123,15 @@ export interface CsvOptions {
   seed: number;
   /** Fraction of rows in the test set (default 0.2), rounded; ignored when `testSize` is given. */
   testFraction?: number;
-  /** Exact number of test rows (0..n-1). */
+  /** Exact number of test rows (0..n-1; `bayesdl fit` needs at least 1). */
   testSize?: number;
-  /** Default: regression if every target cell is a number, classification otherwise. */
+  /** The task; inferred from the target column only when unambiguous (see {@link decideTask}). */
   task?: Task;
+  /**
+   * `evaluate`: every row is a test row (train empty), standardised with statistics over all rows
+   * (evaluation re-standardises with the posterior's own); default `fit`.
+   */
+  role?: "fit" | "evaluate";
   /** Source string recorded in the split (default `csv:<path>`). */
   source?: string;
 }
@@ -171,8 +176,7 @@ export function loadCsv(path: string, opts: CsvOptions): DataSplit {
   for (const r of rows) {
     if (r.fields.length !== nCols) throw new DataFormatError(path, `line ${r.line}`, `${nCols} columns`, `${r.fields.length}`);
   }
-  const task: Task = opts.task ?? (rows.every((r) => parseNumber(r.fields[target]) !== undefined) ? "regression" : "classification");
-
+  const { task, note } = decideTask(rows, target, opts.task, path, colName(target));
   // Numeric table: inputs always; target too for regression, class index for classification.
   const n = rows.length;
   const table = new Float64Array(n * nCols);
@@ -196,25 +200,30 @@ export function loadCsv(path: string, opts: CsvOptions): DataSplit {
     }
   });
 
+  if (n < 2) throw new DataFormatError(path, `line ${rows[0].line}`, "at least 2 data rows (one to train on, one to test on)", `${n}`);
   let nTest: number;
-  if (opts.testSize !== undefined) {
+  if (opts.role === "evaluate") {
+    nTest = n;
+  } else if (opts.testSize !== undefined) {
     if (!Number.isInteger(opts.testSize) || opts.testSize < 0 || opts.testSize > n - 1) {
-      throw new RangeError(`testSize must be an integer in 0..${n - 1} for ${path} (${n} rows), got ${opts.testSize}`);
+      throw new RangeError(`--test-size must be an integer in 1..${n - 1} for ${path} (${n} data rows), got ${opts.testSize}`);
     }
     nTest = opts.testSize;
   } else {
     const frac = opts.testFraction ?? 0.2;
-    if (!(frac >= 0 && frac < 1)) throw new RangeError(`testFraction must be in [0, 1), got ${frac}`);
-    nTest = Math.min(Math.round(frac * n), n - 1);
+    if (!(frac > 0 && frac < 1)) throw new RangeError(`testFraction must be in (0, 1), got ${frac}`);
+    nTest = Math.min(Math.max(1, Math.round(frac * n)), n - 1);
   }
   const perm = permutation(n, opts.seed);
   const trainRows = perm.subarray(0, n - nTest);
   const testRows = perm.subarray(n - nTest);
 
   const cols = Array.from({ length: nCols }, (_, c) => c).filter((c) => c !== target);
-  const x = standardiseColumns(table, nCols, cols, trainRows, testRows);
+  const statRows = trainRows.length > 0 ? trainRows : testRows;
+  const x = standardiseColumns(table, nCols, cols, statRows, trainRows, testRows);
   const xShape = [cols.length];
-  const splitInfo: Record<string, number | string> = { seed: opts.seed, testSize: nTest, target: names ? names[target] : target };
+  const splitInfo: Record<string, number | string> = { seed: opts.seed, testSize: nTest, target: names ? names[target] : target, task };
+  const inputScale = { columns: cols.map((c) => (names ? names[c] : String(c))), mean: x.stats.map((s) => s.mean), std: x.stats.map((s) => s.std) };
   const source = opts.source ?? `csv:${path}`;
   if (task === "classification") {
     const labels = (idx: Int32Array): Int32Array => Int32Array.from(idx, (r) => table[r * nCols + target]);
@@ -225,9 +234,11 @@ export function loadCsv(path: string, opts: CsvOptions): DataSplit {
       test: { x: x.test, xShape, y: labels(testRows), n: testRows.length },
       source,
       splitInfo: { ...splitInfo, classes: JSON.stringify(classes) },
+      inputScale,
+      taskNote: note,
     });
   }
-  const y = standardiseTarget(table, nCols, target, trainRows, testRows);
+  const y = standardiseTarget(table, nCols, target, statRows, trainRows, testRows);
   return makeSplit({
     task,
     train: { x: x.train, xShape, y: y.train, n: trainRows.length },
@@ -235,5 +246,54 @@ export function loadCsv(path: string, opts: CsvOptions): DataSplit {
     targetScale: y.scale,
     source,
     splitInfo,
+    inputScale,
+    taskNote: note,
   });
+}
+
+/** Integer-valued targets with at most this many distinct values could be class labels or counts. */
+const AMBIGUOUS_MAX_DISTINCT = 10;
+
+/**
+ * The task of a CSV target column: `given` when set (a regression target must then be all numbers),
+ * otherwise inferred only when unambiguous:
+ * - every cell a number with a fractional part somewhere, or integers with more than
+ *   {@link AMBIGUOUS_MAX_DISTINCT} distinct values: regression;
+ * - no cell a number: classification (text labels);
+ * - integers with few distinct values (0/1, digits): ambiguous, an error asking for `--task`;
+ * - numbers mixed with other cells (`NaN`, `1.2.3`): an error naming the first cell that is not a number.
+ * An empty target cell is always an error (a missing label). Returns the task and a sentence saying
+ * how it was chosen.
+ */
+export function decideTask(rows: readonly { fields: string[]; line: number }[], target: number, given: Task | undefined, path: string, column: string): { task: Task; note: string } {
+  const empty = rows.find((r) => r.fields[target] === "");
+  if (empty) throw new DataFormatError(path, `line ${empty.line}, ${column}`, "a target value", "an empty cell");
+  const values = rows.map((r) => parseNumber(r.fields[target]));
+  const numeric = values.filter((v) => v !== undefined).length;
+  if (given === "classification") return { task: given, note: "classification (--task)" };
+  const firstText = rows.find((_, i) => values[i] === undefined);
+  if (given === "regression") {
+    if (firstText) throw new DataFormatError(path, `line ${firstText.line}, ${column}`, "a number (--task regression)", `"${firstText.fields[target]}"`);
+    return { task: given, note: "regression (--task)" };
+  }
+  if (numeric === 0) return { task: "classification", note: "classification (inferred: the target column holds text labels; --task to override)" };
+  if (firstText) {
+    throw new DataFormatError(
+      path,
+      `line ${firstText.line}, ${column}`,
+      `a number like the other ${numeric} target cells (or --task classification if these are labels)`,
+      `"${firstText.fields[target]}"`,
+    );
+  }
+  const distinct = new Set(values).size;
+  if (values.every((v) => Number.isInteger(v)) && distinct <= AMBIGUOUS_MAX_DISTINCT) {
+    throw new DataFormatError(
+      path,
+      column,
+      "--task regression or --task classification: the target holds only integers",
+      `${distinct} distinct values (${[...new Set(values)].sort((a, b) => a! - b!).slice(0, 10).join(", ")}), which could be class labels or counts`,
+    );
+  }
+  const why = values.some((v) => !Number.isInteger(v)) ? "the target holds non-integer numbers" : `the target holds ${distinct} distinct integers`;
+  return { task: "regression", note: `regression (inferred: ${why}; --task to override)` };
 }

@@ -24,3 +24,19 @@ export function fingerprint(train: ArrayData, test: ArrayData): string {
 export function splitFingerprint(split: DataSplit): string {
   return fingerprint(split.train, split.test);
 }
+
+/**
+ * How many rows of `test` have exactly the inputs of some row of `train` (byte-equal x, SHA-1 per
+ * row). Meaningful for sources whose inputs are not standardised per split (mnist, idx), where the
+ * same example has the same bytes in every split.
+ */
+export function sharedRows(train: ArrayData, test: ArrayData): number {
+  const d = train.xShape.reduce((a, b) => a * b, 1);
+  if (test.xShape.reduce((a, b) => a * b, 1) !== d) return 0;
+  const rowKey = (a: ArrayData, i: number): string => createHash("sha1").update(bytesOf(a.x.subarray(i * d, (i + 1) * d))).digest("base64");
+  const seen = new Set<string>();
+  for (let i = 0; i < train.n; i++) seen.add(rowKey(train, i));
+  let shared = 0;
+  for (let i = 0; i < test.n; i++) if (seen.has(rowKey(test, i))) shared++;
+  return shared;
+}

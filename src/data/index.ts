@@ -1,20 +1,21 @@
 /**
  * Data sources by name: the one entry point the CLI uses (`--data <source>`), plus re-exports.
  */
+import { isAbsolute, resolve } from "node:path";
 import { loadCsv } from "./csv.js";
 import { loadIdx } from "./idx.js";
 import { loadEmbeddedMnist } from "./mnist.js";
 import { toyRegressionGap, twoMoons } from "./toy.js";
-import type { DataSplit } from "./types.js";
+import type { DataSplit, Task } from "./types.js";
 import { loadUci } from "./uci.js";
 
-export { fingerprint, splitFingerprint } from "./fingerprint.js";
+export { fingerprint, sharedRows, splitFingerprint } from "./fingerprint.js";
 export { loadCsv, type CsvOptions } from "./csv.js";
 export { loadIdx, loadIdxArrays, parseIdx, readIdx, writeIdx, MAX_IDX_LABEL, type IdxArray, type IdxDtype, type IdxValues } from "./idx.js";
 export { embeddedMnistArrays, loadEmbeddedMnist } from "./mnist.js";
 export { createRng, permutation, shuffleInPlace, type Rng } from "./prng.js";
 export { gapFunction, toyRegressionGap, twoMoons } from "./toy.js";
-export { DataFormatError, type ArrayData, type DataSplit, type Standardisation, type Task } from "./types.js";
+export { DataFormatError, type ArrayData, type DataSplit, type InputScale, type Standardisation, type Task } from "./types.js";
 export { loadUci } from "./uci.js";
 
 /** The accepted `--data` forms, for help text and errors. */
@@ -35,11 +36,13 @@ export interface LoadDataOptions {
   split?: number;
   /** CSV target column: name or 0-based index. */
   target?: string;
+  /** CSV: the task, when the target column alone does not settle it (see csv.ts `decideTask`). */
+  task?: Task;
   /** Number of test examples for mnist (default 2000), idx (default 20%) and csv (default 20%). */
   testSize?: number;
   /**
-   * `fit` (default) splits train/test; `evaluate` with an idx source puts every example in `test`
-   * and leaves `train` empty. Other sources return their usual split either way.
+   * `fit` (default) splits train/test; `evaluate` with an idx or csv source puts every example in
+   * `test` and leaves `train` empty. Other sources return their usual split either way.
    */
   role?: "fit" | "evaluate";
 }
@@ -73,8 +76,8 @@ export function loadData(source: string, opts: LoadDataOptions = {}): DataSplit 
       return loadUci(rest, opts.split ?? 0, { source });
     case "csv":
       if (rest === "") throw unknown(source, "csv needs a file");
-      if (opts.target === undefined) throw new Error(`${source}: a CSV source needs a target column (a header name or 0-based index)`);
-      return loadCsv(rest, { target: opts.target, seed, testSize: opts.testSize, source });
+      if (opts.target === undefined) throw new Error(`--data ${source}: a CSV source needs --target <column> (a header name or 0-based index)`);
+      return loadCsv(rest, { target: opts.target, seed, testSize: opts.testSize, task: opts.task, role: opts.role, source });
     case "toy":
       if (rest === "regression-gap") return toyRegressionGap({ seed });
       if (rest === "two-moons") return twoMoons({ seed });
@@ -82,4 +85,20 @@ export function loadData(source: string, opts: LoadDataOptions = {}): DataSplit 
     default:
       throw unknown(source, colon < 0 ? "no such source" : `no scheme "${scheme}"`);
   }
+}
+
+/**
+ * `source` with every file path in it made absolute (against the current directory), so a posterior
+ * that records it can be evaluated from anywhere: `csv:data.csv` -> `csv:/home/me/data.csv`.
+ * Sources without paths (mnist, toy:...) are returned unchanged.
+ */
+export function absoluteSource(source: string): string {
+  const colon = source.indexOf(":");
+  if (colon < 0) return source;
+  const scheme = source.slice(0, colon);
+  const rest = source.slice(colon + 1);
+  const abs = (p: string): string => (p === "" || isAbsolute(p) ? p : resolve(p));
+  if (scheme === "idx") return `idx:${rest.split(",").map(abs).join(",")}`;
+  if (scheme === "uci" || scheme === "csv") return `${scheme}:${abs(rest)}`;
+  return source;
 }

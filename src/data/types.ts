@@ -40,6 +40,20 @@ export interface DataSplit {
   readonly source: string;
   /** Split description, e.g. `{ seed: 0, split: 3 }`. */
   readonly splitInfo: Record<string, number | string>;
+  /**
+   * Tabular sources (CSV, UCI): the input columns in model order and the training mean and std each
+   * was standardised with (x_model = (x - mean) / std), so new rows can be mapped the same way.
+   */
+  readonly inputScale?: InputScale;
+  /** How the task was chosen, when a loader inferred it (CSV), e.g. "regression (inferred: ...)". */
+  readonly taskNote?: string;
+}
+
+/** Per-column input standardisation of a tabular source. */
+export interface InputScale {
+  readonly columns: readonly string[];
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
 }
 
 /** Errors raised for malformed input: always name the file and where in it. */

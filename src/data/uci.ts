@@ -140,8 +140,8 @@ export function loadUci(folder: string, split: number, opts: { source?: string }
   const test = rowsOf(`index_test_${split}.txt`, { name: trainName, lines: train.lines });
 
   const cols = features.map((t) => t.value);
-  const x = standardiseColumns(table, nCols, cols, train.rows, test.rows);
-  const y = standardiseTarget(table, nCols, target[0].value, train.rows, test.rows);
+  const x = standardiseColumns(table, nCols, cols, train.rows, train.rows, test.rows);
+  const y = standardiseTarget(table, nCols, target[0].value, train.rows, train.rows, test.rows);
   const xShape = [cols.length];
   const datasetDir = basename(dir) === "data" ? dirname(dir) : dir;
   return makeSplit({
@@ -151,5 +151,6 @@ export function loadUci(folder: string, split: number, opts: { source?: string }
     targetScale: y.scale,
     source: opts.source ?? `uci:${folder}`,
     splitInfo: { dataset: basename(datasetDir), split, nSplits },
+    inputScale: { columns: cols.map(String), mean: x.stats.map((s) => s.mean), std: x.stats.map((s) => s.std) },
   });
 }

@@ -49,7 +49,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
 }
 
 /** fsync a directory so that a rename in it is durable; ignored where unsupported (e.g. Windows). */
-async function fsyncDir(dir: string): Promise<void> {
+export async function fsyncDir(dir: string): Promise<void> {
   let fh;
   try {
     fh = await open(dir, "r");

@@ -5,14 +5,18 @@
  *   (e.g. `layers.0.w`), with a leading sample axis S: shape `[S, ...leafShape]`. The metadata is
  *   also copied, as a JSON string, into the safetensors `__metadata__` under key `bayesdl`, so a
  *   Python user of `safetensors` sees it;
+ * - every safetensors file also carries, under `posterior_json_sha256`, the SHA-256 of the exact
+ *   bytes of `posterior.json` it was written with; loading checks it, so arrays from one run are never
+ *   read with another run's metadata;
  * - for variational posteriors, `variational.safetensors`: the variational parameters themselves
  *   (F32, no sample axis, named as listed in `posterior.json` under `variational.tensors`, e.g.
  *   `mu.net.layers.0.w` and `rho.net.layers.0.w` for a mean-field Gaussian), from which
  *   `bayesdl evaluate --samples S` draws fresh samples. `samples.safetensors` then holds draws from q.
  */
-import { readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
-import { mkdirp, writeFileAtomic } from "./atomic.js";
+import { createHash } from "node:crypto";
+import { readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { fsyncDir, mkdirp, writeFileAtomic } from "./atomic.js";
 import type { TensorInput } from "./safetensors.js";
 import { readSafetensors, writeSafetensors } from "./safetensors-file.js";
 import type { NamedTensor } from "../core/method.js";
@@ -54,7 +58,19 @@ export interface PosteriorMeta {
   method: string;
   methodOptions: Record<string, unknown>;
   seed: number;
-  data: { source: string; fingerprint: string; split?: Record<string, number | string>; targetScale?: { mean: number; std: number } };
+  /**
+   * The data it was fitted on: `source` with absolute paths (what `evaluate` and `predict` load by
+   * default), `given` as the user wrote it, the split, and the standardisation of targets and (tabular
+   * sources) inputs.
+   */
+  data: {
+    source: string;
+    given?: string;
+    fingerprint: string;
+    split?: Record<string, number | string>;
+    targetScale?: { mean: number; std: number };
+    inputScale?: { columns: string[]; mean: number[]; std: number[] };
+  };
   metrics?: Record<string, number>;
   numSamples: number;
   /** Per-sample leaf shapes, in pytree flatten order. */
@@ -111,20 +127,24 @@ function isShape(v: unknown): v is number[] {
 }
 
 /**
- * Save a posterior to a directory: `mkdir -p dir`, then write `samples.safetensors` and then
- * `posterior.json`, each atomically (temporary file, fsync, rename).
+ * Save a posterior to a directory, whole: every file is written into a fresh sibling directory
+ * (`.<name>.tmp-<pid>-<time>`), fsynced, and the directory is renamed into place. A crash leaves
+ * either no new directory or the complete one. Replacing an existing directory (`force`) moves it
+ * aside first (`.<name>.old-<pid>-<time>`), renames the new one in, then deletes the old one: a
+ * crash in between leaves the old posterior whole under that name, never a mix of two runs.
  *
  * Formula: tensor `name` = `data` reshaped to `[S, ...shape]`, `S = meta.numSamples`; safetensors
- * `__metadata__ = { bayesdl: JSON.stringify(meta) }`.
+ * `__metadata__ = { bayesdl: JSON.stringify(meta), posterior_json_sha256: sha256(posterior.json) }`.
  *
- * @param dir posterior directory (created if missing; existing files are replaced).
+ * @param dir posterior directory; must not exist or be empty unless `opts.force`.
  * @param meta metadata; `formatVersion` must be {@link POSTERIOR_FORMAT_VERSION} and `leaves` /
  *   `numSamples` must describe `samples` exactly (same names, order and shapes).
  * @param samples per-leaf samples, `data.length = numSamples * prod(shape)`.
  * @param variational the variational parameters, exactly as `meta.variational.tensors` lists them
- *   (required when `meta.variational` is set, written first so `posterior.json` is the last file).
+ *   (required when `meta.variational` is set).
+ * @param opts `force`: replace a non-empty `dir`.
  */
-export async function savePosterior(dir: string, meta: PosteriorMeta, samples: PosteriorLeafSamples[], variational?: NamedTensor[]): Promise<void> {
+export async function savePosterior(dir: string, meta: PosteriorMeta, samples: PosteriorLeafSamples[], variational?: NamedTensor[], opts: { force?: boolean } = {}): Promise<void> {
   const fn = "savePosterior";
   if (meta.formatVersion !== POSTERIOR_FORMAT_VERSION) {
     throw new Error(`${fn}: meta.formatVersion is ${meta.formatVersion}, but this bayesdl writes format version ${POSTERIOR_FORMAT_VERSION}`);
@@ -155,11 +175,61 @@ export async function savePosterior(dir: string, meta: PosteriorMeta, samples: P
     });
   });
   const vtensors = variationalTensors(fn, meta, variational);
-  const json = JSON.stringify(meta, null, 2);
-  await mkdirp(dir);
-  if (vtensors) await writeSafetensors(join(dir, POSTERIOR_VARIATIONAL_FILE), vtensors, { bayesdl: JSON.stringify(meta.variational) });
-  await writeSafetensors(join(dir, POSTERIOR_SAMPLES_FILE), tensors, { bayesdl: JSON.stringify(meta) });
-  await writeFileAtomic(join(dir, POSTERIOR_META_FILE), json + "\n");
+  const json = JSON.stringify(meta, null, 2) + "\n";
+  const digest = sha256(json);
+  await checkOutputDir(dir, opts.force ?? false);
+  await writeDirectory(dir, async (tmp) => {
+    if (vtensors) await writeSafetensors(join(tmp, POSTERIOR_VARIATIONAL_FILE), vtensors, { bayesdl: JSON.stringify(meta.variational), [DIGEST_KEY]: digest });
+    await writeSafetensors(join(tmp, POSTERIOR_SAMPLES_FILE), tensors, { bayesdl: JSON.stringify(meta), [DIGEST_KEY]: digest });
+    await writeFileAtomic(join(tmp, POSTERIOR_META_FILE), json);
+  });
+}
+
+/** safetensors `__metadata__` key holding the SHA-256 of the posterior.json the file belongs to. */
+export const DIGEST_KEY = "posterior_json_sha256";
+
+function sha256(text: string | Uint8Array): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/**
+ * Refuse to write into `dir` when it exists and is not empty, unless `force`; also refuse a path that
+ * is a file. Called before a long fit, so nothing is computed for an output that cannot be written.
+ */
+export async function checkOutputDir(dir: string, force: boolean): Promise<void> {
+  const st = await stat(dir).catch(() => undefined);
+  if (st === undefined) return;
+  if (!st.isDirectory()) throw new Error(`--out ${dir}: exists and is not a directory`);
+  if (force) return;
+  const entries = await readdir(dir);
+  if (entries.length > 0) {
+    throw new Error(`--out ${dir}: the directory is not empty (${entries.length} entr${entries.length === 1 ? "y" : "ies"}, e.g. ${entries[0]}); choose another directory or pass --force to replace it`);
+  }
+}
+
+/**
+ * Write a directory whole: `fill` writes every file into a fresh sibling temporary directory, which is
+ * then fsynced and renamed to `dir` (an existing `dir` is moved aside first and deleted after).
+ */
+export async function writeDirectory(dir: string, fill: (tmp: string) => Promise<void>): Promise<void> {
+  const target = resolve(dir);
+  const parent = dirname(target);
+  await mkdirp(parent);
+  const tag = `${process.pid}-${Date.now()}`;
+  const tmp = join(parent, `.${basename(target)}.tmp-${tag}`);
+  await mkdirp(tmp);
+  try {
+    await fill(tmp);
+    await fsyncDir(tmp);
+    const old = (await stat(target).catch(() => undefined)) ? join(parent, `.${basename(target)}.old-${tag}`) : undefined;
+    if (old) await rename(target, old);
+    await rename(tmp, target);
+    await fsyncDir(parent);
+    if (old) await rm(old, { recursive: true, force: true });
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    throw e;
+  }
 }
 
 /**
@@ -211,7 +281,9 @@ export async function loadPosterior(dir: string): Promise<LoadedPosterior> {
 
   const st2 = await stat(samplesFile).catch(() => undefined);
   if (st2 === undefined) throw new PosteriorFormatError(samplesFile, "file does not exist");
-  const { tensors } = await readSafetensors(samplesFile);
+  const { tensors, metadata } = await readSafetensors(samplesFile);
+  const digest = sha256(text);
+  checkDigest(samplesFile, metadata, digest, JSON.stringify(meta));
 
   const samples: PosteriorLeafSamples[] = [];
   const listed = new Set<string>();
@@ -241,7 +313,27 @@ export async function loadPosterior(dir: string): Promise<LoadedPosterior> {
     if (!listed.has(name)) throw new PosteriorFormatError(samplesFile, `tensor "${name}" is not listed in ${POSTERIOR_META_FILE} leaves`);
   }
   if (meta.variational === undefined) return { meta, samples };
-  return { meta, samples, variational: await loadVariational(dir, metaFile, meta.variational) };
+  return { meta, samples, variational: await loadVariational(dir, metaFile, meta.variational, digest) };
+}
+
+/**
+ * Check that an array file was written with this posterior.json: by its digest, or, in files written
+ * before the digest existed, by the metadata copy under `bayesdl` (`copy`, the JSON it should equal).
+ */
+function checkDigest(file: string, metadata: Record<string, string>, digest: string, copy: string): void {
+  const got = metadata[DIGEST_KEY];
+  if (got === undefined) {
+    if (metadata.bayesdl !== undefined && metadata.bayesdl !== copy) {
+      throw new PosteriorFormatError(file, `its metadata copy differs from the ${POSTERIOR_META_FILE} beside it: the directory mixes files of two runs; fit again`);
+    }
+    return;
+  }
+  if (got !== digest) {
+    throw new PosteriorFormatError(
+      file,
+      `written with another ${POSTERIOR_META_FILE} (its ${DIGEST_KEY} is ${got.slice(0, 12)}..., the ${POSTERIOR_META_FILE} beside it hashes to ${digest.slice(0, 12)}...): the directory mixes files of two runs; fit again`,
+    );
+  }
 }
 
 function variationalTensors(fn: string, meta: PosteriorMeta, variational: NamedTensor[] | undefined): Record<string, TensorInput> | undefined {
@@ -265,13 +357,14 @@ function variationalTensors(fn: string, meta: PosteriorMeta, variational: NamedT
   return out;
 }
 
-async function loadVariational(dir: string, metaFile: string, v: VariationalMeta): Promise<NamedTensor[]> {
+async function loadVariational(dir: string, metaFile: string, v: VariationalMeta, digest: string): Promise<NamedTensor[]> {
   if (v === null || typeof v !== "object" || typeof v.family !== "string" || !Array.isArray(v.tensors)) {
     throw new PosteriorFormatError(metaFile, `"variational" must be {family: string, options: object, tensors: [{name, shape}]}`);
   }
   const file = join(dir, POSTERIOR_VARIATIONAL_FILE);
   if ((await stat(file).catch(() => undefined)) === undefined) throw new PosteriorFormatError(file, "file does not exist (posterior.json describes a variational posterior)");
-  const { tensors } = await readSafetensors(file);
+  const { tensors, metadata } = await readSafetensors(file);
+  checkDigest(file, metadata, digest, JSON.stringify(v));
   const out = v.tensors.map((want, i) => {
     if (want === null || typeof want !== "object" || typeof want.name !== "string" || !isShape(want.shape)) {
       throw new PosteriorFormatError(metaFile, `variational.tensors[${i}] must be {name: string, shape: non-negative integers}, found ${JSON.stringify(want)}`);

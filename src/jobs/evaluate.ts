@@ -12,14 +12,19 @@ import type { Model, Params } from "../models/model.js";
 /** Metrics of one evaluation, all numbers; names as printed and saved. */
 export type Metrics = Record<string, number>;
 
-/** Check that data fit the model before predicting (input shape and task). */
-export function checkCompatible(model: Model, data: ArrayData, what: string): void {
+/** Check that inputs fit the model (as many values per example as it takes). */
+export function checkInputs(model: Model, data: ArrayData, what: string): void {
   const want = model.network.inputShape;
   const got = data.xShape;
   const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
   if (size(want) !== size(got)) {
-    throw new Error(`${what}: the data have inputs of shape [${got.join(", ")}] but the model ${model.network.spec} takes [${want.join(", ")}]`);
+    throw new Error(`${what}: the data have inputs of shape [${got.join(", ")}] (${size(got)} values) but the model ${model.network.spec} takes [${want.join(", ")}] (${size(want)} values)`);
   }
+}
+
+/** Check that data fit the model before predicting (input shape and task). */
+export function checkCompatible(model: Model, data: ArrayData, what: string): void {
+  checkInputs(model, data, what);
   const classification = data.y instanceof Int32Array;
   if (classification !== (model.likelihood.spec.kind === "categorical")) {
     throw new Error(
@@ -43,6 +48,7 @@ export function checkCompatible(model: Model, data: ArrayData, what: string): vo
 export async function evaluateSamples(model: Model, samples: Params, split: DataSplit, ood?: ArrayData): Promise<{ metrics: Metrics; predictive: Predictive }> {
   checkCompatible(model, split.test, "evaluate");
   const predictive = await predict(model, samples, split.test);
+  checkFinite(predictive);
   if (predictive.kind === "categorical") {
     const m = classificationMetrics(predictive.probs, split.test.y as Int32Array, predictive.numClasses);
     const metrics: Metrics = { ...m };
@@ -56,6 +62,16 @@ export async function evaluateSamples(model: Model, samples: Params, split: Data
   const scale = split.targetScale ?? { mean: 0, std: 1 };
   const yOrig = Float64Array.from(split.test.y, (z) => scale.mean + scale.std * z);
   return { metrics: { ...regressionMetrics(predictive.means, predictive.stds, yOrig, scale) }, predictive };
+}
+
+/** A predictive with non-finite values (a diverged or corrupted posterior) cannot be scored. */
+function checkFinite(p: Predictive): void {
+  const values = p.kind === "categorical" ? [p.probs] : [p.means, p.stds];
+  let bad = 0;
+  for (const v of values) for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) bad++;
+  if (bad > 0) {
+    throw new Error(`the posterior's predictions are not finite (${bad} NaN or infinite values): its parameters have diverged or are corrupted; fit again with a smaller learning rate / step size`);
+  }
 }
 
 /**

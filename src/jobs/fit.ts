@@ -5,10 +5,10 @@
 import { key, split } from "../core/engine.js";
 import { free } from "../core/tree.js";
 import type { OptionValue } from "../core/options.js";
-import { splitFingerprint } from "../data/fingerprint.js";
-import { loadData } from "../data/index.js";
-import type { ArrayData, DataSplit } from "../data/types.js";
-import { loadPosterior, POSTERIOR_FORMAT_VERSION, savePosterior, type PosteriorMeta } from "../io/posterior.js";
+import { sharedRows, splitFingerprint } from "../data/fingerprint.js";
+import { absoluteSource, loadData, type LoadDataOptions } from "../data/index.js";
+import type { ArrayData, DataSplit, Task } from "../data/types.js";
+import { checkOutputDir, loadPosterior, POSTERIOR_FORMAT_VERSION, savePosterior, type PosteriorMeta } from "../io/posterior.js";
 import { methodSpec } from "../methods.js";
 import { categorical, gaussian } from "../models/likelihood.js";
 import { makeModel } from "../models/model.js";
@@ -16,8 +16,8 @@ import { networkFromSpec } from "../models/spec.js";
 import { DEFAULT_BATCH_SIZE, fit, type Monitor } from "../run/driver.js";
 import type { Progress } from "../run/loop.js";
 import { VERSION } from "../version.js";
-import { checkCompatible, evaluatePosterior, type Metrics } from "./evaluate.js";
-import { drawsToLeaves, modelFromMeta, savedDistribution, savedDraws } from "./posterior.js";
+import { checkCompatible, checkInputs, evaluatePosterior, type Metrics } from "./evaluate.js";
+import { drawsToLeaves, inPosteriorUnits, modelFromMeta, savedDistribution, savedDraws } from "./posterior.js";
 
 /** Everything `bayesdl fit` needs. */
 export interface FitJobOptions {
@@ -39,11 +39,15 @@ export interface FitJobOptions {
   readonly sigma?: number;
   readonly split?: number;
   readonly target?: string;
+  /** CSV: the task, when the target column does not settle it. */
+  readonly task?: Task;
   readonly testSize?: number;
   /** Learning-curve callback (run/driver.ts). */
   readonly monitor?: Monitor;
-  /** Output directory; nothing is written when omitted. */
+  /** Output directory; nothing is written when omitted. It must not exist or be empty unless `force`. */
   readonly out?: string;
+  /** Replace a non-empty `out`. */
+  readonly force?: boolean;
   readonly onProgress?: (p: Progress) => void;
 }
 
@@ -59,8 +63,12 @@ export interface FitJobResult {
 export async function runFit(o: FitJobOptions): Promise<FitJobResult> {
   const t0 = performance.now();
   const spec = methodSpec(o.method);
-  const data = loadData(o.data, { seed: o.seed, split: o.split, target: o.target, testSize: o.testSize, role: "fit" });
+  if (o.out) await checkOutputDir(o.out, o.force ?? false);
+  const data = loadData(o.data, { seed: o.seed, split: o.split, target: o.target, task: o.task, testSize: o.testSize, role: "fit" });
   if (data.train.n === 0) throw new Error(`--data ${o.data}: the training part is empty`);
+  if (data.test.n === 0) {
+    throw new Error(`--data ${o.data}: no held-out examples (${data.train.n} in all); fit needs a test part to report metrics on (--test-size at least 1, and more data than that)`);
+  }
   const classification = data.task === "classification";
   const likelihood = classification ? categorical() : gaussian({ sigma: o.sigma ?? 1, learned: (o.noise ?? "learned") === "learned" });
   const outputDim = likelihood.outputDim(data.numClasses);
@@ -71,8 +79,7 @@ export async function runFit(o: FitJobOptions): Promise<FitJobResult> {
   free(kRest);
   const result = await fit(kFit, spec, model, data.train, { batchSize: o.batchSize, options: o.options, heldOut: data.test, onProgress: o.onProgress, monitor: o.monitor });
   try {
-    let metrics: Metrics = {};
-    if (data.test.n > 0) metrics = await evaluatePosterior(model, result.sampled, data);
+    const metrics: Metrics = await evaluatePosterior(model, result.sampled, data);
     for (const d of result.diagnostics ?? []) {
       metrics[`rhat: ${d.name}`] = d.rhat;
       metrics[`essBulk: ${d.name}`] = d.essBulk;
@@ -98,7 +105,14 @@ export async function runFit(o: FitJobOptions): Promise<FitJobResult> {
       method: o.method,
       methodOptions: { ...result.options, batchSize: Math.min(o.batchSize ?? DEFAULT_BATCH_SIZE, data.train.n), ...(result.warmStart ? { warmStart: result.warmStart } : {}) },
       seed: o.seed,
-      data: { source: o.data, fingerprint: splitFingerprint(data), split: data.splitInfo, ...(data.targetScale ? { targetScale: data.targetScale } : {}) },
+      data: {
+        source: absoluteSource(o.data),
+        given: o.data,
+        fingerprint: splitFingerprint(data),
+        split: data.splitInfo,
+        ...(data.targetScale ? { targetScale: data.targetScale } : {}),
+        ...(data.inputScale ? { inputScale: { columns: [...data.inputScale.columns], mean: [...data.inputScale.mean], std: [...data.inputScale.std] } } : {}),
+      },
       metrics,
       numSamples,
       leaves: leaves.map((l) => ({ name: l.name, shape: l.shape })),
@@ -107,7 +121,7 @@ export async function runFit(o: FitJobOptions): Promise<FitJobResult> {
       ...(q ? { variational: { family: result.posterior.kind, options: { ...result.posterior.options }, tensors: q.map((t) => ({ name: t.name, shape: [...t.shape] })) } } : {}),
       extra,
     };
-    if (o.out) await savePosterior(o.out, meta, leaves, q);
+    if (o.out) await savePosterior(o.out, meta, leaves, q, { force: o.force });
     return { meta, metrics, wallTimeSeconds, data };
   } finally {
     if (result.sampled !== result.posterior) result.sampled.dispose();
@@ -118,20 +132,68 @@ export async function runFit(o: FitJobOptions): Promise<FitJobResult> {
 /** Options of {@link runEvaluate}. */
 export interface EvaluateJobOptions {
   readonly posterior: string;
-  /** Data source; defaults to the one the posterior was fitted on. */
+  /** Data source; defaults to the one the posterior was fitted on (then its own split is used). */
   readonly data?: string;
-  /** Seed of the train/test split for shuffled sources; defaults to the posterior's own seed. */
+  /** Key of fresh draws (`samples`) and split seed of another shuffled source; defaults to the posterior's seed. */
   readonly seed?: number;
   readonly split?: number;
   readonly target?: string;
+  readonly task?: Task;
   readonly testSize?: number;
-  /** Optional out-of-distribution inputs for the entropy AUROC. */
+  /** Optional out-of-distribution inputs for the entropy AUROC (classification posteriors). */
   readonly ood?: string;
   /**
    * Variational posteriors: draw this many fresh samples from q (keyed by `seed`) instead of using
    * the draws saved at fit time.
    */
   readonly samples?: number;
+}
+
+/**
+ * The test data a saved posterior is evaluated on, never its training data. On the source it was
+ * fitted on (the default), the posterior's own split: seed, test size, UCI split, CSV target and task
+ * come from posterior.json, and flags that would move training examples into the test part are
+ * refused. On another source: idx and csv files are used whole; tabular data are put in the
+ * posterior's units (inPosteriorUnits); for image sources, a test example whose pixels equal a
+ * training example's is refused.
+ */
+export function evaluationData(meta: PosteriorMeta, o: Omit<EvaluateJobOptions, "posterior" | "ood" | "samples">): { data: DataSplit; sameData: boolean } {
+  const fitted = meta.data.source;
+  const s = meta.data.split ?? {};
+  const num = (v: unknown): number | undefined => (typeof v === "number" ? v : undefined);
+  const str = (v: unknown): string | undefined => (v === undefined ? undefined : String(v));
+  const task = (v: unknown): Task | undefined => (v === "regression" || v === "classification" ? v : undefined);
+  const own: LoadDataOptions = { seed: num(s.seed) ?? meta.seed, split: num(s.split), target: str(s.target), task: task(s.task), testSize: num(s.testSize), role: "fit" };
+  const source = o.data ?? fitted;
+  if (absoluteSource(source) === absoluteSource(fitted)) {
+    const refuse = (flag: string, given: unknown, saved: unknown) => {
+      if (given !== undefined && saved !== undefined && String(given) !== String(saved)) {
+        throw new Error(`${flag} ${given}: the posterior was fitted on ${meta.data.given ?? fitted} with ${flag} ${saved}; another value would put training examples in the test part. Omit ${flag} (the posterior's own held-out part is used), or evaluate on other data (--data)`);
+      }
+    };
+    refuse("--test-size", o.testSize, own.testSize);
+    refuse("--split", o.split, own.split);
+    refuse("--target", o.target, own.target);
+    refuse("--task", o.task, own.task);
+    return { data: loadData(fitted, own), sameData: true };
+  }
+  const csv = source.startsWith("csv:");
+  const data = loadData(source, { seed: o.seed ?? meta.seed, split: o.split, target: o.target ?? (csv ? own.target : undefined), task: o.task ?? (csv ? own.task : undefined), testSize: o.testSize, role: "evaluate" });
+  const what = `--data ${source}`;
+  const adapted = inPosteriorUnits(data, meta, what);
+  if (!data.inputScale && !meta.data.inputScale) {
+    let train: ArrayData | undefined;
+    try {
+      train = loadData(fitted, own).train;
+    } catch {
+      train = undefined; // the training data are no longer where they were: nothing to compare with
+    }
+    const shared = train ? sharedRows(train, adapted.test) : 0;
+    if (shared > 0) {
+      throw new Error(`${what}: ${shared} of its ${adapted.test.n} examples have exactly the inputs of examples this posterior was trained on (${meta.data.given ?? fitted}); evaluate on data it has not seen`);
+    }
+  }
+  return { data: adapted, sameData: false };
 }
 
 /** Load a saved posterior and compute its metrics on the test part of a data source. */
@@ -141,18 +203,21 @@ export async function runEvaluate(o: EvaluateJobOptions): Promise<{ meta: Poster
   if (o.samples !== undefined && (meta.variational === undefined || variational === undefined)) {
     throw new Error(`--samples: ${o.posterior} holds ${meta.numSamples} saved samples of a ${meta.method} posterior, not a variational one to draw from`);
   }
+  if (o.ood !== undefined && meta.likelihood.kind !== "categorical") {
+    throw new Error(`--ood: the out-of-distribution AUROC ranks inputs by predictive entropy over classes; ${o.posterior} is a regression posterior (${meta.likelihood.kind} likelihood)`);
+  }
   const seed = o.seed ?? meta.seed;
-  const splitIdx = o.split ?? (typeof meta.data.split?.split === "number" ? meta.data.split.split : undefined);
-  const data = loadData(o.data ?? meta.data.source, { seed, split: splitIdx, target: o.target, testSize: o.testSize, role: "evaluate" });
+  const { data, sameData } = evaluationData(meta, o);
   let ood: ArrayData | undefined;
   if (o.ood) {
     const od = loadData(o.ood, { seed, role: "evaluate" });
     ood = od.test.n > 0 ? od.test : od.train;
+    checkInputs(model, ood, `--ood ${o.ood}`);
   }
   const posterior = o.samples !== undefined ? savedDistribution(model, meta.variational!, variational!) : savedDraws(model, samples, meta.numSamples);
   try {
     const metrics = await evaluatePosterior(model, posterior, data, ood, { key: key(seed), samples: o.samples });
-    return { meta, metrics, data, sameData: splitFingerprint(data) === meta.data.fingerprint };
+    return { meta, metrics, data, sameData };
   } finally {
     posterior.dispose();
   }

@@ -1,11 +1,12 @@
 /**
- * From saved metadata back to a model and its posterior, and from a fit's draws to the leaves
- * `samples.safetensors` holds.
+ * From saved metadata back to a model and its posterior, from a fit's draws to the leaves
+ * `samples.safetensors` holds, and other data into a posterior's units.
  */
 import { key } from "../core/engine.js";
 import type { Posterior } from "../core/method.js";
 import { sampleSetFromTensors, treeToTensors } from "../core/posterior.js";
 import { free } from "../core/tree.js";
+import type { ArrayData, DataSplit } from "../data/types.js";
 import type { NamedTensor, PosteriorLeafSamples, PosteriorMeta } from "../io/posterior.js";
 import { posteriorKind } from "../methods.js";
 import { categorical, gaussian, type Likelihood, type LikelihoodSpec } from "../models/likelihood.js";
@@ -55,4 +56,64 @@ export async function drawsToLeaves(draws: Posterior<Params>): Promise<Posterior
   } finally {
     free(stacked);
   }
+}
+
+/**
+ * Data from a source other than the one a posterior was fitted on, put in the posterior's units:
+ * inputs of tabular sources re-standardised from the split's own statistics to the posterior's
+ * (x_post = (x_own * std_own + mean_own - mean_post) / std_post, per column, matched by name when
+ * both have named columns), regression targets likewise, and class labels mapped to the posterior's
+ * class order. Splits without tabular statistics (images) are returned unchanged.
+ * @throws naming `what` when columns or classes do not match.
+ */
+export function inPosteriorUnits(split: DataSplit, meta: PosteriorMeta, what: string): DataSplit {
+  const want = meta.data.inputScale;
+  const own = split.inputScale;
+  let x = (a: ArrayData): ArrayData => a;
+  if (want && own) {
+    const named = (cols: readonly string[]) => cols.some((c) => !/^\d+$/.test(c));
+    let order: number[];
+    if (named(want.columns) && named(own.columns)) {
+      order = want.columns.map((c) => {
+        const j = own.columns.indexOf(c);
+        if (j < 0) throw new Error(`${what}: has no input column "${c}" (the posterior was fitted on columns ${want.columns.map((s) => JSON.stringify(s)).join(", ")})`);
+        return j;
+      });
+    } else {
+      if (own.columns.length !== want.columns.length) throw new Error(`${what}: has ${own.columns.length} input columns, the posterior was fitted on ${want.columns.length}`);
+      order = want.columns.map((_, j) => j);
+    }
+    const d = want.columns.length;
+    const dOwn = own.columns.length;
+    x = (a) => {
+      const out = new Float32Array(a.n * d);
+      for (let i = 0; i < a.n; i++) {
+        for (let j = 0; j < d; j++) {
+          const k = order[j];
+          const raw = a.x[i * dOwn + k] * own.std[k] + own.mean[k];
+          out[i * d + j] = (raw - want.mean[j]) / want.std[j];
+        }
+      }
+      return { x: out, xShape: [d], y: a.y, n: a.n };
+    };
+  }
+  let y = (a: ArrayData): ArrayData => a;
+  if (split.task === "regression" && split.targetScale && meta.data.targetScale) {
+    const from = split.targetScale;
+    const to = meta.data.targetScale;
+    y = (a) => ({ ...a, y: Float32Array.from(a.y, (v) => (v * from.std + from.mean - to.mean) / to.std) });
+  }
+  const ownClasses = typeof split.splitInfo.classes === "string" ? (JSON.parse(split.splitInfo.classes) as string[]) : undefined;
+  const wantClasses = typeof meta.data.split?.classes === "string" ? (JSON.parse(meta.data.split.classes) as string[]) : undefined;
+  if (split.task === "classification" && ownClasses && wantClasses) {
+    const map = ownClasses.map((c) => {
+      const j = wantClasses.indexOf(c);
+      if (j < 0) throw new Error(`${what}: has class "${c}", which the posterior was not fitted on (its classes: ${wantClasses.join(", ")})`);
+      return j;
+    });
+    const prev = y;
+    y = (a) => prev({ ...a, y: Int32Array.from(a.y, (v) => map[v]) });
+  }
+  const both = (a: ArrayData): ArrayData => y(x(a));
+  return { ...split, train: both(split.train), test: both(split.test), ...(meta.data.targetScale ? { targetScale: meta.data.targetScale } : {}), ...(want ? { inputScale: want } : {}) };
 }
