@@ -108,12 +108,22 @@ export function buildProgram(): Command {
     .option("--test-size <n>", "held-out examples for mnist (default 2000), idx and csv (default 20%)", int("--test-size", 1))
     .option("--out <dir>", "save the posterior to this directory (posterior.json + samples.safetensors), written whole; it must not exist or be empty")
     .option("--force", "replace a non-empty --out directory")
+    .option("--checkpoint-every <steps>", "write the run's full state to <out>.checkpoint every this many steps (atomically; removed when the posterior is saved)", int("--checkpoint-every", 1))
+    .option("--resume <dir>", "continue a checkpointed run (its --out, or the .checkpoint directory) exactly where it stopped; every other setting comes from the checkpoint")
     .option("--quiet", "no progress output");
-  addMethodOptions(fit).action(async (opts) => {
+  addMethodOptions(fit).action(async (opts, cmd: Command) => {
+    if (opts.resume !== undefined) {
+      const others = cmd.options.map((o) => o.attributeName()).filter((k) => k !== "resume" && k !== "quiet" && cmd.getOptionValueSource(k) === "cli");
+      if (others.length > 0) {
+        throw new UsageError(`--resume continues a run with the settings it started with; drop ${others.map((k) => cmd.options.find((o) => o.attributeName() === k)!.long).join(", ")}`);
+      }
+    }
     const method = opts.method as string;
-    const options = givenMethodOptions(opts, method);
-    const progress = progressReporter(`fit ${method}`, Boolean(opts.quiet));
+    const options = opts.resume === undefined ? givenMethodOptions(opts, method) : {};
+    const progress = progressReporter(opts.resume === undefined ? `fit ${method}` : "fit (resumed)", Boolean(opts.quiet));
     const result = await runFit({
+      resume: opts.resume,
+      checkpointEvery: opts.checkpointEvery,
       data: opts.data,
       model: opts.model,
       method,
@@ -133,9 +143,10 @@ export function buildProgram(): Command {
       onProgress: (p) => progress.update(p),
     }).finally(() => progress.stop());
     const d = result.data;
-    console.log(`${method} on ${opts.data} (${d.train.n} train / ${d.test.n} test${d.taskNote ? `; task: ${d.taskNote}` : ""}), model ${opts.model}, seed ${opts.seed}`);
+    const m = result.meta;
+    console.log(`${m.method} on ${m.data.given ?? m.data.source} (${d.train.n} train / ${d.test.n} test${d.taskNote ? `; task: ${d.taskNote}` : ""}), model ${m.model}, seed ${m.seed}${opts.resume === undefined ? "" : " (resumed)"}`);
     console.log(metricsTable(result.metrics, [["wall time", `${result.wallTimeSeconds.toFixed(1)} s`]]));
-    if (opts.out) console.log(`saved to ${opts.out}`);
+    if (result.out) console.log(`saved to ${result.out}`);
   });
 
   program

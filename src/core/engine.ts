@@ -165,3 +165,43 @@ export function gradientWithAux<P, A, R extends unknown[]>(f: (x: P, ...rest: R)
 export function vmapped<A extends unknown[], R>(f: (...args: A) => R, inAxes?: (number | null)[]): (...args: A) => R {
   return vmap(f as never, inAxes) as unknown as (...args: A) => R;
 }
+
+/** Element types a state can hold, read and written exactly by {@link toHostExact} / {@link fromHostExact}. */
+export type HostDtype = "float32" | "float64" | "int32" | "uint32";
+
+/** An array on the host with its engine dtype, bit for bit. */
+export interface HostArray {
+  readonly dtype: HostDtype;
+  readonly shape: readonly number[];
+  readonly data: Float32Array | Float64Array | Int32Array | Uint32Array;
+}
+
+/** Read an array to the host with its own dtype and every bit (consumes it); for checkpoints. */
+export async function toHostExact(a: JArray): Promise<HostArray> {
+  const shape = [...a.shape];
+  const dtype = String(a.dtype);
+  const d = await a.data();
+  if (dtype === "float32") return { dtype, shape, data: d instanceof Float32Array ? d : Float32Array.from(d as ArrayLike<number>) };
+  if (dtype === "float64") return { dtype, shape, data: d instanceof Float64Array ? d : Float64Array.from(d as ArrayLike<number>) };
+  if (dtype === "int32") return { dtype, shape, data: d instanceof Int32Array ? d : Int32Array.from(d as ArrayLike<number>) };
+  if (dtype === "uint32") return { dtype, shape, data: d instanceof Uint32Array ? d : Uint32Array.from(d as ArrayLike<number>) };
+  throw new TypeError(`toHostExact: arrays of dtype ${dtype} are not supported (float32, float64, int32, uint32)`);
+}
+
+/**
+ * The array {@link toHostExact} read, bit for bit. float64 goes through the Float16Array workaround of
+ * {@link fromHost} in three float32 parts, hi = fround(x), mid = fround(x - hi), lo = x - hi - mid:
+ * each remainder is exact in float64 and lo has at most 5 significant bits, so hi + mid + lo = x
+ * exactly for |x| within float32's normal range (about 1e-38 to 3e38).
+ */
+export function fromHostExact(h: HostArray): JArray {
+  const shape = [...h.shape];
+  if (h.dtype === "uint32") return np.array(h.data instanceof Uint32Array ? h.data : Uint32Array.from(h.data), { dtype: np.uint32 }).reshape(shape);
+  if (h.dtype !== "float64") return fromHost(h.data as Float32Array | Int32Array, shape, h.dtype);
+  const x = h.data;
+  const hi = Float32Array.from(x);
+  const mid = Float32Array.from(x, (v, i) => v - hi[i]);
+  const lo = Float32Array.from(x, (v, i) => v - hi[i] - mid[i]);
+  const f64 = (p: Float32Array) => np.array(p).astype(np.float64);
+  return f64(hi).add(f64(mid)).add(f64(lo)).reshape(shape);
+}

@@ -247,7 +247,12 @@ export async function loadPosterior(dir: string): Promise<LoadedPosterior> {
   const metaFile = join(dir, POSTERIOR_META_FILE);
   const samplesFile = join(dir, POSTERIOR_SAMPLES_FILE);
   const st = await stat(dir).catch(() => undefined);
-  if (st === undefined) throw new PosteriorFormatError(dir, "posterior directory does not exist");
+  if (st === undefined) {
+    // A save with --force killed between its two renames leaves the previous posterior whole, aside.
+    const aside = (await readdir(dirname(resolve(dir))).catch(() => [] as string[])).filter((e) => e.startsWith(`.${basename(resolve(dir))}.old-`));
+    const hint = aside.length > 0 ? ` (a save that replaced it was interrupted; the previous posterior is whole in ${join(dirname(resolve(dir)), aside[0])})` : "";
+    throw new PosteriorFormatError(dir, `posterior directory does not exist${hint}`);
+  }
   if (!st.isDirectory()) throw new PosteriorFormatError(dir, "is not a directory (a posterior is a directory with posterior.json and samples.safetensors)");
 
   let text: string;

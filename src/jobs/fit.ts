@@ -13,8 +13,10 @@ import { methodSpec } from "../methods.js";
 import { categorical, gaussian } from "../models/likelihood.js";
 import { makeModel } from "../models/model.js";
 import { networkFromSpec } from "../models/spec.js";
-import { DEFAULT_BATCH_SIZE, fit, type Monitor } from "../run/driver.js";
-import type { Progress } from "../run/loop.js";
+import { DEFAULT_BATCH_SIZE, fit, type FitResult, type Monitor } from "../run/driver.js";
+import { DivergenceError, type Progress } from "../run/loop.js";
+import { resolve } from "node:path";
+import { checkpointDirOf, findCheckpoint, loadCheckpoint, removeCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { VERSION } from "../version.js";
 import { checkCompatible, checkInputs, evaluatePosterior, type Metrics } from "./evaluate.js";
 import { drawsToLeaves, inPosteriorUnits, modelFromMeta, savedDistribution, savedDraws } from "./posterior.js";
@@ -48,6 +50,13 @@ export interface FitJobOptions {
   readonly out?: string;
   /** Replace a non-empty `out`. */
   readonly force?: boolean;
+  /** Write a checkpoint (`<out>.checkpoint`) every this many steps; needs `out`. */
+  readonly checkpointEvery?: number;
+  /**
+   * Continue the run checkpointed in this directory (or in `<this>.checkpoint`): every other option is
+   * taken from the checkpoint, except the callbacks.
+   */
+  readonly resume?: string;
   readonly onProgress?: (p: Progress) => void;
 }
 
@@ -57,14 +66,33 @@ export interface FitJobResult {
   readonly metrics: Metrics;
   readonly wallTimeSeconds: number;
   readonly data: DataSplit;
+  /** Where the posterior was saved, if it was. */
+  readonly out?: string;
 }
 
-/** Fit a posterior, evaluate it on the held-out split, and save it when `out` is given. */
-export async function runFit(o: FitJobOptions): Promise<FitJobResult> {
+/** The part of a fit job a checkpoint records (plain values; paths absolute). */
+type SavedJob = Omit<FitJobOptions, "monitor" | "onProgress" | "resume">;
+
+/**
+ * Fit a posterior, evaluate it on the held-out split, and save it when `out` is given; with
+ * `checkpointEvery`, checkpoint the run beside `out`; with `resume`, continue a checkpointed run.
+ */
+export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
   const t0 = performance.now();
+  let o: FitJobOptions = given;
+  let resumed: Awaited<ReturnType<typeof loadCheckpoint<SavedJob>>> | undefined;
+  if (given.resume !== undefined) {
+    resumed = await loadCheckpoint<SavedJob>(await findCheckpoint(given.resume));
+    o = { ...resumed.job, monitor: given.monitor, onProgress: given.onProgress };
+  }
   const spec = methodSpec(o.method);
+  if (o.checkpointEvery !== undefined && !o.out) throw new Error("--checkpoint-every needs --out: the checkpoint is written beside the posterior, in <out>.checkpoint");
   if (o.out) await checkOutputDir(o.out, o.force ?? false);
   const data = loadData(o.data, { seed: o.seed, split: o.split, target: o.target, task: o.task, testSize: o.testSize, role: "fit" });
+  const fingerprint = splitFingerprint(data);
+  if (resumed && resumed.fingerprint !== fingerprint) {
+    throw new Error(`--resume ${given.resume}: the data ${o.data} are not those the run started on (their fingerprint changed); a run can only continue on the same data`);
+  }
   if (data.train.n === 0) throw new Error(`--data ${o.data}: the training part is empty`);
   if (data.test.n === 0) {
     throw new Error(`--data ${o.data}: no held-out examples (${data.train.n} in all); fit needs a test part to report metrics on (--test-size at least 1, and more data than that)`);
@@ -77,7 +105,28 @@ export async function runFit(o: FitJobOptions): Promise<FitJobResult> {
   checkCompatible(model, data.train, `--data ${o.data}`);
   const [kFit, kRest] = split(key(o.seed), 2);
   free(kRest);
-  const result = await fit(kFit, spec, model, data.train, { batchSize: o.batchSize, options: o.options, heldOut: data.test, onProgress: o.onProgress, monitor: o.monitor });
+  const ckDir = o.out && o.checkpointEvery !== undefined ? checkpointDirOf(o.out) : undefined;
+  const job: SavedJob = {
+    data: absoluteSource(o.data), model: o.model, method: o.method, seed: o.seed, options: o.options, batchSize: o.batchSize,
+    priorScale: o.priorScale, priorPerLayer: o.priorPerLayer, noise: o.noise, sigma: o.sigma, split: o.split, target: o.target,
+    task: o.task, testSize: o.testSize, out: o.out === undefined ? undefined : resolve(o.out), force: o.force, checkpointEvery: o.checkpointEvery,
+  };
+  let result: FitResult;
+  try {
+    result = await fit(kFit, spec, model, data.train, {
+      batchSize: o.batchSize,
+      options: o.options,
+      heldOut: data.test,
+      onProgress: o.onProgress,
+      monitor: o.monitor,
+      resume: resumed?.checkpoint,
+      checkpoint: ckDir ? { every: o.checkpointEvery!, save: (c) => saveCheckpoint(ckDir, job, fingerprint, c) } : undefined,
+    });
+  } catch (e) {
+    if (!(e instanceof DivergenceError)) throw e;
+    free(e.lastGood);
+    throw new Error(`${e.message}.${ckDir ? ` The last good state is saved in ${ckDir}.` : ""}`);
+  }
   try {
     const metrics: Metrics = await evaluatePosterior(model, result.sampled, data);
     for (const d of result.diagnostics ?? []) {
@@ -108,7 +157,7 @@ export async function runFit(o: FitJobOptions): Promise<FitJobResult> {
       data: {
         source: absoluteSource(o.data),
         given: o.data,
-        fingerprint: splitFingerprint(data),
+        fingerprint,
         split: data.splitInfo,
         ...(data.targetScale ? { targetScale: data.targetScale } : {}),
         ...(data.inputScale ? { inputScale: { columns: [...data.inputScale.columns], mean: [...data.inputScale.mean], std: [...data.inputScale.std] } } : {}),
@@ -122,7 +171,8 @@ export async function runFit(o: FitJobOptions): Promise<FitJobResult> {
       extra,
     };
     if (o.out) await savePosterior(o.out, meta, leaves, q, { force: o.force });
-    return { meta, metrics, wallTimeSeconds, data };
+    if (ckDir) await removeCheckpoint(ckDir);
+    return { meta, metrics, wallTimeSeconds, data, out: o.out };
   } finally {
     if (result.sampled !== result.posterior) result.sampled.dispose();
     result.posterior.dispose();

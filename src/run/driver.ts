@@ -18,6 +18,7 @@ import { sampleSet, sampleSetFromTensors } from "../core/posterior.js";
 import { replicate, type Batching, type Replicated, type ReplicatedMethod } from "../core/replicate.js";
 import { resolveOptions, type DefaultContext, type RunPlan } from "../core/spec.js";
 import type { OptionValue } from "../core/options.js";
+import { restoreTree, snapshotTree, type SnapshotLeaf } from "../core/snapshot.js";
 import { free, keep, namedLeaves, sliceTree, stackTrees, treeSize, type Tree } from "../core/tree.js";
 import type { ArrayData } from "../data/types.js";
 import { essBulk, essTail, rhat } from "../diagnostics/convergence.js";
@@ -26,7 +27,7 @@ import { initMembers, logDensity, type Batch, type Model, type ModelMethod, type
 import type { Method } from "../methods.js";
 import { spec as mapSpec } from "../baselines/map.js";
 import { hostSeed, stepsPerEpoch } from "./batches.js";
-import { runSteps, type Progress } from "./loop.js";
+import { runSteps, type LoopPosition, type Progress } from "./loop.js";
 
 /** A learning-curve callback: every `every` steps, `samples` draws from the current posterior. */
 export interface Monitor {
@@ -55,6 +56,21 @@ export interface FitOptions {
   readonly batching?: Batching;
   /** Random projections traced for the samplers' diagnostics (default 3). */
   readonly projections?: number;
+  /**
+   * Hand a {@link FitCheckpoint} to `save` every `every` steps (and the last good state if the run
+   * diverges). Not with a monitor.
+   */
+  readonly checkpoint?: { readonly every: number; save(c: FitCheckpoint): Promise<void> };
+  /** Continue from a checkpoint of the same fit (same key, method, options, model and data). */
+  readonly resume?: FitCheckpoint;
+}
+
+/** Everything a fit needs to continue exactly where it was: the loop's position, the state, the samples so far. */
+export interface FitCheckpoint {
+  readonly loop: LoopPosition;
+  readonly state: readonly SnapshotLeaf[];
+  /** Trajectory runs: the draws collected so far (host buffers, chain-major per leaf) and the traces. */
+  readonly trajectory?: { readonly collected: number; readonly buffers: readonly Float32Array[]; readonly traces: Readonly<Record<string, number[][]>> };
 }
 
 /** Convergence summary of one traced quantity over the chains. */
@@ -120,7 +136,11 @@ export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, 
   const copies = plan.copies;
   let params: Params;
   let warmStart: string | undefined;
-  if (o.initParams) {
+  if (o.resume) {
+    // The state comes from the checkpoint; params only give the state its structure.
+    params = copies === undefined ? model.init(kParams) : initMembers(model, kParams, copies);
+    if (plan.collect === "final" && plan.warmStart && !o.initParams) warmStart = `map, ${plan.warmStart.epochs} epochs`;
+  } else if (o.initParams) {
     free(kParams);
     params = copies === undefined ? keep(o.initParams) : stackTrees(Array.from({ length: copies }, () => keep(o.initParams!)));
   } else if (plan.collect === "final" && plan.warmStart) {
@@ -134,13 +154,29 @@ export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, 
     params = copies === undefined ? model.init(kParams) : initMembers(model, kParams, copies);
   }
   const base = { options, warmStart, batchSize, stepsPerEpoch: c.stepsPerEpoch, paramCount };
+  if (o.checkpoint && o.monitor) throw new Error("fit: checkpoints and monitors do not go together (a monitor's draws are not part of the checkpoint)");
+  const start = <T extends Tree>(state0: T): T => {
+    if (!o.resume) return state0;
+    try {
+      return restoreTree(state0, o.resume.state);
+    } finally {
+      free(state0);
+    }
+  };
   if (plan.collect === "trajectory") {
     free(kMon);
     const chains = replicate(method, plan.copies, o.batching ?? "auto", paramCount);
-    return runTrajectory(kRun, kPost, chains, chains.init(kState, params), model, train, plan, base, o);
+    return runTrajectory(kRun, kPost, chains, start(chains.init(kState, params)), model, train, plan, base, o);
   }
   const run = copies === undefined ? method : replicate(method, copies, o.batching ?? "auto", paramCount);
-  return runFinal(kRun, kPost, kMon, run, run.init(kState, params), train, plan, base, o);
+  return runFinal(kRun, kPost, kMon, run, start(run.init(kState, params)), train, plan, base, o);
+}
+
+/** The loop's checkpoint option for a fit's: the state snapshot plus what `extra` adds. */
+function loopCheckpoint<S>(o: FitOptions, extra: () => Pick<FitCheckpoint, "trajectory"> = () => ({})) {
+  const c = o.checkpoint;
+  if (!c) return undefined;
+  return { every: c.every, save: async (loop: LoopPosition, state: S) => c.save({ loop, state: await snapshotTree(state), ...extra() }) };
 }
 
 type RunBase = { options: Record<string, OptionValue>; warmStart?: string; batchSize: number; stepsPerEpoch: number; paramCount: number };
@@ -158,7 +194,15 @@ async function runFinal(kRun: Key, kPost: Key, kMon: Key, run: ModelMethod, stat
         await showMonitor(mon, step, run.posterior(state), ka);
       }
     : undefined;
-  const { state, lastInfo } = await runSteps(kRun, run, state0, train, { batchSize: b.batchSize, steps, copies: plan.copies ?? 0, onProgress: o.onProgress, afterStep });
+  const { state, lastInfo } = await runSteps(kRun, run, state0, train, {
+    batchSize: b.batchSize,
+    steps,
+    copies: plan.copies ?? 0,
+    onProgress: o.onProgress,
+    afterStep,
+    resume: o.resume?.loop,
+    checkpoint: loopCheckpoint(o),
+  });
   free(kM);
   const posterior = run.posterior(state);
   free(state);
@@ -197,7 +241,12 @@ async function runTrajectory(
   const like = sliceTree(one, 0);
   free(one);
   const sizes = template.map((l) => l.shape.reduce((a, d) => a * d, 1));
-  const buffers = sizes.map((n) => new Float32Array(K * S * n));
+  const saved = o.resume?.trajectory;
+  if (o.resume && !saved) throw new Error("resume: the checkpoint holds no samples, but this method collects them along the run");
+  if (saved && (saved.buffers.length !== sizes.length || saved.buffers.some((buf, i) => buf.length !== K * S * sizes[i]))) {
+    throw new Error("resume: the checkpoint's sample buffers do not match this run's chains, samples and parameters");
+  }
+  const buffers = saved ? saved.buffers.map((buf) => Float32Array.from(buf)) : sizes.map((n) => new Float32Array(K * S * n));
   const nProj = o.projections ?? 3;
   const dirs = projections(kProj, sizes, nProj);
   const traces: Record<string, number[][]> = {};
@@ -207,7 +256,8 @@ async function runTrajectory(
   const heldX = held ? fromHost(held.x, [held.n, ...held.xShape]) : undefined;
   const heldY = held ? fromHost(held.y, [held.n]) : undefined;
   if (held) traces["held-out log-lik"] = Array.from({ length: K }, () => []);
-  let collected = 0;
+  if (saved) for (const [name, tr] of Object.entries(saved.traces)) if (name in traces) traces[name] = tr.map((c) => [...c]);
+  let collected = saved ? saved.collected : 0;
   const gcd = (a: number, c: number): number => (c === 0 ? a : gcd(c, a % c));
   const mon = o.monitor;
   const align = [...plan.collectAt, plan.steps, ...(mon ? [mon.every] : [])].reduce(gcd, 0);
@@ -219,6 +269,8 @@ async function runTrajectory(
     fuse,
     copies: K,
     onProgress: o.onProgress,
+    resume: o.resume?.loop,
+    checkpoint: loopCheckpoint(o, () => ({ trajectory: { collected, buffers, traces } })),
     afterStep: async (t, st) => {
       // The monitor sees the chains' current states (K draws; a set of draws ignores the key).
       if (mon && t % mon.every === 0) await showMonitor(mon, t, chains.posterior(st), makeKey(0));

@@ -5,11 +5,21 @@
  *
  * With `fuse: u`, u consecutive steps run in one jitted call (core/fuse.ts): on small networks
  * nearly all of a step's cost is call overhead, which fusing divides by u.
+ *
+ * Checkpoints: every `checkpoint.every` steps the loop hands its position (steps done, its two PRNG
+ * keys, the current epoch's shuffles, the objective so far) and the state to `checkpoint.save`; a run
+ * started with that position and state as `resume` takes exactly the steps the uninterrupted run
+ * would have taken, so it ends bit-identical.
+ *
+ * Divergence: every call also returns each step's objective and whether every float in the new state
+ * is finite. The first non-finite one stops the run with a {@link DivergenceError} naming the step;
+ * the state before that call (the last good one) is kept: written as a checkpoint when checkpoints are
+ * on, and handed to the caller in the error.
  */
-import { compile, fromHost, scalar, split, type JArray, type Key } from "../core/engine.js";
+import { compile, fromHost, fromHostExact, np, scalar, split, toHost, toHostExact, type HostArray, type JArray, type Key } from "../core/engine.js";
 import { fuseSteps } from "../core/fuse.js";
 import type { Info, InferenceMethod } from "../core/method.js";
-import { free, mapTree, type Tree } from "../core/tree.js";
+import { free, keep, leaves, mapTree, sumAll, type Tree } from "../core/tree.js";
 import { takeRows } from "../data/arrays.js";
 import type { ArrayData } from "../data/types.js";
 import type { Batch, Params } from "../models/model.js";
@@ -41,6 +51,46 @@ export interface LoopOptions<S = unknown> {
   readonly fuse?: number;
   /** Called after every jitted call with the 1-based count of steps done and the state (borrowed). */
   readonly afterStep?: (step: number, state: S) => Promise<void> | void;
+  /** Continue a run from a checkpoint: `state` is the state saved with this position. */
+  readonly resume?: LoopPosition;
+  /**
+   * Save a checkpoint after the first call that completes a multiple of `every` steps (after
+   * `afterStep`), and the last good state when the run diverges. `save` borrows the state.
+   */
+  readonly checkpoint?: { readonly every: number; save(position: LoopPosition, state: S): Promise<void> };
+}
+
+/** Where a run of {@link runSteps} stands between two calls: all it needs to continue exactly. */
+export interface LoopPosition {
+  /** Steps done. */
+  readonly done: number;
+  /** 0-based epoch whose shuffles `perms` are (-1 before the first). */
+  readonly epoch: number;
+  /** The keys of the next epochs' shuffles and of the next calls. */
+  readonly kEpochs: HostArray;
+  readonly kSteps: HostArray;
+  /** The current epoch's row order, one per copy. */
+  readonly perms: readonly Int32Array[];
+  /** The objective after every call so far. */
+  readonly losses: readonly number[];
+}
+
+/** A run stopped by a non-finite objective or state. */
+export class DivergenceError<S = unknown> extends Error {
+  constructor(
+    /** 1-based step where the first non-finite value appeared. */
+    readonly step: number,
+    readonly totalSteps: number,
+    /** What was not finite, e.g. "objective NaN" or "state (objective 3.2)". */
+    readonly what: string,
+    /** Steps done in the last good state. */
+    readonly lastGoodStep: number,
+    /** The last good state (owned by the catcher, who frees it). */
+    readonly lastGood: S,
+  ) {
+    super(`the run diverged at step ${step} of ${totalSteps}: ${what} is not finite; the last good state is the one after step ${lastGoodStep}. Lower the learning rate / step size (--lr)`);
+    this.name = "DivergenceError";
+  }
 }
 
 /** What {@link runSteps} returns. */
@@ -56,7 +106,7 @@ export interface LoopResult<S> {
  * Run `opts.steps` steps of `method` over `data`, advancing `state` (consumed; the final state is
  * returned). Randomness: `key` is split into one key per epoch (shuffles) and one per call (the
  * method's own).
- * @throws when the objective is not finite, naming the step.
+ * @throws DivergenceError when the objective or the state is not finite, naming the step.
  */
 export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMethod<S, Info, Params, Batch>, "step">, state: S, data: ArrayData, opts: LoopOptions<S>): Promise<LoopResult<S>> {
   if (!(opts.batchSize >= 1)) throw new RangeError(`batch size must be >= 1, got ${opts.batchSize}`);
@@ -70,18 +120,43 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
   const total = opts.steps;
   const epochs = Math.ceil(total / spe);
   const copies = Math.max(1, lead);
-  // Both calls return the state, the mean objective and every info field's mean, reduced in the program.
-  const reduce = (s2: S, info: Info): [S, JArray, Info] => [s2, info.loss.ref.mean(), mapTree((a) => a.mean(), info)];
-  const single = compile((kk: Key, s: S, b: Batch) => reduce(...method.step(kk, s, b)), { consume: [0, 1, 2] });
+  // Both calls return the state, each step's objective (mean over copies), whether the new state is
+  // finite (0, or NaN when any float in it is not), and every info field's mean, reduced in the program.
+  const reduce = (s2: S, info: Info, u: number): [S, JArray, JArray, Info] => {
+    const loss = info.loss.ref;
+    const perStep = u > 1 ? loss.reshape([u, loss.size / u]).mean(1) : loss.mean().reshape([1]);
+    const floats = leaves(s2).filter((a) => String(a.dtype).startsWith("float"));
+    const finite = floats.length > 0 ? sumAll(floats.map((a) => a.ref.mul(0).sum().astype(np.float32))) : fromHost([0], []);
+    return [s2, perStep, finite, mapTree((a) => a.mean(), info)];
+  };
+  const single = compile((kk: Key, s: S, b: Batch) => reduce(...method.step(kk, s, b), 1), { consume: [0, 1, 2] });
   const fusedSteps = fuseSteps((kk: Key, s: S, b: Batch) => method.step(kk, s, b), fuse);
-  const fused = fuse > 1 ? compile((kk: Key, s: S, b: Batch) => reduce(...fusedSteps(kk, s, b)), { consume: [0, 1, 2] }) : undefined;
-  const losses: number[] = [];
+  const fused = fuse > 1 ? compile((kk: Key, s: S, b: Batch) => reduce(...fusedSteps(kk, s, b), fuse), { consume: [0, 1, 2] }) : undefined;
+  const r = opts.resume;
+  if (r && !(Number.isInteger(r.done) && r.done >= 0 && r.done <= total)) throw new RangeError(`resume: the checkpoint is at step ${r.done}, the run has ${total} steps`);
+  const losses: number[] = r ? [...r.losses] : [];
   let info: Info | undefined;
   const t0 = performance.now();
-  let [kEpochs, kSteps] = split(k, 2);
-  let perms: Int32Array[] = [];
-  let epoch = -1;
-  let done = 0;
+  let kEpochs: Key;
+  let kSteps: Key;
+  if (r) {
+    free(k);
+    kEpochs = fromHostExact(r.kEpochs);
+    kSteps = fromHostExact(r.kSteps);
+  } else {
+    [kEpochs, kSteps] = split(k, 2);
+  }
+  let perms: Int32Array[] = r ? [...r.perms] : [];
+  let epoch = r ? r.epoch : -1;
+  let done = r ? r.done : 0;
+  const position = async (): Promise<LoopPosition> => ({
+    done,
+    epoch,
+    kEpochs: await toHostExact(kEpochs.ref),
+    kSteps: await toHostExact(kSteps.ref),
+    perms: [...perms],
+    losses: [...losses],
+  });
   /** Row indices of step `t` (0-based), reshuffling at epoch boundaries: copies x bs. */
   const rowsOf = (t: number): Int32Array => {
     const e = Math.floor(t / spe);
@@ -96,8 +171,12 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
     perms.forEach((p, m) => idx.set(p.subarray(s * bs, (s + 1) * bs), m * bs));
     return idx;
   };
+  const ck = opts.checkpoint;
+  if (ck && !(Number.isInteger(ck.every) && ck.every >= 1)) throw new RangeError(`checkpoint every must be a positive integer, got ${ck.every}`);
   try {
     while (done < total) {
+      const lastGood = await (ck ? position() : undefined);
+      const kept = keep(state);
       const u = fused && total - done >= fuse ? fuse : 1;
       const idx = new Int32Array(u * copies * bs);
       for (let i = 0; i < u; i++) idx.set(rowsOf(done + i), i * copies * bs);
@@ -106,18 +185,27 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
       const batch: Batch = { x: fromHost(rows.x, [...shape, ...data.xShape]), y: fromHost(rows.y, shape) };
       const [kS, kRest] = split(kSteps, 2);
       kSteps = kRest;
-      const [next, meanLoss, means] = u > 1 ? fused!(kS, state, batch) : single(kS, state, batch);
+      const [next, stepLosses, finite, means] = u > 1 ? fused!(kS, state, batch) : single(kS, state, batch);
       state = next;
       free(info);
       info = means;
-      const loss = await scalar(meanLoss);
-      if (!Number.isFinite(loss)) {
-        throw new Error(`the run diverged: objective ${loss} at step ${done + u} of ${total}; lower the learning rate / step size (lr)`);
+      const perStep = await toHost(stepLosses);
+      const stateOk = Number.isFinite((await toHost(finite))[0]);
+      const bad = perStep.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0 || !stateOk) {
+        const at = bad >= 0 ? done + bad + 1 : done + u;
+        const what = bad >= 0 ? `the objective (${perStep[bad]})` : `the state (objective ${perStep[u - 1]})`;
+        if (ck && lastGood) await ck.save(lastGood, kept);
+        throw new DivergenceError(at, total, what, done, kept);
       }
+      free(kept);
+      const loss = perStep.reduce((a, b) => a + b, 0) / u;
       losses.push(loss);
+      const before = done;
       done += u;
       if (opts.afterStep) await opts.afterStep(done, state);
       opts.onProgress?.({ epoch: Math.min(epochs, Math.floor((done - 1) / spe) + 1), epochs, step: done, totalSteps: total, loss, elapsedSeconds: (performance.now() - t0) / 1000 });
+      if (ck && done < total && Math.floor(done / ck.every) > Math.floor(before / ck.every)) await ck.save(await position(), state);
     }
   } finally {
     free(kEpochs);
@@ -126,7 +214,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
     fused?.dispose();
   }
   const lastInfo: Record<string, number> = {};
-  if (info) for (const [name, v] of Object.entries(info)) lastInfo[name] = await scalar(v);
+  if (info) for (const [name, v] of Object.entries(info)) lastInfo[name] = (await toHost(v))[0];
   return { state, losses, lastInfo };
 }
 
