@@ -120,13 +120,14 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
   const total = opts.steps;
   const epochs = Math.ceil(total / spe);
   const copies = Math.max(1, lead);
-  // Both calls return the state, each step's objective (mean over copies), whether the new state is
-  // finite (0, or NaN when any float in it is not), and every info field's mean, reduced in the program.
+  // Both calls return the state, each step's objective (mean over copies), how many floats of the new
+  // state are not finite, and every info field's mean, reduced in the program.
   const reduce = (s2: S, info: Info, u: number): [S, JArray, JArray, Info] => {
     const loss = info.loss.ref;
     const perStep = u > 1 ? loss.reshape([u, loss.size / u]).mean(1) : loss.mean().reshape([1]);
     const floats = leaves(s2).filter((a) => String(a.dtype).startsWith("float"));
-    const finite = floats.length > 0 ? sumAll(floats.map((a) => a.ref.mul(0).sum().astype(np.float32))) : fromHost([0], []);
+    // Count of non-finite floats in the new state (0 when it is all finite).
+    const finite = floats.length > 0 ? sumAll(floats.map((a) => np.logicalNot(np.isfinite(a.ref)).astype(np.float32).sum())) : fromHost([0], []);
     return [s2, perStep, finite, mapTree((a) => a.mean(), info)];
   };
   const single = compile((kk: Key, s: S, b: Batch) => reduce(...method.step(kk, s, b), 1), { consume: [0, 1, 2] });
@@ -190,7 +191,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
       free(info);
       info = means;
       const perStep = await toHost(stepLosses);
-      const stateOk = Number.isFinite((await toHost(finite))[0]);
+      const stateOk = (await toHost(finite))[0] === 0;
       const bad = perStep.findIndex((v) => !Number.isFinite(v));
       if (bad >= 0 || !stateOk) {
         const at = bad >= 0 ? done + bad + 1 : done + u;
