@@ -297,3 +297,54 @@ export function decideTask(rows: readonly { fields: string[]; line: number }[], 
   const why = values.some((v) => !Number.isInteger(v)) ? "the target holds non-integer numbers" : `the target holds ${distinct} distinct integers`;
   return { task: "regression", note: `regression (inferred: ${why}; --task to override)` };
 }
+
+/** Input rows of a CSV file for prediction: raw values (not standardised), in the order asked for. */
+export interface CsvInputs {
+  /** Row-major `n x columns.length`. */
+  readonly x: Float64Array;
+  readonly n: number;
+  /** The columns read, in order (header names, or 0-based indices as strings without a header). */
+  readonly columns: readonly string[];
+  /** Header columns present in the file but not used (e.g. a target column). */
+  readonly ignored: readonly string[];
+}
+
+/**
+ * Read the input columns of a CSV file that may lack the target: with a header row and named `columns`,
+ * those columns by name in that order (others ignored); otherwise the file must have exactly
+ * `columns.length` columns, taken in order. Every selected cell must be a number.
+ * @throws DataFormatError naming the file, line and column.
+ */
+export function loadCsvInputs(path: string, columns: readonly string[]): CsvInputs {
+  const text = readText(path, "a readable CSV file");
+  const records = parseRecords(text, detectDelimiter(text, path), path);
+  if (records.length === 0) throw new DataFormatError(path, "line 1", "at least one row of inputs", "an empty file");
+  const header = records.length > 1 || records[0].fields.some((t) => parseNumber(t) === undefined) ? hasHeader(records) : false;
+  const names = header ? records[0].fields : undefined;
+  const rows = header ? records.slice(1) : records;
+  if (rows.length === 0) throw new DataFormatError(path, `line ${records[0].line + 1}`, "at least one row of inputs after the header", "none");
+  const nCols = records[0].fields.length;
+  const byName = names !== undefined && columns.some((c) => !/^\d+$/.test(c));
+  let pick: number[];
+  if (byName) {
+    pick = columns.map((c) => {
+      const j = names!.indexOf(c);
+      if (j < 0) throw new DataFormatError(path, `line ${records[0].line}`, `an input column named "${c}" (the posterior's inputs are ${columns.map((s) => JSON.stringify(s)).join(", ")})`, `columns ${names!.map((s) => JSON.stringify(s)).join(", ")}`);
+      return j;
+    });
+  } else {
+    if (nCols !== columns.length) throw new DataFormatError(path, `line ${records[0].line}`, `${columns.length} input columns (the posterior's inputs; or a header naming them)`, `${nCols}`);
+    pick = columns.map((_, j) => j);
+  }
+  const x = new Float64Array(rows.length * pick.length);
+  rows.forEach((r, i) => {
+    if (r.fields.length !== nCols) throw new DataFormatError(path, `line ${r.line}`, `${nCols} columns`, `${r.fields.length}`);
+    pick.forEach((c, j) => {
+      const v = parseNumber(r.fields[c]);
+      if (v === undefined) throw new DataFormatError(path, `line ${r.line}, ${names ? `column "${names[c]}" (index ${c})` : `column ${c + 1} (index ${c})`}`, "a number", `"${r.fields[c]}"`);
+      x[i * pick.length + j] = v;
+    });
+  });
+  const ignored = names ? names.filter((_, j) => !pick.includes(j)) : [];
+  return { x, n: rows.length, columns: pick.map((c) => (names ? names[c] : String(c))), ignored };
+}

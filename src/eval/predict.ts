@@ -1,7 +1,9 @@
 /**
  * Posterior predictive from parameter samples: the network is applied to each sample (jitted, in
  * chunks of the test set), then
- * - classification: p(y | x) = (1/S) sum_s softmax(f_s(x)), returned averaged, shape `[n * k]`;
+ * - classification: p(y | x) = (1/S) sum_s softmax(f_s(x)), returned averaged, shape `[n * k]`, with
+ *   the mean over samples of each sample's entropy, (1/S) sum_s H[softmax(f_s(x))] (the aleatoric part
+ *   of the predictive entropy; the rest is the mutual information between y and the weights);
  * - regression: per-sample Gaussian means and standard deviations `[S * n]` (standardised units),
  *   i.e. an equal-weight Gaussian mixture that the metrics evaluate in original units.
  */
@@ -12,7 +14,7 @@ import type { Model, Params } from "../models/model.js";
 
 /** Predictive of a stacked set of samples (leading axis S on every leaf). */
 export type Predictive =
-  | { kind: "categorical"; numClasses: number; probs: Float32Array }
+  | { kind: "categorical"; numClasses: number; probs: Float32Array; meanEntropy: Float32Array }
   | { kind: "gaussian"; samples: number; means: Float32Array; stds: Float32Array };
 
 /**
@@ -40,6 +42,7 @@ export async function predict(model: Model, samples: Params, data: ArrayData, ch
   const means = gaussian ? new Float32Array(s * n) : undefined;
   const stds = gaussian ? new Float32Array(s * n) : undefined;
   const sum = gaussian ? undefined : new Float64Array(n * k);
+  const entropySum = gaussian ? undefined : new Float64Array(n);
   try {
     for (let start = 0; start < n; start += chunk) {
       const m = Math.min(chunk, n - start);
@@ -52,6 +55,14 @@ export async function predict(model: Model, samples: Params, data: ArrayData, ch
           const pr = await toHost(res[0]);
           const base = start * k;
           for (let i = 0; i < pr.length; i++) sum![base + i] += pr[i];
+          for (let r = 0; r < m; r++) {
+            let h = 0;
+            for (let c = 0; c < k; c++) {
+              const p = pr[r * k + c];
+              if (p > 0) h -= p * Math.log(p);
+            }
+            entropySum![start + r] += h;
+          }
         } else {
           means!.set(await toHost(res[0]), j * n + start);
           stds!.set(await toHost(res[1]), j * n + start);
@@ -63,5 +74,6 @@ export async function predict(model: Model, samples: Params, data: ArrayData, ch
     f.dispose();
   }
   if (!gaussian) for (let i = 0; i < sum!.length; i++) probs![i] = sum![i] / s;
-  return gaussian ? { kind: "gaussian", samples: s, means: means!, stds: stds! } : { kind: "categorical", numClasses: k, probs: probs! };
+  if (gaussian) return { kind: "gaussian", samples: s, means: means!, stds: stds! };
+  return { kind: "categorical", numClasses: k, probs: probs!, meanEntropy: Float32Array.from(entropySum!, (h) => h / s) };
 }
