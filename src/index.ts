@@ -174,6 +174,7 @@ export {
   type RegressionMetrics,
 } from "./eval/metrics.js";
 export { essBasic, essBulk, essTail, rankNormalize, rhat, rhatBasic, splitChains, summarize, type ConvergenceSummary } from "./diagnostics/convergence.js";
+export { convergenceWarnings, DEFAULT_CONVERGENCE_THRESHOLDS, type ConvergenceThresholds, type QuantityDiagnostics } from "./diagnostics/warnings.js";
 
 // in-memory data
 export { makeSplit, standardisation, takeRows } from "./data/arrays.js";
