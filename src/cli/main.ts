@@ -147,6 +147,7 @@ export function buildProgram(): Command {
     console.log(`${m.method} on ${m.data.given ?? m.data.source} (${d.train.n} train / ${d.test.n} test${d.taskNote ? `; task: ${d.taskNote}` : ""}), model ${m.model}, seed ${m.seed}${opts.resume === undefined ? "" : " (resumed)"}`);
     console.log(metricsTable(result.metrics, [["wall time", `${result.wallTimeSeconds.toFixed(1)} s`]]));
     if (result.out) console.log(`saved to ${result.out}`);
+    for (const w of result.warnings) console.error(`warning: ${w}`);
   });
 
   program

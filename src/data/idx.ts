@@ -181,13 +181,23 @@ export function loadIdxArrays(imagesPath: string, labelsPath: string): ArrayData
     y[i] = v;
     if (v > maxLabel) maxLabel = v;
   }
+  return { ...imageInputs(images), y, numClasses: maxLabel + 1 };
+}
+
+/** Model inputs of an IDX image array: uint8 scaled by 1/255, `[n, h, w]` as `[1, h, w]` per example. */
+function imageInputs(images: IdxArray): { x: Float32Array; xShape: number[]; n: number } {
   const rest = images.shape.slice(1);
   const xShape = rest.length === 2 ? [1, ...rest] : rest.length === 0 ? [1] : rest;
   const src = images.data;
   const x = new Float32Array(src.length);
   if (images.dtype === "uint8") for (let i = 0; i < src.length; i++) x[i] = src[i] / 255;
   else x.set(src);
-  return { x, xShape, y, n, numClasses: maxLabel + 1 };
+  return { x, xShape, n: images.shape[0] };
+}
+
+/** The images of an IDX file alone (no labels), as model inputs like {@link loadIdxArrays} makes them. */
+export function loadIdxImages(imagesPath: string): { x: Float32Array; xShape: number[]; n: number } {
+  return imageInputs(readIdx(imagesPath));
 }
 
 /**

@@ -11,7 +11,7 @@ import { loadUci } from "./uci.js";
 
 export { fingerprint, sharedRows, splitFingerprint } from "./fingerprint.js";
 export { loadCsv, loadCsvInputs, type CsvInputs, type CsvOptions } from "./csv.js";
-export { loadIdx, loadIdxArrays, parseIdx, readIdx, writeIdx, MAX_IDX_LABEL, type IdxArray, type IdxDtype, type IdxValues } from "./idx.js";
+export { loadIdx, loadIdxArrays, loadIdxImages, parseIdx, readIdx, writeIdx, MAX_IDX_LABEL, type IdxArray, type IdxDtype, type IdxValues } from "./idx.js";
 export { embeddedMnistArrays, loadEmbeddedMnist } from "./mnist.js";
 export { createRng, permutation, shuffleInPlace, type Rng } from "./prng.js";
 export { gapFunction, toyRegressionGap, twoMoons } from "./toy.js";

@@ -17,6 +17,7 @@ import { DEFAULT_BATCH_SIZE, fit, type FitResult, type Monitor } from "../run/dr
 import { DivergenceError, type Progress } from "../run/loop.js";
 import { resolve } from "node:path";
 import { checkpointDirOf, findCheckpoint, loadCheckpoint, removeCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { convergenceWarnings } from "../diagnostics/warnings.js";
 import { VERSION } from "../version.js";
 import { checkCompatible, checkInputs, evaluatePosterior, type Metrics } from "./evaluate.js";
 import { drawsToLeaves, inPosteriorUnits, modelFromMeta, savedDistribution, savedDraws } from "./posterior.js";
@@ -68,6 +69,8 @@ export interface FitJobResult {
   readonly data: DataSplit;
   /** Where the posterior was saved, if it was. */
   readonly out?: string;
+  /** Convergence warnings of a sampler run (diagnostics/warnings.ts), empty when there are none. */
+  readonly warnings: readonly string[];
 }
 
 /** The part of a fit job a checkpoint records (plain values; paths absolute). */
@@ -137,11 +140,14 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
     const leaves = await drawsToLeaves(result.sampled);
     const q = result.posterior.size === undefined ? await result.posterior.tensors() : undefined;
     const numSamples = result.sampled.size!;
+    const chains = typeof result.options.chains === "number" ? result.options.chains : 1;
+    const warnings = result.diagnostics ? convergenceWarnings(result.diagnostics, chains, numSamples / chains) : [];
     const wallTimeSeconds = (performance.now() - t0) / 1000;
     const extra = {
       lastInfo: result.lastInfo,
       ...(result.traces ? { traces: result.traces, stepsPerChain: result.steps } : {}),
       ...(result.diagnostics ? { diagnostics: result.diagnostics } : {}),
+      ...(warnings.length > 0 ? { warnings } : {}),
     };
     const meta: PosteriorMeta = {
       formatVersion: POSTERIOR_FORMAT_VERSION,
@@ -172,7 +178,7 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
     };
     if (o.out) await savePosterior(o.out, meta, leaves, q, { force: o.force });
     if (ckDir) await removeCheckpoint(ckDir);
-    return { meta, metrics, wallTimeSeconds, data, out: o.out };
+    return { meta, metrics, wallTimeSeconds, data, out: o.out, warnings };
   } finally {
     if (result.sampled !== result.posterior) result.sampled.dispose();
     result.posterior.dispose();
