@@ -190,3 +190,64 @@ test("finding 8: messages name flags, not internals", () => {
     for (const out of [r.err, m.err, nan.err]) assert.doesNotMatch(out, /testSize|regressionMetrics|classificationMetrics|Invalid reshape/);
   });
 });
+
+/** Whether `version` (x.y.z) satisfies an npm `engines` range of the forms dependencies use here. */
+function satisfies(version: string, range: string): boolean {
+  const v = version.split(".").map(Number);
+  const cmp = (a: number[], b: number[]): number => {
+    for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) - (b[i] ?? 0);
+    return 0;
+  };
+  const parse = (s: string): number[] => s.replace(/\.\*$/, "").split(".").map(Number);
+  return range.split("||").some((clause) =>
+    clause
+      .trim()
+      .replace(/(>=|<=|>|<|\^|~)\s+/g, "$1")
+      .split(/\s+/)
+      .every((c) => {
+        const m = /^(>=|<=|>|<|\^|~)?(.+)$/.exec(c)!;
+        const b = parse(m[2]);
+        switch (m[1]) {
+          case ">=":
+            return cmp(v, b) >= 0;
+          case ">":
+            return cmp(v, b) > 0;
+          case "<=":
+            return cmp(v, b) <= 0;
+          case "<":
+            return cmp(v, b) < 0;
+          case "^":
+            return v[0] === b[0] && cmp(v, b) >= 0;
+          case "~":
+            return v[0] === b[0] && v[1] === (b[1] ?? v[1]) && cmp(v, b) >= 0;
+          default:
+            return m[2].endsWith(".*") ? b.every((x, i) => v[i] === x) : cmp(v, b) === 0;
+        }
+      }),
+  );
+}
+
+test("finding 9: the lowest Node our engines field admits satisfies every dependency's engines", () => {
+  const root = resolve(here, "../..");
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { engines: { node: string } };
+  const m = /^>=(\d+)\.(\d+)$/.exec(pkg.engines.node);
+  assert.ok(m, `engines.node is a lower bound x.y, got ${pkg.engines.node}`);
+  const lowest = `${m[1]}.${m[2]}.0`;
+  const lock = JSON.parse(readFileSync(join(root, "package-lock.json"), "utf8")) as { packages: Record<string, { engines?: { node?: string } }> };
+  const refusing = Object.entries(lock.packages)
+    .filter(([, p]) => typeof p.engines?.node === "string" && !satisfies(lowest, p.engines.node))
+    .map(([name, p]) => `${name} (${p.engines!.node})`);
+  assert.deepEqual(refusing, [], `dependencies that do not run on Node ${lowest}`);
+  assert.ok(satisfies(lowest, "^20.19.0 || ^22.12.0 || >=23") && !satisfies("20.18.0", "^20.19.0 || ^22.12.0 || >=23") && !satisfies(lowest, ">=22"));
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  assert.match(readme, new RegExp(`Node ${m[1]}\\.${m[2]} or newer`));
+});
+
+test("finding 10: a sampler run whose chains have not mixed ends with a warning naming what to change", () => {
+  withDir((dir) => {
+    const r = bayesdl(dir, "fit", "--data", "toy:regression-gap", "--model", "mlp:8", "--method", "sghmc", "--chains", "2", "--burnin", "0", "--samples", "6", "--thin", "2", "--lr", "1e-6", "--quiet");
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /^warning: R-hat is [\d.]+ \([^)]+\)(, [\d.]+ \([^)]+\))* above 1\.01: the 2 chains have not mixed; discard more of their start \(--burnin\) and run them longer \(--samples, --thin\)$/m);
+    assert.match(r.err, /^warning: bulk ESS per chain is .* below 100: too few effective draws for reliable estimates; only 6 draws per chain were kept; raise --samples to 100 or more, and --thin if they are correlated$/m);
+  });
+});

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /**
- * The `bayesdl` command line: `fit` a posterior, `evaluate` a saved one.
+ * The `bayesdl` command line: `fit` a posterior, `evaluate` a saved one, `predict` with it on new inputs.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { OptionError, type OptionDef, type OptionValue } from "../core/options.js";
 import { DATA_SOURCE_FORMS } from "../data/index.js";
 import { runEvaluate, runFit } from "../jobs/fit.js";
+import { predictionsCsv, runPredict } from "../jobs/predict.js";
+import { DEFAULT_QUANTILES } from "../eval/summary.js";
 import { METHODS, METHOD_NAMES, methodSpec } from "../methods.js";
 import { VERSION } from "../version.js";
 import { metricsTable } from "./format.js";
@@ -185,6 +187,29 @@ export function buildProgram(): Command {
       console.log(`${meta.method} posterior (${used} sample${used === 1 ? "" : "s"}${opts.samples ? " drawn from q" : ""}, ${meta.model}) on ${data.source}: ${data.test.n} test examples${sameData ? " (the held-out part of the data it was fitted on)" : ""}`);
       console.log(metricsTable(metrics, [["wall time", `${wall.toFixed(1)} s`]]));
     });
+  program
+    .command("predict")
+    .description("apply a saved posterior to new inputs (no targets needed): per input the predictive mean, sd and quantiles (regression) or class probabilities, entropy and mutual information (classification)")
+    .requiredOption("--posterior <dir>", "a directory written by `bayesdl fit --out`")
+    .requiredOption(
+      "--data <source>",
+      "inputs: csv:<file> (the posterior's input columns, by header name when it has one; a target column is ignored), idx:<images>[,<labels>], or any --data source (its test part)",
+    )
+    .option("--out <file>", "write the predictions to a .csv or .json file (default: CSV on stdout)")
+    .option("--force", "replace an existing --out file")
+    .option("--samples <s>", "variational posteriors: draw this many fresh samples from q instead of the saved draws", int("--samples", 1))
+    .option("--seed <s>", "key of fresh draws (default: the posterior's seed)", int("--seed", 0, 2 ** 32 - 1))
+    .option("--quantiles <levels>", "regression: quantile levels in (0, 1), comma separated", quantileLevels, [...DEFAULT_QUANTILES])
+    .action(async (opts) => {
+      const r = await runPredict({ posterior: opts.posterior, data: opts.data, out: opts.out, force: Boolean(opts.force), samples: opts.samples, seed: opts.seed, quantiles: opts.quantiles });
+      if (opts.out === undefined) {
+        process.stdout.write(predictionsCsv(r));
+        return;
+      }
+      const what = r.summary.kind === "regression" ? "mean, sd (epistemic, aleatoric) and quantiles" : "class probabilities, entropy and mutual information";
+      console.log(`${r.meta.method} posterior (${r.meta.model}) on ${r.n} inputs of ${opts.data}: ${what} written to ${opts.out}`);
+      if (r.ignored.length > 0) console.log(`columns not used as inputs: ${r.ignored.join(", ")}`);
+    });
   const bench = program.command("bench").description("benchmarks against published results");
   const uci = bench
     .command("uci")
@@ -297,6 +322,12 @@ export function buildProgram(): Command {
   return program;
 }
 
+function quantileLevels(v: string): number[] {
+  const parts = v.split(",").map((p) => Number(p));
+  if (parts.length === 0 || parts.some((p) => !(p > 0 && p < 1))) throw new InvalidArgumentError(`--quantiles expects levels in (0, 1) separated by commas, got '${v}'.`);
+  return parts;
+}
+
 function splitRange(v: string): number[] {
   const out: number[] = [];
   for (const part of v.split(",")) {
@@ -320,6 +351,11 @@ function uciNames(): string {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // `bayesdl predict ... | head`: a closed pipe ends the output quietly.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
   const program = buildProgram();
   program.exitOverride();
   try {
