@@ -150,8 +150,9 @@ export function writeIdx(data: IdxValues, shape: readonly number[], opts: { gzip
  * Load an IDX image file and label file as one classification set. Images: first dimension is the
  * example count; uint8 values are scaled by 1/255, other dtypes kept as they are; a 3-D file
  * `[n, h, w]` gets xShape `[1, h, w]` (one channel, like {@link loadEmbeddedMnist}), otherwise xShape is
- * the remaining dimensions. Labels: a 1-D file of integers in 0..{@link MAX_IDX_LABEL}, one per image;
- * numClasses is max label + 1. Errors name the file and byte offset.
+ * the remaining dimensions; at least one image, every value finite once converted to float32 (NaN,
+ * infinities and float64 values beyond float32 range are errors). Labels: a 1-D file of integers in
+ * 0..{@link MAX_IDX_LABEL}, one per image; numClasses is max label + 1. Errors name the file and byte offset.
  */
 export function loadIdxArrays(imagesPath: string, labelsPath: string): ArrayData & { numClasses: number } {
   const images = readIdx(imagesPath);
@@ -161,6 +162,7 @@ export function loadIdxArrays(imagesPath: string, labelsPath: string): ArrayData
     throw new DataFormatError(labelsPath, `byte 3${gz}`, "a 1-D label file (ndim 1)", `ndim ${labels.shape.length}`);
   }
   const n = images.shape[0];
+  if (n === 0) throw new DataFormatError(imagesPath, `byte 4${images.gzipped ? " (after gunzip)" : ""}`, "at least one image", "0");
   if (labels.shape[0] !== n) {
     throw new DataFormatError(labelsPath, `byte 4${gz}`, `${n} labels (the image count in ${imagesPath})`, `${labels.shape[0]}`);
   }
@@ -186,7 +188,15 @@ export function loadIdxArrays(imagesPath: string, labelsPath: string): ArrayData
   const src = images.data;
   const x = new Float32Array(src.length);
   if (images.dtype === "uint8") for (let i = 0; i < src.length; i++) x[i] = src[i] / 255;
-  else x.set(src);
+  else {
+    x.set(src);
+    const i = x.findIndex((v) => !Number.isFinite(v));
+    if (i >= 0) {
+      const at = 4 + 4 * images.shape.length + i * dtypeOf(src).size;
+      const gzi = images.gzipped ? " (after gunzip)" : "";
+      throw new DataFormatError(imagesPath, `byte ${at}${gzi} (value ${i})`, "a finite image value (within float32 range)", `${src[i]}`);
+    }
+  }
   return { x, xShape, y, n, numClasses: maxLabel + 1 };
 }
 
