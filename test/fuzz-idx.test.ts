@@ -14,7 +14,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { loadIdx, parseIdx, writeIdx, type IdxArray, type IdxDtype, type IdxValues } from "../src/data/idx.js";
 import { DataFormatError, type DataSplit } from "../src/data/types.js";
-import { applyBytes, byteMutation, concat, expectNamedError, fuzzSync, type ByteMutation, type Outcome } from "./fuzz.js";
+import { applyBytes, byteMutation, concat, expectNamedError, fuzzSync, ScratchFiles, type ByteMutation, type Outcome } from "./fuzz.js";
 
 const dir = mkdtempSync(join(tmpdir(), "bayesdl-fuzz-idx-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -161,8 +161,7 @@ test("fuzz: parseIdx rejects 10,000 malformed buffers with a DataFormatError nam
 // ---------------------------------------------------------------------------------------------
 // loadIdx on image/label file pairs
 
-const imagesFile = join(dir, "images.idx");
-const labelsFile = join(dir, "labels.idx");
+const files = new ScratchFiles(dir);
 
 /** Mostly well-formed pairs (so the success path is exercised), with bad values, counts and bytes mixed in. */
 const pair = fc
@@ -214,6 +213,7 @@ function checkSplit(images: Uint8Array, s: DataSplit, opts: { testSize?: number;
 test("fuzz: loadIdx rejects 10,000 malformed image/label pairs with an error naming a file", { timeout: 120_000 }, (t) => {
   fuzzSync(t, "IDX loadIdx", 0x1d9, pair, (p): Outcome => {
     const images = applyWrap(applyIdxEdit(p.images, p.imageEdit), p.imageWrap);
+    const [imagesFile, labelsFile] = files.next("images.idx", "labels.idx");
     writeFileSync(imagesFile, images);
     writeFileSync(labelsFile, applyWrap(applyIdxEdit(p.labels, p.labelEdit), p.labelWrap));
     const opts = { seed: p.seed, testSize: p.testSize, role: p.role };
