@@ -174,5 +174,9 @@ test("malformed files: each gives its error naming the file", async () => {
     const p = join(dir, "broken.safetensors");
     await writeFile(p, rawFile("not json", new Uint8Array(0)));
     await assert.rejects(readSafetensors(p), (e: Error) => e.message.startsWith(`${p}: `) && /not valid UTF-8 JSON/.test(e.message));
+    // found by test/fuzz-posterior.test.ts: a directory in the file's place gave a bare EISDIR error
+    await assert.rejects(readSafetensors(dir), (e: Error) => e instanceof SafetensorsError && e.message === `${dir}: invalid safetensors file: is a directory`);
+    const missing = join(dir, "missing.safetensors");
+    await assert.rejects(readSafetensors(missing), (e: Error) => e instanceof SafetensorsError && e.message.startsWith(`${missing}: `) && /no such file/.test(e.message));
   });
 });
