@@ -159,6 +159,16 @@ test("IDX errors: no images, or image values that are not finite in float32 (fou
   throwsData(() => loadIdxArrays(wide, lbl), wide, "byte 36 (value 3)", "within float32 range", "got -1e+300");
 });
 
+test("IDX errors: a header claiming 255 dimensions gives a short message", () => {
+  const bytes = new Uint8Array(4 + 4 * 255);
+  bytes[2] = 0x08;
+  bytes[3] = 255;
+  for (let i = 0; i < 255; i++) bytes[4 + 4 * i + 3] = 2; // every dimension 2: 2^255 values
+  const p = write("dims255.idx", bytes);
+  throwsData(() => readIdx(p), p, "byte 1024", "1024-byte header + 2x2x2x2x2x2x2x2x... (255 dimensions) uint8 values", "truncated");
+  assert.throws(() => readIdx(p), (e: Error) => e.message.length < 300);
+});
+
 test("IDX errors: missing file is named", () => {
   const p = join(dir, "nope.idx");
   throwsData(() => readIdx(p), p, "open", "no such file");

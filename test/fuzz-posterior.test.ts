@@ -92,6 +92,8 @@ function makeSamples(meta: PosteriorMeta): PosteriorLeafSamples[] {
 
 /** The files of a valid posterior, as bytes. */
 interface Base {
+  /** posterior.json exactly as written (a digest of it may be checked) and parsed. */
+  metaText: string;
   meta: unknown;
   samples: Uint8Array;
   variational: Uint8Array | undefined;
@@ -105,8 +107,10 @@ before(async () => {
     const meta = makeMeta(variational);
     const vt = variational ? meta.variational!.tensors.map((t) => ({ name: t.name, shape: t.shape, data: Float32Array.from({ length: 2 }, (_, i) => i - 0.5) })) : undefined;
     await savePosterior(d, meta, makeSamples(meta), vt);
+    const metaText = readFileSync(join(d, POSTERIOR_META_FILE), "utf8");
     bases.push({
-      meta: JSON.parse(readFileSync(join(d, POSTERIOR_META_FILE), "utf8")),
+      metaText,
+      meta: JSON.parse(metaText),
       samples: readFileSync(join(d, POSTERIOR_SAMPLES_FILE)),
       variational: variational ? readFileSync(join(d, POSTERIOR_VARIATIONAL_FILE)) : undefined,
     });
@@ -235,15 +239,14 @@ function fileContent(base: Uint8Array | undefined, e: FileEdit): Uint8Array | "d
   }
 }
 
-function metaContent(base: unknown, e: MetaEdit): string | "directory" | undefined {
-  const text = JSON.stringify(base, null, 2) + "\n";
+function metaContent(base: Base, e: MetaEdit): string | "directory" | undefined {
   switch (e.kind) {
     case "none":
-      return text;
+      return base.metaText;
     case "json":
-      return jsonText(applyJson(base, e.muts));
+      return jsonText(applyJson(base.meta, e.muts));
     case "text":
-      return applyText(text, e.muts);
+      return applyText(base.metaText, e.muts);
     case "garbage":
       return e.text;
     case "missing":
@@ -311,7 +314,7 @@ test("fuzz: loadPosterior rejects 10,000 malformed posterior directories with an
   mkdirSync(dir, { recursive: true });
   await fuzzAsync(t, "posterior loadPosterior", 0x9057, posteriorCase, async (c): Promise<Outcome> => {
     const base = bases[c.kind];
-    const metaText = metaContent(base.meta, c.meta);
+    const metaText = metaContent(base, c.meta);
     const samples = fileContent(base.samples, c.samples);
     const variational = fileContent(base.variational, c.variational);
     place(files.meta, metaText);

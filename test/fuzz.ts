@@ -21,6 +21,9 @@ export const HANG_MS = 2_000;
 /** What one case did: `"loaded"`, or the name of the error class it was rejected with. */
 export type Outcome = string;
 
+/** Longest error message seen by {@link expectNamedError} since the current fuzz run started. */
+let longestMessage = 0;
+
 /** Counts of one fuzz run, for the diagnostic line. */
 class Tally {
   runs = 0;
@@ -28,6 +31,10 @@ class Tally {
   maxMs = 0;
   readonly rejected = new Map<string, number>();
   private readonly t0 = performance.now();
+
+  constructor() {
+    longestMessage = 0;
+  }
 
   record(outcome: Outcome, ms: number): void {
     this.runs++;
@@ -40,7 +47,7 @@ class Tally {
     const seconds = (performance.now() - this.t0) / 1000;
     const rejected = [...this.rejected].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ");
     t.diagnostic(
-      `${name}: ${this.runs} inputs in ${seconds.toFixed(2)} s; loaded ${this.loaded}; rejected ${rejected || "none"}; slowest case ${this.maxMs.toFixed(1)} ms`,
+      `${name}: ${this.runs} inputs in ${seconds.toFixed(2)} s; loaded ${this.loaded}; rejected ${rejected || "none"}; slowest case ${this.maxMs.toFixed(1)} ms; longest message ${longestMessage} characters`,
     );
     assert.ok(this.runs >= FUZZ_RUNS, `${name}: only ${this.runs} inputs ran`);
     assert.ok(this.loaded > 0, `${name}: no input loaded, so the success oracle was never exercised`);
@@ -81,12 +88,13 @@ export async function fuzzAsync<T>(t: TestContext, name: string, seed: number, a
 }
 
 /**
- * Call `load`; if it throws, check the error is an Error whose message names one of `files` (and
- * is not an engine error: a TypeError, ReferenceError or stack overflow from inside the loader).
- * Returns the result, or the error's class name.
+ * Check what a loader threw: an Error (not a TypeError, ReferenceError, stack overflow or other
+ * engine limit from inside the loader) whose message names one of `files`. Returns the error's
+ * class name as the case's outcome.
  */
 export function expectNamedError(e: unknown, files: readonly string[]): Outcome {
   assert.ok(e instanceof Error, `threw a non-Error: ${String(e)}`);
+  longestMessage = Math.max(longestMessage, e.message.length);
   const where = `${e.name}: ${e.message.slice(0, 300)}\n${e.stack?.split("\n").slice(1, 4).join("\n")}`;
   assert.ok(!(e instanceof TypeError) && !(e instanceof ReferenceError), `internal error: ${where}`);
   assert.ok(!/Maximum call stack|Invalid array length|Invalid typed array length|out of memory/i.test(e.message), `engine limit hit: ${where}`);

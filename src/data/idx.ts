@@ -55,6 +55,10 @@ const hex = (b: number): string => b.toString(16).padStart(2, "0");
 const hexBytes = (bytes: Uint8Array, from: number, count: number): string =>
   Array.from(bytes.subarray(from, from + count), hex).join(" ");
 
+/** Dimensions as `60000x28x28`; past 8 dimensions (a header may claim 255) only the first 8 and the count. */
+const dimsStr = (shape: readonly number[]): string =>
+  shape.length <= 8 ? shape.join("x") : `${shape.slice(0, 8).join("x")}x... (${shape.length} dimensions)`;
+
 /**
  * Parse IDX bytes (plain or gzipped). `file` is only used in error messages. Throws
  * {@link DataFormatError} for a corrupt gzip stream, wrong magic, unknown dtype, a truncated
@@ -103,7 +107,7 @@ export function parseIdx(bytes: Uint8Array, file: string): IdxArray {
     throw new DataFormatError(
       file,
       `byte ${Math.min(buf.length, expectedLen)}${note}`,
-      `${expectedLen} bytes (${headerLen}-byte header + ${shape.join("x")} ${info.dtype} values) (${what})`,
+      `${expectedLen} bytes (${headerLen}-byte header + ${dimsStr(shape)} ${info.dtype} values) (${what})`,
       `${buf.length} bytes`,
     );
   }
