@@ -324,7 +324,7 @@ test(
       expectNamedError(e, [FILE]);
       return;
     }
-    // Today: one row, inputs 1, 23, 45, 67 and target 8.
+    // Today: one row "1,23,45,67,8" (the CRs are dropped), target 23.
     assert.equal(s.train.n + s.test.n, 4, `loaded ${s.train.n + s.test.n} row(s) of ${s.train.xShape[0]} inputs`);
   },
 );
