@@ -146,6 +146,29 @@ test("IDX errors: labels out of range, non-integer, or not 1-D", () => {
   throwsData(() => loadIdxArrays(img, twoD), twoD, "byte 3", "1-D label file", "ndim 2");
 });
 
+test("IDX errors: no images, or image values that are not finite in float32 (found by test/fuzz-idx.test.ts)", () => {
+  const lbl0 = write("e-lbl.idx", writeIdx(new Uint8Array(0), [0]));
+  const empty = write("e-img.idx", writeIdx(new Uint8Array(0), [0, 28, 28]));
+  throwsData(() => loadIdxArrays(empty, lbl0), empty, "byte 4", "at least one image", "got 0");
+  const lbl = write("f-lbl.idx", writeIdx(Uint8Array.from([0, 1]), [2]));
+  const nan = write("nan.idx", writeIdx(Float32Array.from([0, 1, NaN, 2]), [2, 2]));
+  throwsData(() => loadIdxArrays(nan, lbl), nan, "byte 20 (value 2)", "a finite image value", "got NaN");
+  const inf = write("inf.idx.gz", writeIdx(Float64Array.from([0, -Infinity, 1, 2]), [2, 2], { gzip: true }));
+  throwsData(() => loadIdxArrays(inf, lbl), inf, "byte 20 (after gunzip) (value 1)", "got -Infinity");
+  const wide = write("wide.idx", writeIdx(Float64Array.from([0, 1, 2, -1e300]), [2, 2]));
+  throwsData(() => loadIdxArrays(wide, lbl), wide, "byte 36 (value 3)", "within float32 range", "got -1e+300");
+});
+
+test("IDX errors: a header claiming 255 dimensions gives a short message", () => {
+  const bytes = new Uint8Array(4 + 4 * 255);
+  bytes[2] = 0x08;
+  bytes[3] = 255;
+  for (let i = 0; i < 255; i++) bytes[4 + 4 * i + 3] = 2; // every dimension 2: 2^255 values
+  const p = write("dims255.idx", bytes);
+  throwsData(() => readIdx(p), p, "byte 1024", "1024-byte header + 2x2x2x2x2x2x2x2x... (255 dimensions) uint8 values", "truncated");
+  assert.throws(() => readIdx(p), (e: Error) => e.message.length < 300);
+});
+
 test("IDX errors: missing file is named", () => {
   const p = join(dir, "nope.idx");
   throwsData(() => readIdx(p), p, "open", "no such file");

@@ -152,6 +152,10 @@ test("malformed files: each gives its error naming the file", async () => {
     ],
     ["trailing bytes", rawFile('{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', data8), /tensors cover 4 bytes but the data buffer is 8 bytes/],
     ["metadata not strings", rawFile('{"__metadata__":{"a":1}}', new Uint8Array(0)), /"__metadata__"\["a"\] is not a string/],
+    // found by test/fuzz-safetensors.test.ts: printing these values overflowed the stack or the message
+    ["deeply nested shape", rawFile(`{"x":{"dtype":"F32","shape":${"[".repeat(5000)}${"]".repeat(5000)},"data_offsets":[0,0]}}`, new Uint8Array(0)), /shape an array nested too deeply to print is not a list/],
+    ["deeply nested dtype", rawFile(`{"x":{"dtype":${'{"a":'.repeat(5000)}0${"}".repeat(5000)},"shape":[],"data_offsets":[0,0]}}`, new Uint8Array(0)), /unknown dtype object nested too deeply to print/],
+    ["huge offsets value", rawFile(`{"x":{"dtype":"F32","shape":[],"data_offsets":[${"0,".repeat(10000)}0]}}`, new Uint8Array(0)), /data_offsets \[0,0,0,.*\.\.\. is not a pair/],
   ];
   for (const [what, bytes, re] of cases) {
     assert.throws(
@@ -160,6 +164,7 @@ test("malformed files: each gives its error naming the file", async () => {
         assert.ok(e instanceof SafetensorsError, what);
         assert.ok(e.message.startsWith(`${F}: `), `${what}: ${e.message}`);
         assert.match(e.message, re, what);
+        assert.ok(e.message.length < 300, `${what}: message of ${e.message.length} characters`);
         return true;
       },
     );
@@ -169,5 +174,9 @@ test("malformed files: each gives its error naming the file", async () => {
     const p = join(dir, "broken.safetensors");
     await writeFile(p, rawFile("not json", new Uint8Array(0)));
     await assert.rejects(readSafetensors(p), (e: Error) => e.message.startsWith(`${p}: `) && /not valid UTF-8 JSON/.test(e.message));
+    // found by test/fuzz-posterior.test.ts: a directory in the file's place gave a bare EISDIR error
+    await assert.rejects(readSafetensors(dir), (e: Error) => e instanceof SafetensorsError && e.message === `${dir}: invalid safetensors file: is a directory`);
+    const missing = join(dir, "missing.safetensors");
+    await assert.rejects(readSafetensors(missing), (e: Error) => e instanceof SafetensorsError && e.message.startsWith(`${missing}: `) && /no such file/.test(e.message));
   });
 });

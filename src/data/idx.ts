@@ -55,6 +55,10 @@ const hex = (b: number): string => b.toString(16).padStart(2, "0");
 const hexBytes = (bytes: Uint8Array, from: number, count: number): string =>
   Array.from(bytes.subarray(from, from + count), hex).join(" ");
 
+/** Dimensions as `60000x28x28`; past 8 dimensions (a header may claim 255) only the first 8 and the count. */
+const dimsStr = (shape: readonly number[]): string =>
+  shape.length <= 8 ? shape.join("x") : `${shape.slice(0, 8).join("x")}x... (${shape.length} dimensions)`;
+
 /**
  * Parse IDX bytes (plain or gzipped). `file` is only used in error messages. Throws
  * {@link DataFormatError} for a corrupt gzip stream, wrong magic, unknown dtype, a truncated
@@ -103,7 +107,7 @@ export function parseIdx(bytes: Uint8Array, file: string): IdxArray {
     throw new DataFormatError(
       file,
       `byte ${Math.min(buf.length, expectedLen)}${note}`,
-      `${expectedLen} bytes (${headerLen}-byte header + ${shape.join("x")} ${info.dtype} values) (${what})`,
+      `${expectedLen} bytes (${headerLen}-byte header + ${dimsStr(shape)} ${info.dtype} values) (${what})`,
       `${buf.length} bytes`,
     );
   }
@@ -150,8 +154,9 @@ export function writeIdx(data: IdxValues, shape: readonly number[], opts: { gzip
  * Load an IDX image file and label file as one classification set. Images: first dimension is the
  * example count; uint8 values are scaled by 1/255, other dtypes kept as they are; a 3-D file
  * `[n, h, w]` gets xShape `[1, h, w]` (one channel, like {@link loadEmbeddedMnist}), otherwise xShape is
- * the remaining dimensions. Labels: a 1-D file of integers in 0..{@link MAX_IDX_LABEL}, one per image;
- * numClasses is max label + 1. Errors name the file and byte offset.
+ * the remaining dimensions; at least one image, every value finite once converted to float32 (NaN,
+ * infinities and float64 values beyond float32 range are errors). Labels: a 1-D file of integers in
+ * 0..{@link MAX_IDX_LABEL}, one per image; numClasses is max label + 1. Errors name the file and byte offset.
  */
 export function loadIdxArrays(imagesPath: string, labelsPath: string): ArrayData & { numClasses: number } {
   const images = readIdx(imagesPath);
@@ -161,6 +166,7 @@ export function loadIdxArrays(imagesPath: string, labelsPath: string): ArrayData
     throw new DataFormatError(labelsPath, `byte 3${gz}`, "a 1-D label file (ndim 1)", `ndim ${labels.shape.length}`);
   }
   const n = images.shape[0];
+  if (n === 0) throw new DataFormatError(imagesPath, `byte 4${images.gzipped ? " (after gunzip)" : ""}`, "at least one image", "0");
   if (labels.shape[0] !== n) {
     throw new DataFormatError(labelsPath, `byte 4${gz}`, `${n} labels (the image count in ${imagesPath})`, `${labels.shape[0]}`);
   }
@@ -181,23 +187,31 @@ export function loadIdxArrays(imagesPath: string, labelsPath: string): ArrayData
     y[i] = v;
     if (v > maxLabel) maxLabel = v;
   }
-  return { ...imageInputs(images), y, numClasses: maxLabel + 1 };
+  return { ...imageInputs(images, imagesPath), y, numClasses: maxLabel + 1 };
 }
 
 /** Model inputs of an IDX image array: uint8 scaled by 1/255, `[n, h, w]` as `[1, h, w]` per example. */
-function imageInputs(images: IdxArray): { x: Float32Array; xShape: number[]; n: number } {
+function imageInputs(images: IdxArray, imagesPath: string): { x: Float32Array; xShape: number[]; n: number } {
   const rest = images.shape.slice(1);
   const xShape = rest.length === 2 ? [1, ...rest] : rest.length === 0 ? [1] : rest;
   const src = images.data;
   const x = new Float32Array(src.length);
   if (images.dtype === "uint8") for (let i = 0; i < src.length; i++) x[i] = src[i] / 255;
-  else x.set(src);
+  else {
+    x.set(src);
+    const i = x.findIndex((v) => !Number.isFinite(v));
+    if (i >= 0) {
+      const at = 4 + 4 * images.shape.length + i * dtypeOf(src).size;
+      const gzi = images.gzipped ? " (after gunzip)" : "";
+      throw new DataFormatError(imagesPath, `byte ${at}${gzi} (value ${i})`, "a finite image value (within float32 range)", `${src[i]}`);
+    }
+  }
   return { x, xShape, n: images.shape[0] };
 }
 
 /** The images of an IDX file alone (no labels), as model inputs like {@link loadIdxArrays} makes them. */
 export function loadIdxImages(imagesPath: string): { x: Float32Array; xShape: number[]; n: number } {
-  return imageInputs(readIdx(imagesPath));
+  return imageInputs(readIdx(imagesPath), imagesPath);
 }
 
 /**

@@ -3,7 +3,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "./atomic.js";
-import { decodeSafetensors, encodeSafetensors, type DecodedSafetensors, type TensorInput } from "./safetensors.js";
+import { decodeSafetensors, encodeSafetensors, SafetensorsError, type DecodedSafetensors, type TensorInput } from "./safetensors.js";
 
 /**
  * Write tensors to a safetensors file atomically (temporary file + fsync + rename).
@@ -24,8 +24,16 @@ export async function writeSafetensors(path: string, tensors: Record<string, Ten
  * Formula: `decodeSafetensors(readFile(path), path)`.
  *
  * @param path file to read.
- * @throws SafetensorsError naming `path` if the contents are malformed.
+ * @throws SafetensorsError naming `path` if the file is missing, unreadable (a directory, no
+ *   permission) or its contents are malformed.
  */
 export async function readSafetensors(path: string): Promise<DecodedSafetensors> {
-  return decodeSafetensors(await readFile(path), path);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new SafetensorsError(path, code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a directory" : `cannot read it (${(e as Error).message})`);
+  }
+  return decodeSafetensors(bytes, path);
 }

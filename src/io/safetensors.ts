@@ -102,6 +102,23 @@ function shapeStr(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
 }
 
+/** At most `max` characters of `s` (error messages stay short whatever the header holds). */
+function clip(s: string, max = 120): string {
+  return s.length > max ? `${s.slice(0, max - 3)}...` : s;
+}
+
+/**
+ * A header value as short JSON for an error message. Never throws: JSON.stringify overflows the
+ * stack on values nested thousands of levels deep, which JSON.parse accepts.
+ */
+function show(v: unknown): string {
+  try {
+    return clip(JSON.stringify(v) ?? String(v));
+  } catch {
+    return `${Array.isArray(v) ? "an array" : typeof v} nested too deeply to print`;
+  }
+}
+
 /**
  * Serialise tensors (and optional string metadata) to safetensors bytes.
  *
@@ -192,7 +209,7 @@ export function decodeSafetensors(bytes: Uint8Array, file = "<bytes>"): DecodedS
     const m = h.__metadata__;
     if (m === null || typeof m !== "object" || Array.isArray(m)) fail(`"__metadata__" is not an object`);
     for (const [key, v] of Object.entries(m as object)) {
-      if (typeof v !== "string") fail(`"__metadata__"["${key}"] is not a string`);
+      if (typeof v !== "string") fail(`"__metadata__"[${show(key)}] is not a string`);
       define(metadata, key, v as string);
     }
   }
@@ -201,25 +218,25 @@ export function decodeSafetensors(bytes: Uint8Array, file = "<bytes>"): DecodedS
   for (const name of Object.keys(h)) {
     if (name === "__metadata__") continue;
     const e = h[name] as Record<string, unknown> | null;
-    if (e === null || typeof e !== "object" || Array.isArray(e)) fail(`tensor "${name}": entry is not an object`);
+    if (e === null || typeof e !== "object" || Array.isArray(e)) fail(`tensor ${show(name)}: entry is not an object`);
     const dtype = e.dtype;
     if (!isDtype(dtype)) {
       const known = typeof dtype === "string" && KNOWN_BUT_UNSUPPORTED.has(dtype);
-      fail(`tensor "${name}": ${known ? "unsupported" : "unknown"} dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPES).join(", ")})`);
+      fail(`tensor ${show(name)}: ${known ? "unsupported" : "unknown"} dtype ${show(dtype)} (supported: ${Object.keys(DTYPES).join(", ")})`);
     }
     const shape = e.shape;
-    if (!isShape(shape)) fail(`tensor "${name}": shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    if (!isShape(shape)) fail(`tensor ${show(name)}: shape ${show(shape)} is not a list of non-negative integers`);
     const off = e.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((x) => Number.isSafeInteger(x) && x >= 0)) {
-      fail(`tensor "${name}": data_offsets ${JSON.stringify(off)} is not a pair of non-negative integers`);
+      fail(`tensor ${show(name)}: data_offsets ${show(off)} is not a pair of non-negative integers`);
     }
     const [begin, end] = off as [number, number];
-    if (end < begin) fail(`tensor "${name}": data_offsets [${begin}, ${end}] end before they begin`);
-    if (end > bufLen) fail(`tensor "${name}": data_offsets [${begin}, ${end}] out of range (data buffer is ${bufLen} bytes)`);
+    if (end < begin) fail(`tensor ${show(name)}: data_offsets [${begin}, ${end}] end before they begin`);
+    if (end > bufLen) fail(`tensor ${show(name)}: data_offsets [${begin}, ${end}] out of range (data buffer is ${bufLen} bytes)`);
     const size = DTYPES[dtype as SafetensorsDtype].size;
     const want = numel(shape as number[]) * size;
     if (end - begin !== want) {
-      fail(`tensor "${name}": shape ${shapeStr(shape as number[])} with dtype ${dtype} needs ${want} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+      fail(`tensor ${show(name)}: shape ${clip(shapeStr(shape as number[]))} with dtype ${dtype} needs ${want} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
     }
     entries.push({ name, dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end });
   }
@@ -230,8 +247,8 @@ export function decodeSafetensors(bytes: Uint8Array, file = "<bytes>"): DecodedS
     if (e.begin !== pos) {
       fail(
         e.begin > pos
-          ? `data_offsets not contiguous: gap of ${e.begin - pos} bytes before tensor "${e.name}" (starts at ${e.begin}, expected ${pos})`
-          : `data_offsets not contiguous: tensor "${e.name}" [${e.begin}, ${e.end}] overlaps the previous tensor (expected to start at ${pos})`,
+          ? `data_offsets not contiguous: gap of ${e.begin - pos} bytes before tensor ${show(e.name)} (starts at ${e.begin}, expected ${pos})`
+          : `data_offsets not contiguous: tensor ${show(e.name)} [${e.begin}, ${e.end}] overlaps the previous tensor (expected to start at ${pos})`,
       );
     }
     pos = e.end;
