@@ -71,7 +71,7 @@ test("embedded mnist: testSize is honoured and validated", () => {
   const s = loadEmbeddedMnist({ seed: 1, testSize: 500 });
   assert.equal(s.train.n, 9500);
   assert.equal(s.test.n, 500);
-  assert.throws(() => loadEmbeddedMnist({ seed: 1, testSize: 10001 }), /--test-size must be an integer in 1\.\.9999 \(the source has 10000 examples\), got 10001/);
+  assert.throws(() => loadEmbeddedMnist({ seed: 1, testSize: 10001 }), /--test-size must be an integer in 1\.\.9999 for mnist \(10000 examples\), got 10001/);
   assert.throws(() => loadEmbeddedMnist({ seed: 1, testSize: 1.5 }), RangeError);
 });
 

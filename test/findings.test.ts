@@ -175,7 +175,7 @@ test("finding 8: messages name flags, not internals", () => {
     const r = bayesdl(dir, "fit", "--data", "csv:reg.csv", "--target", "y", "--test-size", "500", ...quick);
     assert.equal(r.err, "bayesdl: --test-size must be an integer in 1..199 for reg.csv (200 data rows), got 500");
     const m = bayesdl(dir, "fit", "--data", "mnist", "--test-size", "10000", ...quick);
-    assert.equal(m.err, "bayesdl: --test-size must be an integer in 1..9999 (the source has 10000 examples), got 10000");
+    assert.equal(m.err, "bayesdl: --test-size must be an integer in 1..9999 for mnist (10000 examples), got 10000");
     // A posterior whose weights are not finite: the message says what is wrong, not which function failed.
     assert.equal(bayesdl(dir, "fit", "--data", "csv:reg.csv", "--target", "y", ...quick, "--out", "p").code, 0);
     const metaText = readFileSync(join(dir, "p", "posterior.json"), "utf8");

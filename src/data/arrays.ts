@@ -54,25 +54,41 @@ export function emptyData(xShape: readonly number[], classification: boolean): A
 }
 
 /**
- * Check a test-set size against `n` examples; expects an integer in 0..n-1 (a non-empty training part). `what` names the
- * option in the error.
+ * Check a test-set size against the `n` examples of `source`; expects an integer in 0..n-1 (a
+ * non-empty training part). The messages name the flag and the source.
  */
-export function checkTestSize(testSize: number, n: number, what = "--test-size"): number {
+export function checkTestSize(testSize: number, n: number, source: string): number {
+  if (n < 2) throw new RangeError(`${source} has ${n} example${n === 1 ? "" : "s"}: too few to hold out a test set (at least 2 are needed)`);
   if (!Number.isInteger(testSize) || testSize < 0 || testSize > n - 1) {
-    throw new RangeError(`${what} must be an integer in 1..${n - 1} (the source has ${n} examples), got ${testSize}`);
+    throw new RangeError(`--test-size must be an integer in 1..${n - 1} for ${source} (${n} examples), got ${testSize}`);
   }
   return testSize;
 }
 
-/** Mean and population standard deviation (std 0 or non-finite becomes 1). Expects values.length > 0. */
+/**
+ * Mean and population standard deviation (std 0 or non-finite becomes 1). Expects values.length > 0.
+ * When the squared deviations overflow (values near 1e200), they are scaled by their largest
+ * magnitude first: std = M sqrt(mean(((v - mean) / M)^2)), M = max |v - mean|.
+ */
 export function standardisation(values: ArrayLike<number>): Standardisation {
   const n = values.length;
   let mean = 0;
   for (let i = 0; i < n; i++) mean += values[i];
   mean /= n;
+  if (!Number.isFinite(mean)) {
+    mean = 0;
+    for (let i = 0; i < n; i++) mean += values[i] / n;
+  }
   let ss = 0;
   for (let i = 0; i < n; i++) ss += (values[i] - mean) ** 2;
-  const std = Math.sqrt(ss / n);
+  let std = Math.sqrt(ss / n);
+  if (!Number.isFinite(std)) {
+    let m = 0;
+    for (let i = 0; i < n; i++) m = Math.max(m, Math.abs(values[i] - mean));
+    let scaled = 0;
+    for (let i = 0; i < n; i++) scaled += ((values[i] - mean) / m) ** 2;
+    std = m * Math.sqrt(scaled / n);
+  }
   return { mean, std: std > 0 && Number.isFinite(std) ? std : 1 };
 }
 

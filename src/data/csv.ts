@@ -4,7 +4,7 @@
 import { makeSplit, parseNumber, standardiseColumns, standardiseTarget } from "./arrays.js";
 import { readText } from "./files.js";
 import { permutation } from "./prng.js";
-import { DataFormatError, type DataSplit, type Task } from "./types.js";
+import { DataFormatError, type DataSplit, type Standardisation, type Task } from "./types.js";
 
 /** One parsed record: its fields and the 1-based line it starts on. */
 interface CsvRecord {
@@ -70,7 +70,14 @@ function parseRecords(text: string, delim: string, file: string, maxRecords = In
       endRecord();
       line++;
       startLine = line;
-    } else if (ch !== "\r") {
+    } else if (ch === "\r") {
+      // CRLF ends the line at its LF; a lone CR (old Mac files) ends it here.
+      if (text[i + 1] !== "\n") {
+        endRecord();
+        line++;
+        startLine = line;
+      }
+    } else {
       field += ch;
     }
   }
@@ -221,6 +228,7 @@ export function loadCsv(path: string, opts: CsvOptions): DataSplit {
   const cols = Array.from({ length: nCols }, (_, c) => c).filter((c) => c !== target);
   const statRows = trainRows.length > 0 ? trainRows : testRows;
   const x = standardiseColumns(table, nCols, cols, statRows, trainRows, testRows);
+  checkStandardised(path, rows, cols, names, trainRows, testRows, x);
   const xShape = [cols.length];
   const splitInfo: Record<string, number | string> = { seed: opts.seed, testSize: nTest, target: names ? names[target] : target, task };
   const inputScale = { columns: cols.map((c) => (names ? names[c] : String(c))), mean: x.stats.map((s) => s.mean), std: x.stats.map((s) => s.std) };
@@ -239,6 +247,7 @@ export function loadCsv(path: string, opts: CsvOptions): DataSplit {
     });
   }
   const y = standardiseTarget(table, nCols, target, statRows, trainRows, testRows);
+  checkStandardised(path, rows, [target], names, trainRows, testRows, y);
   return makeSplit({
     task,
     train: { x: x.train, xShape, y: y.train, n: trainRows.length },
@@ -249,6 +258,36 @@ export function loadCsv(path: string, opts: CsvOptions): DataSplit {
     inputScale,
     taskNote: note,
   });
+}
+
+/**
+ * Every standardised value must be a finite float32: a cell of 1e39, or one far outside a column whose
+ * training rows barely vary (spread 1e-100), is an error naming its line and column.
+ */
+function checkStandardised(
+  path: string,
+  rows: readonly CsvRecord[],
+  cols: readonly number[],
+  names: readonly string[] | undefined,
+  trainRows: ArrayLike<number>,
+  testRows: ArrayLike<number>,
+  z: { train: Float32Array; test: Float32Array; stats?: readonly Standardisation[]; scale?: Standardisation },
+): void {
+  const d = cols.length;
+  for (const [part, idx] of [[z.train, trainRows], [z.test, testRows]] as const) {
+    const bad = part.findIndex((v) => !Number.isFinite(v));
+    if (bad < 0) continue;
+    const row = rows[idx[Math.floor(bad / d)]];
+    const c = cols[bad % d];
+    const st = z.stats ? z.stats[bad % d] : z.scale!;
+    const column = names ? `column "${names[c]}" (index ${c})` : `column ${c + 1} (index ${c})`;
+    throw new DataFormatError(
+      path,
+      `line ${row.line}, ${column}`,
+      `a value within float32 range once standardised with the training mean ${st.mean.toPrecision(4)} and sd ${st.std.toPrecision(4)}`,
+      `"${row.fields[c]}"`,
+    );
+  }
 }
 
 /** Integer-valued targets with at most this many distinct values could be class labels or counts. */

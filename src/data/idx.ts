@@ -233,7 +233,7 @@ export function loadIdx(
     return makeSplit({ ...base, train: emptyData(all.xShape, true), test, splitInfo: { role: "evaluate" } });
   }
   const seed = opts.seed ?? 0;
-  const testSize = checkTestSize(opts.testSize ?? Math.round(0.2 * all.n), all.n);
+  const testSize = checkTestSize(opts.testSize ?? Math.min(Math.max(1, Math.round(0.2 * all.n)), all.n - 1), all.n, imagesPath);
   const perm = permutation(all.n, seed);
   const nTrain = all.n - testSize;
   return makeSplit({

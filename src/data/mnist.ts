@@ -89,7 +89,7 @@ export function embeddedMnistArrays(): ArrayData {
  */
 export function loadEmbeddedMnist(opts: { seed: number; testSize?: number }): DataSplit {
   const all = embeddedMnistArrays();
-  const testSize = checkTestSize(opts.testSize ?? 2000, all.n);
+  const testSize = checkTestSize(opts.testSize ?? 2000, all.n, "mnist");
   const perm = permutation(all.n, opts.seed);
   const nTrain = all.n - testSize;
   return makeSplit({

@@ -64,7 +64,12 @@ export class DataFormatError extends Error {
     readonly expected: string,
     readonly got?: string,
   ) {
-    super(`${file}: ${where}: expected ${expected}${got === undefined ? "" : `, got ${got}`}`);
+    super(`${file}: ${clipText(where, 200)}: expected ${clipText(expected, 400)}${got === undefined ? "" : `, got ${clipText(got)}`}`);
     this.name = "DataFormatError";
   }
+}
+
+/** At most `max` characters of text a user's file supplied (a 50,000-character cell stays readable). */
+export function clipText(s: string, max = 120): string {
+  return s.length > max ? `${s.slice(0, max - 3)}... (${s.length} characters)` : s;
 }

@@ -17,7 +17,7 @@ import { createHash } from "node:crypto";
 import { readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { fsyncDir, mkdirp, writeFileAtomic } from "./atomic.js";
-import type { TensorInput } from "./safetensors.js";
+import { show, type TensorInput } from "./safetensors.js";
 import { readSafetensors, writeSafetensors } from "./safetensors-file.js";
 import type { NamedTensor } from "../core/method.js";
 
@@ -272,23 +272,26 @@ export async function loadPosterior(dir: string): Promise<LoadedPosterior> {
   if (meta.formatVersion !== POSTERIOR_FORMAT_VERSION) {
     throw new PosteriorFormatError(
       metaFile,
-      `format version mismatch: found ${JSON.stringify(meta.formatVersion)}, this bayesdl reads ${POSTERIOR_FORMAT_VERSION}`,
+      `format version mismatch: found ${show(meta.formatVersion)}, this bayesdl reads ${POSTERIOR_FORMAT_VERSION}`,
     );
   }
   const S = meta.numSamples;
-  if (!Number.isSafeInteger(S) || S < 1) throw new PosteriorFormatError(metaFile, `numSamples must be a positive integer, found ${JSON.stringify(S)}`);
+  if (!Number.isSafeInteger(S) || S < 1) throw new PosteriorFormatError(metaFile, `numSamples must be a positive integer, found ${show(S)}`);
   if (!Array.isArray(meta.leaves)) throw new PosteriorFormatError(metaFile, `"leaves" must be an array of {name, shape}`);
+  const leafNames = new Set<string>();
   meta.leaves.forEach((l, i) => {
     if (l === null || typeof l !== "object" || typeof l.name !== "string" || !isShape(l.shape)) {
-      throw new PosteriorFormatError(metaFile, `leaves[${i}] must be {name: string, shape: non-negative integers}, found ${JSON.stringify(l)}`);
+      throw new PosteriorFormatError(metaFile, `leaves[${i}] must be {name: string, shape: non-negative integers}, found ${show(l)}`);
     }
+    if (leafNames.has(l.name)) throw new PosteriorFormatError(metaFile, `leaves[${i}]: leaf ${show(l.name)} is listed twice`);
+    leafNames.add(l.name);
   });
 
   const st2 = await stat(samplesFile).catch(() => undefined);
   if (st2 === undefined) throw new PosteriorFormatError(samplesFile, "file does not exist");
   const { tensors, metadata } = await readSafetensors(samplesFile);
   const digest = sha256(text);
-  checkDigest(samplesFile, metadata, digest, JSON.stringify(meta));
+  checkDigest(samplesFile, metadata, digest, () => JSON.stringify(meta));
 
   const samples: PosteriorLeafSamples[] = [];
   const listed = new Set<string>();
@@ -296,26 +299,26 @@ export async function loadPosterior(dir: string): Promise<LoadedPosterior> {
     listed.add(leaf.name);
     const t = Object.prototype.hasOwnProperty.call(tensors, leaf.name) ? tensors[leaf.name] : undefined;
     if (t === undefined) {
-      throw new PosteriorFormatError(samplesFile, `leaf "${leaf.name}" listed in ${POSTERIOR_META_FILE} is missing from the tensors`);
+      throw new PosteriorFormatError(samplesFile, `leaf ${show(leaf.name)} listed in ${POSTERIOR_META_FILE} is missing from the tensors`);
     }
-    if (t.dtype !== "F32") throw new PosteriorFormatError(samplesFile, `leaf "${leaf.name}": expected dtype F32, got ${t.dtype}`);
+    if (t.dtype !== "F32") throw new PosteriorFormatError(samplesFile, `leaf ${show(leaf.name)}: expected dtype F32, got ${t.dtype}`);
     if (t.shape.length === 0) {
-      throw new PosteriorFormatError(samplesFile, `leaf "${leaf.name}": tensor is a scalar, expected a leading sample axis [${S}, ...${shapeStr(leaf.shape)}]`);
+      throw new PosteriorFormatError(samplesFile, `leaf ${show(leaf.name)}: tensor is a scalar, expected a leading sample axis [${S}, ...${shapeStr(leaf.shape)}]`);
     }
     if (t.shape[0] !== S) {
       throw new PosteriorFormatError(
         samplesFile,
-        `sample count mismatch: ${POSTERIOR_META_FILE} says numSamples = ${S}, but leaf "${leaf.name}" has ${t.shape[0]} samples (shape ${shapeStr(t.shape)})`,
+        `sample count mismatch: ${POSTERIOR_META_FILE} says numSamples = ${S}, but leaf ${show(leaf.name)} has ${t.shape[0]} samples (shape ${shapeStr(t.shape)})`,
       );
     }
     const per = t.shape.slice(1);
     if (!sameShape(per, leaf.shape)) {
-      throw new PosteriorFormatError(samplesFile, `leaf "${leaf.name}": expected per-sample shape ${shapeStr(leaf.shape)}, got ${shapeStr(per)}`);
+      throw new PosteriorFormatError(samplesFile, `leaf ${show(leaf.name)}: expected per-sample shape ${shapeStr(leaf.shape)}, got ${shapeStr(per)}`);
     }
     samples.push({ name: leaf.name, shape: per, data: t.data as Float32Array });
   }
   for (const name of Object.keys(tensors)) {
-    if (!listed.has(name)) throw new PosteriorFormatError(samplesFile, `tensor "${name}" is not listed in ${POSTERIOR_META_FILE} leaves`);
+    if (!listed.has(name)) throw new PosteriorFormatError(samplesFile, `tensor ${show(name)} is not listed in ${POSTERIOR_META_FILE} leaves`);
   }
   if (meta.variational === undefined) return { meta, samples };
   return { meta, samples, variational: await loadVariational(dir, metaFile, meta.variational, digest) };
@@ -325,10 +328,16 @@ export async function loadPosterior(dir: string): Promise<LoadedPosterior> {
  * Check that an array file was written with this posterior.json: by its digest, or, in files written
  * before the digest existed, by the metadata copy under `bayesdl` (`copy`, the JSON it should equal).
  */
-function checkDigest(file: string, metadata: Record<string, string>, digest: string, copy: string): void {
+function checkDigest(file: string, metadata: Record<string, string>, digest: string, copy: () => string): void {
   const got = metadata[DIGEST_KEY];
   if (got === undefined) {
-    if (metadata.bayesdl !== undefined && metadata.bayesdl !== copy) {
+    let same: boolean;
+    try {
+      same = metadata.bayesdl === undefined || metadata.bayesdl === copy();
+    } catch {
+      same = false; // nested too deeply to serialise: not what bayesdl wrote
+    }
+    if (!same) {
       throw new PosteriorFormatError(file, `its metadata copy differs from the ${POSTERIOR_META_FILE} beside it: the directory mixes files of two runs; fit again`);
     }
     return;
@@ -369,20 +378,23 @@ async function loadVariational(dir: string, metaFile: string, v: VariationalMeta
   const file = join(dir, POSTERIOR_VARIATIONAL_FILE);
   if ((await stat(file).catch(() => undefined)) === undefined) throw new PosteriorFormatError(file, "file does not exist (posterior.json describes a variational posterior)");
   const { tensors, metadata } = await readSafetensors(file);
-  checkDigest(file, metadata, digest, JSON.stringify(v));
+  checkDigest(file, metadata, digest, () => JSON.stringify(v));
+  const seen = new Set<string>();
   const out = v.tensors.map((want, i) => {
     if (want === null || typeof want !== "object" || typeof want.name !== "string" || !isShape(want.shape)) {
-      throw new PosteriorFormatError(metaFile, `variational.tensors[${i}] must be {name: string, shape: non-negative integers}, found ${JSON.stringify(want)}`);
+      throw new PosteriorFormatError(metaFile, `variational.tensors[${i}] must be {name: string, shape: non-negative integers}, found ${show(want)}`);
     }
+    if (seen.has(want.name)) throw new PosteriorFormatError(metaFile, `variational.tensors[${i}]: tensor ${show(want.name)} is listed twice`);
+    seen.add(want.name);
     const t = Object.prototype.hasOwnProperty.call(tensors, want.name) ? tensors[want.name] : undefined;
-    if (t === undefined) throw new PosteriorFormatError(file, `variational tensor "${want.name}" listed in ${POSTERIOR_META_FILE} is missing`);
-    if (t.dtype !== "F32") throw new PosteriorFormatError(file, `variational tensor "${want.name}": expected dtype F32, got ${t.dtype}`);
-    if (!sameShape(t.shape, want.shape)) throw new PosteriorFormatError(file, `variational tensor "${want.name}": expected shape ${shapeStr(want.shape)}, got ${shapeStr(t.shape)}`);
+    if (t === undefined) throw new PosteriorFormatError(file, `variational tensor ${show(want.name)} listed in ${POSTERIOR_META_FILE} is missing`);
+    if (t.dtype !== "F32") throw new PosteriorFormatError(file, `variational tensor ${show(want.name)}: expected dtype F32, got ${t.dtype}`);
+    if (!sameShape(t.shape, want.shape)) throw new PosteriorFormatError(file, `variational tensor ${show(want.name)}: expected shape ${shapeStr(want.shape)}, got ${shapeStr(t.shape)}`);
     return { name: want.name, shape: [...t.shape], data: t.data as Float32Array };
   });
   const listed = new Set(v.tensors.map((t) => t.name));
   for (const name of Object.keys(tensors)) {
-    if (!listed.has(name)) throw new PosteriorFormatError(file, `tensor "${name}" is not listed in ${POSTERIOR_META_FILE} under variational.tensors`);
+    if (!listed.has(name)) throw new PosteriorFormatError(file, `tensor ${show(name)} is not listed in ${POSTERIOR_META_FILE} under variational.tensors`);
   }
   return out;
 }

@@ -111,7 +111,7 @@ function clip(s: string, max = 120): string {
  * A header value as short JSON for an error message. Never throws: JSON.stringify overflows the
  * stack on values nested thousands of levels deep, which JSON.parse accepts.
  */
-function show(v: unknown): string {
+export function show(v: unknown): string {
   try {
     return clip(JSON.stringify(v) ?? String(v));
   } catch {
