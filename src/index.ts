@@ -153,8 +153,10 @@ export { create as createBam, bamUpdate, type BamOptions } from "./scorevi/bam.j
 export { gaussianKind, gaussianPosterior, sampleState as sampleGaussianState, type GaussianState, type ScoreViInfo, type ScoreViOptions } from "./scorevi/gaussian-state.js";
 
 // the driver
-export { DEFAULT_BATCH_SIZE, diagnose, fit, type FitOptions, type FitResult, type Monitor, type TraceDiagnostics } from "./run/driver.js";
-export { iterate, runSteps, type LoopOptions, type LoopResult, type Progress } from "./run/loop.js";
+export { DEFAULT_BATCH_SIZE, diagnose, fit, type FitCheckpoint, type FitOptions, type FitResult, type Monitor, type TraceDiagnostics } from "./run/driver.js";
+export { DivergenceError, iterate, runSteps, type LoopOptions, type LoopPosition, type LoopResult, type Progress } from "./run/loop.js";
+export { restoreTree, snapshotTree, type SnapshotLeaf } from "./core/snapshot.js";
+export { DEFAULT_QUANTILES, mixtureQuantile, summarise, type ClassificationSummary, type PredictiveSummary, type RegressionSummary } from "./eval/summary.js";
 export { hostPermutation, hostSeed, stepsPerEpoch } from "./run/batches.js";
 
 // evaluation and diagnostics

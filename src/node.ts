@@ -1,7 +1,7 @@
 /**
  * bayesdl/node: everything of the browser-safe entry point (`bayesdl`) plus what needs Node: data
  * loaders that read files, posterior directories on disk, safetensors files, plots rendered to SVG,
- * the fit / evaluate jobs the CLI runs, and the benchmarks.
+ * the fit / evaluate / predict jobs the CLI runs, checkpoints, and the benchmarks.
  */
 export * from "./index.js";
 
@@ -10,11 +10,14 @@ export {
   DATA_SOURCE_FORMS,
   embeddedMnistArrays,
   fingerprint,
+  absoluteSource,
   loadCsv,
+  loadCsvInputs,
   loadData,
   loadEmbeddedMnist,
   loadIdx,
   loadIdxArrays,
+  loadIdxImages,
   loadUci,
   parseIdx,
   readIdx,
@@ -25,12 +28,14 @@ export {
 
 // files: safetensors, posterior directories
 export { readSafetensors, writeSafetensors } from "./io/safetensors-file.js";
-export { loadPosterior, POSTERIOR_FORMAT_VERSION, PosteriorFormatError, savePosterior, type LoadedPosterior, type PosteriorLeafSamples, type PosteriorMeta, type VariationalMeta } from "./io/posterior.js";
+export { checkOutputDir, loadPosterior, POSTERIOR_FORMAT_VERSION, PosteriorFormatError, savePosterior, writeDirectory, type LoadedPosterior, type PosteriorLeafSamples, type PosteriorMeta, type VariationalMeta } from "./io/posterior.js";
 
 // jobs (what the CLI runs) and benchmarks
-export { runEvaluate, runFit, type EvaluateJobOptions, type FitJobOptions, type FitJobResult } from "./jobs/fit.js";
+export { evaluationData, runEvaluate, runFit, type EvaluateJobOptions, type FitJobOptions, type FitJobResult } from "./jobs/fit.js";
+export { predictionInputs, predictionsCsv, predictionsJson, runPredict, type PredictJobOptions, type PredictJobResult } from "./jobs/predict.js";
+export { checkpointDirOf, findCheckpoint, loadCheckpoint, saveCheckpoint, CHECKPOINT_FORMAT_VERSION } from "./jobs/checkpoint.js";
 export { checkCompatible, evaluatePosterior, evaluateSamples, type Metrics } from "./jobs/evaluate.js";
-export { drawsToLeaves, modelFromMeta, savedDistribution, savedDraws } from "./jobs/posterior.js";
+export { drawsToLeaves, inPosteriorUnits, modelFromMeta, savedDistribution, savedDraws } from "./jobs/posterior.js";
 export { runUciBench, uciDefaults, uciTable, type UciBenchOptions, type UciSplitResult } from "./bench/uci.js";
 
 // plots

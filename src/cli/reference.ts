@@ -63,8 +63,12 @@ export const FIT_JOB_FLAGS: readonly JobFlag[] = [
   { flag: "--seed <s>", default: "0", meaning: "seeds every random choice: split, init, shuffles, noise" },
   { flag: "--split <k>", default: "0", meaning: "UCI split index" },
   { flag: "--target <column>", default: "", meaning: "CSV target column (header name or 0-based index)" },
-  { flag: "--test-size <n>", default: "mnist 2000; idx, csv 20%", meaning: "held-out examples" },
-  { flag: "--out <dir>", default: "", meaning: "save the posterior (see [Saved posteriors](#saved-posteriors))" },
+  { flag: "--task regression\\|classification", default: "inferred when unambiguous", meaning: "CSV: what the target is; integer targets with at most 10 distinct values (0/1, digits) need it; the task used is printed" },
+  { flag: "--test-size <n>", default: "mnist 2000; idx, csv 20%", meaning: "held-out examples (at least 1: fit always reports held-out metrics)" },
+  { flag: "--out <dir>", default: "", meaning: "save the posterior (see [Saved posteriors](#saved-posteriors)), written whole; refused if the directory is not empty" },
+  { flag: "--force", default: "", meaning: "replace a non-empty `--out` directory" },
+  { flag: "--checkpoint-every <steps>", default: "", meaning: "write the run's full state to `<out>.checkpoint` every this many steps (see [Checkpoints](#checkpoints-and-resume))" },
+  { flag: "--resume <dir>", default: "", meaning: "continue a checkpointed run (its `--out`) where it stopped, bit-identically; takes no other flags but `--quiet`" },
   { flag: "--quiet", default: "", meaning: "no progress output" },
 ];
 
