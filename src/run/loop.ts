@@ -178,7 +178,8 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
   if (ck && !(Number.isInteger(ck.every) && ck.every >= 1)) throw new RangeError(`checkpoint every must be a positive integer, got ${ck.every}`);
   try {
     while (done < total) {
-      const lastGood = await (ck ? position() : undefined);
+      // Where the run stands before this call, kept by reference (no read-back) for a divergence.
+      const prior = ck ? { done, epoch, perms, losses: losses.length, kEpochs: kEpochs.ref, kSteps: kSteps.ref } : undefined;
       const kept = keep(state);
       const u = fused && total - done >= fuse ? fuse : 1;
       const idx = new Int32Array(u * copies * bs);
@@ -199,10 +200,14 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
       if (bad >= 0 || !stateOk) {
         const at = bad >= 0 ? done + bad + 1 : done + u;
         const what = bad >= 0 ? `the objective (${perStep[bad]})` : `the state (objective ${perStep[u - 1]})`;
-        if (ck && lastGood) await ck.save(lastGood, kept);
+        if (ck && prior) {
+          const at0 = { done: prior.done, epoch: prior.epoch, perms: [...prior.perms], losses: losses.slice(0, prior.losses) };
+          await ck.save({ ...at0, kEpochs: await toHostExact(prior.kEpochs), kSteps: await toHostExact(prior.kSteps) }, kept);
+        }
         throw new DivergenceError(at, total, what, done, kept);
       }
       free(kept);
+      if (prior) free([prior.kEpochs, prior.kSteps]);
       const loss = perStep.reduce((a, b) => a + b, 0) / u;
       losses.push(loss);
       const before = done;
