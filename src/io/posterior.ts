@@ -218,18 +218,23 @@ export async function writeDirectory(dir: string, fill: (tmp: string) => Promise
   const tag = `${process.pid}-${Date.now()}`;
   const tmp = join(parent, `.${basename(target)}.tmp-${tag}`);
   await mkdirp(tmp);
+  let aside: string | undefined;
   try {
     await fill(tmp);
     await fsyncDir(tmp);
-    const old = (await stat(target).catch(() => undefined)) ? join(parent, `.${basename(target)}.old-${tag}`) : undefined;
-    if (old) await rename(target, old);
+    if (await stat(target).catch(() => undefined)) {
+      aside = join(parent, `.${basename(target)}.old-${tag}`);
+      await rename(target, aside);
+    }
     await rename(tmp, target);
     await fsyncDir(parent);
-    if (old) await rm(old, { recursive: true, force: true });
   } catch (e) {
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    // The new directory did not make it: put the old one back where it was.
+    if (aside && !(await stat(target).catch(() => undefined))) await rename(aside, target).catch(() => undefined);
     throw e;
   }
+  if (aside) await rm(aside, { recursive: true, force: true });
 }
 
 /**
