@@ -182,6 +182,7 @@ export { convergenceWarnings, DEFAULT_CONVERGENCE_THRESHOLDS, type ConvergenceTh
 export { makeSplit, standardisation, takeRows } from "./data/arrays.js";
 export { createRng, permutation, shuffleInPlace, type Rng } from "./data/prng.js";
 export { gapFunction, toyRegressionGap, twoMoons } from "./data/toy.js";
+export { rotateImages } from "./data/rotate.js";
 export { DataFormatError, type ArrayData, type DataSplit, type Standardisation, type Task } from "./data/types.js";
 
 // safetensors bytes (files: bayesdl/node)

@@ -5,6 +5,7 @@ import { isAbsolute, resolve } from "node:path";
 import { loadCsv } from "./csv.js";
 import { loadIdx } from "./idx.js";
 import { loadEmbeddedMnist } from "./mnist.js";
+import { rotateImages } from "./rotate.js";
 import { toyRegressionGap, twoMoons } from "./toy.js";
 import type { DataSplit, Task } from "./types.js";
 import { loadUci } from "./uci.js";
@@ -13,6 +14,7 @@ export { fingerprint, sharedRows, splitFingerprint } from "./fingerprint.js";
 export { loadCsv, loadCsvInputs, type CsvInputs, type CsvOptions } from "./csv.js";
 export { loadIdx, loadIdxArrays, loadIdxImages, parseIdx, readIdx, writeIdx, MAX_IDX_LABEL, type IdxArray, type IdxDtype, type IdxValues } from "./idx.js";
 export { embeddedMnistArrays, loadEmbeddedMnist } from "./mnist.js";
+export { rotateImages } from "./rotate.js";
 export { createRng, permutation, shuffleInPlace, type Rng } from "./prng.js";
 export { gapFunction, toyRegressionGap, twoMoons } from "./toy.js";
 export { DataFormatError, type ArrayData, type DataSplit, type InputScale, type Standardisation, type Task } from "./types.js";
@@ -21,6 +23,7 @@ export { loadUci } from "./uci.js";
 /** The accepted `--data` forms, for help text and errors. */
 export const DATA_SOURCE_FORMS: readonly string[] = [
   "mnist (the 10,000 digits embedded in the mnist package)",
+  "mnist:rotate=<degrees> (the same digits and split, each rotated: calibration under shift)",
   "idx:<images>,<labels> (IDX files, optionally gzipped)",
   "uci:<folder> (a UCI regression folder, or its data/ subfolder; the split is chosen by --split)",
   "csv:<file> (with --target: a column name or 0-based index)",
@@ -63,9 +66,14 @@ export function loadData(source: string, opts: LoadDataOptions = {}): DataSplit 
   const scheme = colon < 0 ? source : source.slice(0, colon);
   const rest = colon < 0 ? "" : source.slice(colon + 1);
   switch (scheme) {
-    case "mnist":
-      if (colon >= 0) throw unknown(source, "mnist takes no argument");
-      return loadEmbeddedMnist({ seed, testSize: opts.testSize });
+    case "mnist": {
+      const split = loadEmbeddedMnist({ seed, testSize: opts.testSize });
+      if (colon < 0) return split;
+      const m = /^rotate=(-?\d+(?:\.\d+)?)$/.exec(rest);
+      if (!m) throw unknown(source, "mnist takes no argument but rotate=<degrees>");
+      const deg = Number(m[1]);
+      return { ...split, train: rotateImages(split.train, deg), test: rotateImages(split.test, deg), source, splitInfo: { ...split.splitInfo, rotate: deg } };
+    }
     case "idx": {
       const parts = rest.split(",");
       if (parts.length !== 2 || parts[0] === "" || parts[1] === "") throw unknown(source, "idx needs exactly two comma-separated files");
@@ -101,4 +109,12 @@ export function absoluteSource(source: string): string {
   if (scheme === "idx") return `idx:${rest.split(",").map(abs).join(",")}`;
   if (scheme === "uci" || scheme === "csv") return `${scheme}:${abs(rest)}`;
   return source;
+}
+
+/**
+ * The source a derived source is made from (`mnist:rotate=30` -> `mnist`): the same examples and split,
+ * transformed. Other sources are their own base.
+ */
+export function baseSource(source: string): string {
+  return /^mnist:rotate=/.test(source) ? "mnist" : source;
 }

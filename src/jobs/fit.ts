@@ -6,7 +6,7 @@ import { key, split } from "../core/engine.js";
 import { free } from "../core/tree.js";
 import type { OptionValue } from "../core/options.js";
 import { sharedRows, splitFingerprint } from "../data/fingerprint.js";
-import { absoluteSource, loadData, type LoadDataOptions } from "../data/index.js";
+import { absoluteSource, baseSource, loadData, type LoadDataOptions } from "../data/index.js";
 import type { ArrayData, DataSplit, Task } from "../data/types.js";
 import { checkOutputDir, loadPosterior, POSTERIOR_FORMAT_VERSION, savePosterior, type PosteriorMeta } from "../io/posterior.js";
 import { methodSpec } from "../methods.js";
@@ -207,9 +207,9 @@ export interface EvaluateJobOptions {
 
 /**
  * The test data a saved posterior is evaluated on, never its training data. On the source it was
- * fitted on (the default), the posterior's own split: seed, test size, UCI split, CSV target and task
- * come from posterior.json, and flags that would move training examples into the test part are
- * refused. On another source: idx and csv files are used whole; tabular data are put in the
+ * fitted on (the default), or one derived from it (`mnist:rotate=30`), the posterior's own split: seed,
+ * test size, UCI split, CSV target and task come from posterior.json, and flags that would move training
+ * examples into the test part are refused. On another source: idx and csv files are used whole; tabular data are put in the
  * posterior's units (inPosteriorUnits); for image sources, a test example whose pixels equal a
  * training example's is refused.
  */
@@ -221,7 +221,8 @@ export function evaluationData(meta: PosteriorMeta, o: Omit<EvaluateJobOptions, 
   const task = (v: unknown): Task | undefined => (v === "regression" || v === "classification" ? v : undefined);
   const own: LoadDataOptions = { seed: num(s.seed) ?? meta.seed, split: num(s.split), target: str(s.target), task: task(s.task), testSize: num(s.testSize), role: "fit" };
   const source = o.data ?? fitted;
-  if (absoluteSource(source) === absoluteSource(fitted)) {
+  const same = absoluteSource(source) === absoluteSource(fitted);
+  if (same || derivedFrom(source, fitted)) {
     const refuse = (flag: string, given: unknown, saved: unknown) => {
       if (given !== undefined && saved !== undefined && String(given) !== String(saved)) {
         throw new Error(`${flag} ${given}: the posterior was fitted on ${meta.data.given ?? fitted} with ${flag} ${saved}; another value would put training examples in the test part. Omit ${flag} (the posterior's own held-out part is used), or evaluate on other data (--data)`);
@@ -231,7 +232,9 @@ export function evaluationData(meta: PosteriorMeta, o: Omit<EvaluateJobOptions, 
     refuse("--split", o.split, own.split);
     refuse("--target", o.target, own.target);
     refuse("--task", o.task, own.task);
-    return { data: loadData(fitted, own), sameData: true };
+    // A source derived from the fitted one (mnist:rotate=30 of mnist) keeps its split: the held-out
+    // examples, transformed.
+    return { data: loadData(same ? fitted : source, own), sameData: same };
   }
   const csv = source.startsWith("csv:");
   const data = loadData(source, { seed: o.seed ?? meta.seed, split: o.split, target: o.target ?? (csv ? own.target : undefined), task: o.task ?? (csv ? own.task : undefined), testSize: o.testSize, role: "evaluate" });
@@ -252,6 +255,13 @@ export function evaluationData(meta: PosteriorMeta, o: Omit<EvaluateJobOptions, 
   return { data: adapted, sameData: false };
 }
 
+/** Whether `source` is another transform of the examples `fitted` names (same base, not the same source). */
+function derivedFrom(source: string, fitted: string): boolean {
+  const a = absoluteSource(source);
+  const b = absoluteSource(fitted);
+  return a !== b && baseSource(a) === baseSource(b);
+}
+
 /** Load a saved posterior and compute its metrics on the test part of a data source. */
 export async function runEvaluate(o: EvaluateJobOptions): Promise<{ meta: PosteriorMeta; metrics: Metrics; data: DataSplit; sameData: boolean }> {
   const { meta, samples, variational } = await loadPosterior(o.posterior);
@@ -266,7 +276,8 @@ export async function runEvaluate(o: EvaluateJobOptions): Promise<{ meta: Poster
   const { data, sameData } = evaluationData(meta, o);
   let ood: ArrayData | undefined;
   if (o.ood) {
-    const od = loadData(o.ood, { seed, role: "evaluate" });
+    // OOD inputs made from the training source (mnist:rotate=90) come from its held-out part too.
+    const od = derivedFrom(o.ood, meta.data.source) ? evaluationData(meta, { data: o.ood }).data : loadData(o.ood, { seed, role: "evaluate" });
     ood = od.test.n > 0 ? od.test : od.train;
     checkInputs(model, ood, `--ood ${o.ood}`);
   }
