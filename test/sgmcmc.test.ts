@@ -292,3 +292,19 @@ test("SGNHT's thermostat absorbs unknown gradient noise that biases SGHMC (Ding 
   for (const r of rn) assert.ok(Math.abs(r - 1) < 0.15, `SGNHT variance ratio ${r.toFixed(3)} (tolerance 15%)`);
   assertMoments("sgnht (noisy gradients)", nht, MU, S, 0.25, 0.2);
 });
+
+test("psgld at its default beta = 0.99: biased while V follows the gradient, exact once V is frozen after burn-in", async () => {
+  // Full-batch gradients of the correlated Gaussian (precision eigenvalues 5 and 0.556), step 0.05.
+  // With V adapting all along, V tracks the current gradient squared and the draws follow the dynamics
+  // without the Gamma term; frozen after the 1,000 burn-in steps, G is constant and Gamma is zero.
+  const covError = (xs: number[][]) => {
+    const c = toRows(sampleMoments(xs).cov, 2);
+    return Math.max(...[0, 1].flatMap((a) => [0, 1].map((b) => Math.abs(c[a][b] - S[a][b]) / Math.max(S[0][0], S[1][1]))));
+  };
+  const adapting = await draws(psgld(gaussianTarget, { stepSize: 0.05, dataSize: 1 }), "gauss", 8000, 1000, 21);
+  const frozen = await draws(psgld(gaussianTarget, { stepSize: 0.05, dataSize: 1, adaptSteps: 1000 }), "gauss", 8000, 1000, 21);
+  const [eA, eF] = [covError(adapting), covError(frozen)];
+  if (process.env.BAYESDL_TEST_VERBOSE) console.error(`psgld beta 0.99: covariance error adapting ${eA.toFixed(3)}, frozen ${eF.toFixed(3)}`);
+  assertMoments("psgld (frozen)", frozen, MU, S, 0.25, 0.15);
+  assert.ok(eA > 2 * eF && eA > 0.15, `adapting V should show the bias: covariance error ${eA.toFixed(3)} vs frozen ${eF.toFixed(3)}`);
+});
