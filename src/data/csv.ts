@@ -112,6 +112,11 @@ function detectDelimiter(text: string, file: string): string {
   return best?.delim ?? ",";
 }
 
+/** How messages name column `c`: by its header name, or by position when the file has no header. */
+function columnLabel(names: readonly string[] | undefined, c: number): string {
+  return names ? `column "${names[c]}" (index ${c})` : `column ${c + 1} (index ${c})`;
+}
+
 /** Whether the first record is a header: some cell is non-numeric where the next row is numeric, or all are non-numeric. */
 function hasHeader(records: CsvRecord[]): boolean {
   const first = records[0].fields;
@@ -162,7 +167,7 @@ export function loadCsv(path: string, opts: CsvOptions): DataSplit {
   const rows = header ? records.slice(1) : records;
   if (rows.length === 0) throw new DataFormatError(path, `line ${records[0].line + 1}`, "at least one data row after the header", "none");
   if (nCols < 2) throw new DataFormatError(path, `line ${records[0].line}`, "at least 2 columns (inputs and a target)", "1");
-  const colName = (c: number): string => (names ? `column "${names[c]}" (index ${c})` : `column ${c + 1} (index ${c})`);
+  const colName = (c: number): string => columnLabel(names, c);
 
   const available = names ? names.map((s) => JSON.stringify(s)).join(", ") + ` (or an index 0..${nCols - 1})` : `a column index 0..${nCols - 1} (no header row)`;
   let target: number;
@@ -280,7 +285,7 @@ function checkStandardised(
     const row = rows[idx[Math.floor(bad / d)]];
     const c = cols[bad % d];
     const st = z.stats ? z.stats[bad % d] : z.scale!;
-    const column = names ? `column "${names[c]}" (index ${c})` : `column ${c + 1} (index ${c})`;
+    const column = columnLabel(names, c);
     throw new DataFormatError(
       path,
       `line ${row.line}, ${column}`,
@@ -380,7 +385,7 @@ export function loadCsvInputs(path: string, columns: readonly string[]): CsvInpu
     if (r.fields.length !== nCols) throw new DataFormatError(path, `line ${r.line}`, `${nCols} columns`, `${r.fields.length}`);
     pick.forEach((c, j) => {
       const v = parseNumber(r.fields[c]);
-      if (v === undefined) throw new DataFormatError(path, `line ${r.line}, ${names ? `column "${names[c]}" (index ${c})` : `column ${c + 1} (index ${c})`}`, "a number", `"${r.fields[c]}"`);
+      if (v === undefined) throw new DataFormatError(path, `line ${r.line}, ${columnLabel(names, c)}`, "a number", `"${r.fields[c]}"`);
       x[i * pick.length + j] = v;
     });
   });

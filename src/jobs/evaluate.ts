@@ -65,7 +65,7 @@ export async function evaluateSamples(model: Model, samples: Params, split: Data
 }
 
 /** A predictive with non-finite values (a diverged or corrupted posterior) cannot be scored. */
-function checkFinite(p: Predictive): void {
+export function checkFinite(p: Predictive): void {
   const values = p.kind === "categorical" ? [p.probs] : [p.means, p.stds];
   let bad = 0;
   for (const v of values) for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) bad++;

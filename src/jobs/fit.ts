@@ -20,7 +20,7 @@ import { checkpointDirOf, findCheckpoint, loadCheckpoint, removeCheckpoint, save
 import { convergenceWarnings } from "../diagnostics/warnings.js";
 import { VERSION } from "../version.js";
 import { checkCompatible, checkInputs, evaluatePosterior, type Metrics } from "./evaluate.js";
-import { drawsToLeaves, inPosteriorUnits, modelFromMeta, savedDistribution, savedDraws } from "./posterior.js";
+import { drawsToLeaves, inPosteriorUnits, modelFromMeta, savedPosterior } from "./posterior.js";
 
 /** Everything `bayesdl fit` needs. */
 export interface FitJobOptions {
@@ -109,11 +109,8 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
   const [kFit, kRest] = split(key(o.seed), 2);
   free(kRest);
   const ckDir = o.out && o.checkpointEvery !== undefined ? checkpointDirOf(o.out) : undefined;
-  const job: SavedJob = {
-    data: absoluteSource(o.data), model: o.model, method: o.method, seed: o.seed, options: o.options, batchSize: o.batchSize,
-    priorScale: o.priorScale, priorPerLayer: o.priorPerLayer, noise: o.noise, sigma: o.sigma, split: o.split, target: o.target,
-    task: o.task, testSize: o.testSize, out: o.out === undefined ? undefined : resolve(o.out), force: o.force, checkpointEvery: o.checkpointEvery,
-  };
+  const { monitor: _monitor, onProgress: _onProgress, resume: _resume, ...settings } = o;
+  const job: SavedJob = { ...settings, data: absoluteSource(o.data), out: o.out === undefined ? undefined : resolve(o.out) };
   let result: FitResult;
   try {
     result = await fit(kFit, spec, model, data.train, {
@@ -264,11 +261,9 @@ function derivedFrom(source: string, fitted: string): boolean {
 
 /** Load a saved posterior and compute its metrics on the test part of a data source. */
 export async function runEvaluate(o: EvaluateJobOptions): Promise<{ meta: PosteriorMeta; metrics: Metrics; data: DataSplit; sameData: boolean }> {
-  const { meta, samples, variational } = await loadPosterior(o.posterior);
+  const loaded = await loadPosterior(o.posterior);
+  const meta = loaded.meta;
   const model = modelFromMeta(meta);
-  if (o.samples !== undefined && (meta.variational === undefined || variational === undefined)) {
-    throw new Error(`--samples: ${o.posterior} holds ${meta.numSamples} saved samples of a ${meta.method} posterior, not a variational one to draw from`);
-  }
   if (o.ood !== undefined && meta.likelihood.kind !== "categorical") {
     throw new Error(`--ood: the out-of-distribution AUROC ranks inputs by predictive entropy over classes; ${o.posterior} is a regression posterior (${meta.likelihood.kind} likelihood)`);
   }
@@ -281,7 +276,7 @@ export async function runEvaluate(o: EvaluateJobOptions): Promise<{ meta: Poster
     ood = od.test.n > 0 ? od.test : od.train;
     checkInputs(model, ood, `--ood ${o.ood}`);
   }
-  const posterior = o.samples !== undefined ? savedDistribution(model, meta.variational!, variational!) : savedDraws(model, samples, meta.numSamples);
+  const posterior = savedPosterior(model, loaded, o.samples, o.posterior);
   try {
     const metrics = await evaluatePosterior(model, posterior, data, ood, { key: key(seed), samples: o.samples });
     return { meta, metrics, data, sameData };

@@ -7,7 +7,7 @@ import type { Posterior } from "../core/method.js";
 import { sampleSetFromTensors, treeToTensors } from "../core/posterior.js";
 import { free } from "../core/tree.js";
 import type { ArrayData, DataSplit } from "../data/types.js";
-import type { NamedTensor, PosteriorLeafSamples, PosteriorMeta } from "../io/posterior.js";
+import type { LoadedPosterior, NamedTensor, PosteriorLeafSamples, PosteriorMeta } from "../io/posterior.js";
 import { posteriorKind } from "../methods.js";
 import { categorical, gaussian, type Likelihood, type LikelihoodSpec } from "../models/likelihood.js";
 import { makeModel, type Model, type Params } from "../models/model.js";
@@ -46,6 +46,20 @@ export function savedDistribution(model: Model, v: NonNullable<PosteriorMeta["va
   } finally {
     free(template);
   }
+}
+
+/**
+ * The posterior a loaded directory holds: its saved draws, or, with `samples`, the saved variational q
+ * to draw that many fresh samples from. `where` names the directory in the error for a posterior that
+ * has no q.
+ */
+export function savedPosterior(model: Model, loaded: LoadedPosterior, samples: number | undefined, where: string): Posterior<Params> {
+  const { meta, variational } = loaded;
+  if (samples === undefined) return savedDraws(model, loaded.samples, meta.numSamples);
+  if (meta.variational === undefined || variational === undefined) {
+    throw new Error(`--samples: ${where} holds ${meta.numSamples} saved samples of a ${meta.method} posterior, not a variational one to draw from`);
+  }
+  return savedDistribution(model, meta.variational, variational);
 }
 
 /** Host copies of a set of draws, one entry per leaf named by its path, with per-sample shapes. */

@@ -18,9 +18,9 @@ import { predict as predictive } from "../eval/predict.js";
 import { DEFAULT_QUANTILES, summarise, type PredictiveSummary } from "../eval/summary.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { loadPosterior, type PosteriorMeta } from "../io/posterior.js";
-import { checkInputs } from "./evaluate.js";
+import { checkFinite, checkInputs } from "./evaluate.js";
 import { evaluationData } from "./fit.js";
-import { modelFromMeta, savedDistribution, savedDraws } from "./posterior.js";
+import { modelFromMeta, savedPosterior } from "./posterior.js";
 
 /** Options of {@link runPredict}. */
 export interface PredictJobOptions {
@@ -82,20 +82,19 @@ export async function runPredict(o: PredictJobOptions): Promise<PredictJobResult
   const format = out === undefined ? undefined : out.endsWith(".csv") ? "csv" : out.endsWith(".json") ? "json" : undefined;
   if (out !== undefined && format === undefined) throw new Error(`--out ${out}: expected a file name ending in .csv or .json`);
   if (out !== undefined && !o.force && (await stat(out).catch(() => undefined)) !== undefined) throw new Error(`--out ${out}: the file exists; choose another name or pass --force to replace it`);
-  const { meta, samples, variational } = await loadPosterior(o.posterior);
-  if (o.samples !== undefined && (meta.variational === undefined || variational === undefined)) {
-    throw new Error(`--samples: ${o.posterior} holds ${meta.numSamples} saved samples of a ${meta.method} posterior, not a variational one to draw from`);
-  }
+  const loaded = await loadPosterior(o.posterior);
+  const meta = loaded.meta;
   const model = modelFromMeta(meta);
   const { data, ignored } = predictionInputs(meta, o.data, o.seed);
   if (data.n === 0) throw new Error(`--data ${o.data}: no inputs to predict`);
   checkInputs(model, data, `--data ${o.data}`);
-  const posterior = o.samples !== undefined ? savedDistribution(model, meta.variational!, variational!) : savedDraws(model, samples, meta.numSamples);
+  const posterior = savedPosterior(model, loaded, o.samples, o.posterior);
   let summary: PredictiveSummary;
   try {
     const draws = posterior.draws(key(o.seed ?? meta.seed), posterior.size === undefined ? o.samples : undefined);
     try {
       const p = await predictive(model, draws, data);
+      checkFinite(p);
       summary = summarise(p, data.n, meta.data.targetScale ?? { mean: 0, std: 1 }, o.quantiles ?? DEFAULT_QUANTILES);
     } finally {
       free(draws);
@@ -109,9 +108,6 @@ export async function runPredict(o: PredictJobOptions): Promise<PredictJobResult
         ? (JSON.parse(meta.data.split.classes) as string[])
         : Array.from({ length: summary.numClasses }, (_, c) => String(c))
       : undefined;
-  for (const v of summary.kind === "regression" ? [summary.mean, summary.sd] : [summary.entropy]) {
-    if (v.some((x) => !Number.isFinite(x))) throw new Error(`the posterior's predictions are not finite: its parameters have diverged or are corrupted; fit again with a smaller learning rate / step size`);
-  }
   const result: PredictJobResult = { meta, n: data.n, summary, ...(classes ? { classes } : {}), ignored };
   if (out !== undefined) await writeFileAtomic(out, format === "csv" ? predictionsCsv(result) : predictionsJson(result, o));
   return result;
