@@ -363,7 +363,7 @@ export function loadCsvInputs(path: string, columns: readonly string[]): CsvInpu
   const text = readText(path, "a readable CSV file");
   const records = parseRecords(text, detectDelimiter(text, path), path);
   if (records.length === 0) throw new DataFormatError(path, "line 1", "at least one row of inputs", "an empty file");
-  const header = records.length > 1 || records[0].fields.some((t) => parseNumber(t) === undefined) ? hasHeader(records) : false;
+  const header = hasHeader(records);
   const names = header ? records[0].fields : undefined;
   const rows = header ? records.slice(1) : records;
   if (rows.length === 0) throw new DataFormatError(path, `line ${records[0].line + 1}`, "at least one row of inputs after the header", "none");
