@@ -82,7 +82,7 @@ export { cnn, conv3x3, maxPool2, type CnnOptions, type CnnParams } from "./model
 export { networkFromSpec } from "./models/spec.js";
 export { activate, dense, initDense, type Activation, type DenseParams, type Network } from "./models/network.js";
 export { categorical, gaussian, type Likelihood, type LikelihoodSpec } from "./models/likelihood.js";
-export { gaussianLogPrior, layerList, type PriorSpec } from "./models/prior.js";
+export { DEFAULT_PRIOR_SCALE, fanIn, fanInPrior, gaussianLogPrior, layerList, leafScales, type PriorScaling, type PriorSpec } from "./models/prior.js";
 export { initMembers, logDensity, makeModel, type Batch, type LogDensityFn, type LogDensityOptions, type Model, type ModelMethod, type ModelMethodSpec, type Params } from "./models/model.js";
 
 // optimisers

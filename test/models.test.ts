@@ -4,7 +4,7 @@ import { fromHost, grad, key, np, random, toHost, tree, type JArray } from "../s
 import { conv3x3, maxPool2 } from "../src/models/cnn.js";
 import { categorical, gaussian } from "../src/models/likelihood.js";
 import { logDensity, makeModel, type Params } from "../src/models/model.js";
-import { gaussianLogPrior } from "../src/models/prior.js";
+import { fanIn, gaussianLogPrior, layerList, leafScales } from "../src/models/prior.js";
 import { networkFromSpec } from "../src/models/spec.js";
 
 /** Naive NHWC valid 3x3 convolution, for reference. */
@@ -111,4 +111,40 @@ test("per-layer prior scales", async () => {
   const want = -(1 + 1) / 2 - 3 * 0.5 * Math.log(2 * Math.PI) - 4 / (2 * 0.25) - 2 * 0.5 * Math.log(2 * Math.PI * 0.25);
   assert.ok(Math.abs(got - want) < 1e-4, `${got} vs ${want}`);
   assert.throws(() => gaussianLogPrior({ kind: "gaussian", scale: 1, perLayer: [1] }, { layers: [] }), /perLayer has 1 scales but the network has 0 layers/);
+});
+
+test("fan-in prior: weights N(0, s_l^2 / fanIn), biases N(0, s_l^2) (hand-computed)", async () => {
+  const params = () => ({ layers: [{ w: fromHost([1, 1], [2, 1]), b: fromHost([0], [1]) }, { w: fromHost([2], [1, 1]), b: fromHost([0], [1]) }] });
+  const got = (await toHost(gaussianLogPrior({ kind: "gaussian", scale: 1, perLayer: [1, 0.5], scaling: "fan-in" }, params())))[0];
+  const lnN = (x: number, v: number) => -(x * x) / (2 * v) - 0.5 * Math.log(2 * Math.PI * v);
+  // Layer 0: two weights of fan-in 2 (variance 1 / 2), a bias of variance 1; layer 1: fan-in 1, variance 0.25.
+  const want = 2 * lnN(1, 0.5) + lnN(0, 1) + lnN(2, 0.25) + lnN(0, 0.25);
+  assert.ok(Math.abs(got - want) < 1e-4, `${got} vs ${want}`);
+  assert.equal(fanIn([3, 3, 2, 4]), 18);
+  assert.equal(fanIn([7]), 1);
+  // Without scaling (the iid prior) the same parameters have variance s_l^2 throughout.
+  const iid = (await toHost(gaussianLogPrior({ kind: "gaussian", scale: 1, perLayer: [1, 0.5] }, params())))[0];
+  assert.ok(Math.abs(iid - (2 * lnN(1, 1) + lnN(0, 1) + lnN(2, 0.25) + lnN(0, 0.25))) < 1e-4);
+});
+
+test("fan-in prior on a CLI network: a draw from the prior keeps pre-activations O(1) (s = sqrt 2, ReLU)", async () => {
+  // The scale argument of models/prior.ts: with s^2 = 2 and ReLU, every layer's pre-activations keep the
+  // variance of the first (Var x ~ mean x^2 of the inputs, here 1), so the outputs are O(1), not O(sqrt(fanIn)).
+  const net = networkFromSpec("mlp:400,400", [784], 10);
+  const spec = { kind: "gaussian" as const, scale: Math.SQRT2, scaling: "fan-in" as const };
+  const template = net.init(key(0));
+  const scales = leafScales(spec, layerList(template));
+  tree.dispose(template);
+  const layers = scales.map((sc, l) => {
+    const [fi, fo] = l === 0 ? [784, 400] : l === 1 ? [400, 400] : [400, 10];
+    // leaves of a dense layer: w, then b.
+    return { w: random.normal(key(20 + l), [fi, fo]).mul(sc[0]), b: random.normal(key(10 + l), [fo]).mul(sc[1]) };
+  });
+  assert.deepEqual(scales.map((s) => s.map((v) => +v.toFixed(5))), [[0.05051, 1.41421], [0.07071, 1.41421], [0.07071, 1.41421]]);
+  const x = random.normal(key(30), [256, 784]);
+  const out = await toHost(net.apply({ layers }, x));
+  const v = out.reduce((a, b) => a + b * b, 0) / out.length;
+  // Expected: Var h1 = 2 (weights) + 2 (bias) = 4, E relu(h1)^2 = 2, Var h2 = 2 * 2 + 2 = 6, Var out = 2 * 3 + 2 = 8
+  // (one weight draw: within a factor 2); the iid N(0, 1) prior would give ~ 784 * 400 * 400 / 4.
+  assert.ok(v > 4 && v < 16, `output variance ${v}`);
 });

@@ -389,3 +389,15 @@ test("a short BBB fit improves the ELBO, stays finite, and is deterministic unde
   a.leaves.forEach((l, i) => assert.deepEqual(Array.from(l), Array.from(b.leaves[i])));
   tree.dispose(batch);
 });
+
+test("analytic KL to a fan-in prior: weights against N(0, s^2 / fanIn), biases against N(0, s^2)", async () => {
+  const { q, mu, sigma } = smallQ();
+  const s0 = 0.8, m0 = Math.log(0.5);
+  const klHand = (m: number, s: number, pm: number, ps: number) => Math.log(ps / s) + (s * s + (m - pm) ** 2) / (2 * ps * ps) - 0.5;
+  let want = 0;
+  mu[0].forEach((m, i) => (want += klHand(m, sigma[0][i], 0, s0 / Math.SQRT2))); // w is [2, 3]: fan-in 2
+  mu[1].forEach((m, i) => (want += klHand(m, sigma[1][i], 0, s0)));
+  want += klHand(mu[2][0], sigma[2][0], m0, 1);
+  const got = (await toHost(meanFieldKlToPrior(q, { kind: "gaussian", scale: s0, scaling: "fan-in" }, { logSigmaMean: m0 })))[0];
+  assert.ok(Math.abs(got - want) < 1e-4 * Math.max(1, want), `${got} vs ${want}`);
+});

@@ -6,9 +6,11 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { OptionError, type OptionDef, type OptionValue } from "../core/options.js";
 import { DATA_SOURCE_FORMS } from "../data/index.js";
 import { runEvaluate, runFit } from "../jobs/fit.js";
+import { CV_GRID } from "../jobs/select.js";
 import { predictionsCsv, runPredict } from "../jobs/predict.js";
 import { DEFAULT_QUANTILES } from "../eval/summary.js";
 import { METHODS, METHOD_NAMES, methodSpec } from "../methods.js";
+import { DEFAULT_PRIOR_SCALE } from "../models/prior.js";
 import { VERSION } from "../version.js";
 import { metricsTable } from "./format.js";
 import { flagOf, methodOptionDefs, notApplicable, optionHelp } from "./reference.js";
@@ -37,9 +39,10 @@ function positive(flag: string) {
   };
 }
 
-function priorScales(v: string): number[] {
+function priorScales(v: string): number[] | "cv" {
+  if (v.trim() === "cv") return "cv";
   const parts = v.split(",").map((p) => Number(p));
-  if (parts.some((p) => !Number.isFinite(p) || p <= 0)) throw new InvalidArgumentError(`--prior-scale expects positive numbers separated by commas, got '${v}'.`);
+  if (parts.some((p) => !Number.isFinite(p) || p <= 0)) throw new InvalidArgumentError(`--prior-scale expects positive numbers separated by commas, or cv, got '${v}'.`);
   return parts;
 }
 
@@ -100,7 +103,9 @@ export function buildProgram(): Command {
     .addOption(new Option("--model <spec>", "network spec: mlp:<widths>[:relu|tanh|gelu] or cnn:<channels>[:<dense widths>]").default("mlp:400,400"))
     .addOption(new Option("--method <name>", `inference method: ${METHODS.map((m) => `${m.name} (${m.summary})`).join("; ")}`).choices(METHOD_NAMES).default("map"))
     .option("--batch-size <n>", "minibatch size (default 128)", int("--batch-size", 1))
-    .option("--prior-scale <s>", "standard deviation of the Gaussian prior on weights: one number, or one per layer separated by commas (e.g. 1,0.5,0.1)", priorScales, [1])
+    .addOption(new Option("--prior <kind>", "prior on the network's parameters: fan-in (weights N(0, s^2 / fan-in), biases N(0, s^2)) or iid (N(0, s^2) on every parameter)").choices(["fan-in", "iid"]).default("fan-in"))
+    .option("--prior-scale <s>", `the prior's scale s: one number, one per layer separated by commas (e.g. 1,0.5,0.1), or cv (chosen by cross-validation on the training part from ${CV_GRID.join(", ")}) (default ${DEFAULT_PRIOR_SCALE} with --prior fan-in, 1 with iid)`, priorScales)
+    .option("--cv-folds <k>", "folds of --prior-scale cv (1: one random 20% of the training part)", int("--cv-folds", 1), 1)
     .addOption(new Option("--noise <kind>", "regression: observation noise fixed or learned").choices(["fixed", "learned"]).default("learned"))
     .option("--sigma <s>", "regression: (initial) noise standard deviation in standardised target units", positive("--sigma"), 1)
     .option("--seed <s>", "seed of every random choice (split, init, shuffles, noise)", int("--seed", 0, 2 ** 32 - 1), 0)
@@ -132,8 +137,11 @@ export function buildProgram(): Command {
       seed: opts.seed,
       options,
       batchSize: opts.batchSize,
-      priorScale: opts.priorScale[0],
-      priorPerLayer: opts.priorScale.length > 1 ? opts.priorScale : undefined,
+      priorScale: Array.isArray(opts.priorScale) ? opts.priorScale[0] : undefined,
+      priorPerLayer: Array.isArray(opts.priorScale) && opts.priorScale.length > 1 ? opts.priorScale : undefined,
+      priorSelect: opts.priorScale === "cv" ? { folds: opts.cvFolds } : undefined,
+      onSelect: opts.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`),
+      priorScaling: opts.prior === "iid" ? "none" : "fan-in",
       noise: opts.noise,
       sigma: opts.sigma,
       split: opts.split,

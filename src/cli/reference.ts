@@ -7,6 +7,8 @@
 import { OPTIONS, type OptionDef } from "../core/options.js";
 import type { OptionUse } from "../core/spec.js";
 import { METHODS, methodsTaking, type Method } from "../methods.js";
+import { DEFAULT_PRIOR_SCALE } from "../models/prior.js";
+import { CV_GRID } from "../jobs/select.js";
 
 /** The flag of an option key: `initStd` -> `--init-std`. */
 export function flagOf(key: string): string {
@@ -57,7 +59,9 @@ export const FIT_JOB_FLAGS: readonly JobFlag[] = [
   { flag: "--model <spec>", default: "`mlp:400,400`", meaning: "`mlp:<widths>[:relu\\|tanh\\|gelu]`, e.g. `mlp:50`; `cnn:<channels>[:<dense widths>]`, e.g. `cnn:32,64` (3x3 conv + ReLU + 2x2 max-pool per block)" },
   { flag: "--method <name>", default: "`map`", meaning: "the inference method (see [Methods](#methods))" },
   { flag: "--batch-size <n>", default: "128", meaning: "minibatch size" },
-  { flag: "--prior-scale <s>", default: "1", meaning: "standard deviation of the Gaussian prior on weights; one number, or one per layer (`1,0.5,0.1`)" },
+  { flag: "--prior fan-in\\|iid", default: "`fan-in`", meaning: "prior on the network's parameters: `fan-in` puts N(0, s^2 / fan-in) on weights and N(0, s^2) on biases (see [Priors](#priors)); `iid` puts N(0, s^2) on every parameter" },
+  { flag: "--prior-scale <s>", default: `fan-in: ${DEFAULT_PRIOR_SCALE}; iid: 1`, meaning: `the prior's scale s; one number, one per layer (\`1,0.5,0.1\`), or \`cv\`: chosen from ${CV_GRID.join(", ")} by the validation NLL of the method itself on the training part (costs ${CV_GRID.length} x \`--cv-folds\` extra fits; saved as \`prior.selected\`)` },
+  { flag: "--cv-folds <k>", default: "1", meaning: "folds of `--prior-scale cv`; 1 is one random 20% of the training part" },
   { flag: "--noise fixed\\|learned", default: "`learned`", meaning: "regression: observation noise fixed, or log sigma learned" },
   { flag: "--sigma <s>", default: "1", meaning: "regression: (initial) noise std in standardised target units" },
   { flag: "--seed <s>", default: "0", meaning: "seeds every random choice: split, init, shuffles, noise" },

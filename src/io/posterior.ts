@@ -20,6 +20,7 @@ import { fsyncDir, mkdirp, writeFileAtomic } from "./atomic.js";
 import { show, type TensorInput } from "./safetensors.js";
 import { readSafetensors, writeSafetensors } from "./safetensors-file.js";
 import type { NamedTensor } from "../core/method.js";
+import type { PriorSelection } from "../models/prior.js";
 
 /** Version of the on-disk posterior layout written (and the only one read) by this bayesdl. */
 export const POSTERIOR_FORMAT_VERSION = 1;
@@ -54,7 +55,8 @@ export interface PosteriorMeta {
   inputShape: number[];
   outputDim: number;
   likelihood: { kind: "categorical" } | { kind: "gaussian"; noise: "fixed" | "learned"; sigma?: number };
-  prior: { kind: "gaussian"; scale: number; perLayer?: number[] };
+  /** `scaling` absent (posteriors saved before fan-in priors) means `none`. */
+  prior: { kind: "gaussian"; scale: number; perLayer?: number[]; scaling?: "fan-in" | "none"; selected?: PriorSelection };
   method: string;
   methodOptions: Record<string, unknown>;
   seed: number;

@@ -12,12 +12,14 @@ import { checkOutputDir, loadPosterior, POSTERIOR_FORMAT_VERSION, savePosterior,
 import { methodSpec } from "../methods.js";
 import { categorical, gaussian } from "../models/likelihood.js";
 import { makeModel } from "../models/model.js";
+import { DEFAULT_PRIOR_SCALE, type PriorScaling, type PriorSelection, type PriorSpec } from "../models/prior.js";
 import { networkFromSpec } from "../models/spec.js";
 import { DEFAULT_BATCH_SIZE, fit, type FitResult, type Monitor } from "../run/driver.js";
 import { DivergenceError, type Progress } from "../run/loop.js";
 import { resolve } from "node:path";
 import { checkpointDirOf, findCheckpoint, loadCheckpoint, removeCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { convergenceWarnings } from "../diagnostics/warnings.js";
+import { selectPriorScale } from "./select.js";
 import { VERSION } from "../version.js";
 import { checkCompatible, checkInputs, evaluatePosterior, type Metrics } from "./evaluate.js";
 import { drawsToLeaves, inPosteriorUnits, modelFromMeta, savedPosterior } from "./posterior.js";
@@ -33,10 +35,21 @@ export interface FitJobOptions {
   readonly options?: Readonly<Record<string, OptionValue | undefined>>;
   /** Minibatch size (default {@link DEFAULT_BATCH_SIZE}, 128). */
   readonly batchSize?: number;
-  /** Standard deviation of the Gaussian prior on weights (default 1). */
+  /** The prior's layer scale s (default {@link DEFAULT_PRIOR_SCALE} with fan-in scaling, 1 without). */
   readonly priorScale?: number;
-  /** Optional prior standard deviation per layer (overrides priorScale). */
+  /** Optional s_l per layer (overrides priorScale). */
   readonly priorPerLayer?: number[];
+  /**
+   * Choose the prior scale s by cross-validation on the training part (jobs/select.ts) before the fit;
+   * `priorScale` is then ignored and the choice is saved in posterior.json (`prior.selected`).
+   */
+  readonly priorSelect?: { readonly folds?: number; readonly grid?: readonly number[] };
+  /** Set by the job itself after a `priorSelect` run: what cross-validation chose (saved with the posterior). */
+  readonly priorSelected?: PriorSelection;
+  /** Progress lines of a `priorSelect` run. */
+  readonly onSelect?: (line: string) => void;
+  /** `fan-in` (default): weights N(0, s^2 / fanIn), biases N(0, s^2); `none`: N(0, s^2) on every parameter. See models/prior.ts. */
+  readonly priorScaling?: PriorScaling;
   /** Regression only: fixed or learned observation noise, and its (initial) scale in standardised units. */
   readonly noise?: "fixed" | "learned";
   readonly sigma?: number;
@@ -74,7 +87,14 @@ export interface FitJobResult {
 }
 
 /** The part of a fit job a checkpoint records (plain values; paths absolute). */
-type SavedJob = Omit<FitJobOptions, "monitor" | "onProgress" | "resume">;
+type SavedJob = Omit<FitJobOptions, "monitor" | "onProgress" | "onSelect" | "resume">;
+
+/** The prior a fit job's options ask for. */
+export function priorOf(o: Pick<FitJobOptions, "priorScale" | "priorPerLayer" | "priorScaling">): PriorSpec {
+  const scaling = o.priorScaling ?? "fan-in";
+  const scale = o.priorScale ?? (scaling === "fan-in" ? DEFAULT_PRIOR_SCALE : 1);
+  return { kind: "gaussian", scale, ...(o.priorPerLayer ? { perLayer: [...o.priorPerLayer] } : {}), scaling };
+}
 
 /**
  * Fit a posterior, evaluate it on the held-out split, and save it when `out` is given; with
@@ -103,13 +123,28 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
   const classification = data.task === "classification";
   const likelihood = classification ? categorical() : gaussian({ sigma: o.sigma ?? 1, learned: (o.noise ?? "learned") === "learned" });
   const outputDim = likelihood.outputDim(data.numClasses);
-  const prior = { kind: "gaussian" as const, scale: o.priorScale ?? 1, ...(o.priorPerLayer ? { perLayer: o.priorPerLayer } : {}) };
-  const model = makeModel(networkFromSpec(o.model, data.train.xShape, outputDim), likelihood, prior);
-  checkCompatible(model, data.train, `--data ${o.data}`);
-  const [kFit, kRest] = split(key(o.seed), 2);
-  free(kRest);
+  const network = networkFromSpec(o.model, data.train.xShape, outputDim);
+  checkCompatible(makeModel(network, likelihood, priorOf(o)), data.train, `--data ${o.data}`);
+  const [kFit, kSelect] = split(key(o.seed), 2);
+  let selection: PriorSelection | undefined;
+  if (o.priorSelect && !resumed) {
+    if (o.priorPerLayer) throw new Error("--prior-scale cv searches one scale for all layers; per-layer scales cannot be given with it");
+    selection = await selectPriorScale(kSelect, spec, makeModel(network, likelihood, priorOf(o)), data, {
+      ...o.priorSelect,
+      seed: o.seed,
+      batchSize: o.batchSize,
+      options: o.options,
+      log: o.onSelect,
+    });
+    // From here on (and in a checkpoint of this run) the job is the fit at the chosen scale.
+    o = { ...o, priorScale: selection.chosen, priorSelect: undefined, priorSelected: selection };
+  } else {
+    free(kSelect);
+  }
+  const prior = priorOf(o);
+  const model = makeModel(network, likelihood, prior);
   const ckDir = o.out && o.checkpointEvery !== undefined ? checkpointDirOf(o.out) : undefined;
-  const { monitor: _monitor, onProgress: _onProgress, resume: _resume, ...settings } = o;
+  const { monitor: _monitor, onProgress: _onProgress, onSelect: _onSelect, resume: _resume, ...settings } = o;
   const job: SavedJob = { ...settings, data: absoluteSource(o.data), out: o.out === undefined ? undefined : resolve(o.out) };
   let result: FitResult;
   try {
@@ -153,7 +188,13 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
       inputShape: [...data.train.xShape],
       outputDim,
       likelihood: likelihood.spec,
-      prior: { ...prior, ...(prior.perLayer ? { perLayer: [...prior.perLayer] } : {}) },
+      prior: {
+        kind: prior.kind,
+        scale: prior.scale,
+        ...(prior.perLayer ? { perLayer: [...prior.perLayer] } : {}),
+        scaling: prior.scaling ?? "none",
+        ...(o.priorSelected ? { selected: o.priorSelected } : {}),
+      },
       method: o.method,
       methodOptions: { ...result.options, batchSize: Math.min(o.batchSize ?? DEFAULT_BATCH_SIZE, data.train.n), ...(result.warmStart ? { warmStart: result.warmStart } : {}) },
       seed: o.seed,

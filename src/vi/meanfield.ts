@@ -20,7 +20,7 @@ import { normalTree } from "../core/normal.js";
 import { distribution, tensorsToTree, treeToTensors } from "../core/posterior.js";
 import { keep, leaves, mapTree, sumAll } from "../core/tree.js";
 import type { Model, Params } from "../models/model.js";
-import { layerList, type PriorSpec } from "../models/prior.js";
+import { layerList, leafScales, type PriorSpec } from "../models/prior.js";
 
 /** Mean-field Gaussian over a parameter pytree: means `mu` and pre-softplus scales `rho`. */
 export type MeanField = { mu: Params; rho: Params };
@@ -141,25 +141,14 @@ function klLeaf(mu: JArray, sig: JArray, m0: number, s: number): JArray {
   return quad.sub(np.log(sig).sum()).add(size * (Math.log(s) - 0.5));
 }
 
-/** The prior standard deviation of each of the network's layers (`perLayer` or `scale`), checked. */
-export function layerScales(prior: PriorSpec, layerCount: number): number[] {
-  if (prior.perLayer && prior.perLayer.length !== layerCount) {
-    throw new RangeError(`prior: perLayer has ${prior.perLayer.length} scales but the network has ${layerCount} layers`);
-  }
-  return Array.from({ length: layerCount }, (_, l) => {
-    const s = prior.perLayer ? prior.perLayer[l] : prior.scale;
-    if (!(s > 0)) throw new RangeError(`prior: scale must be > 0, got ${s} for layer ${l}`);
-    return s;
-  });
-}
-
 /**
  * Analytic KL(q || p) to the model's Gaussian prior (src/models/prior.ts):
  *
- *   KL = sum_l sum_{i in layer l} [ log(s_l / sigma_i) + (sigma_i^2 + mu_i^2) / (2 s_l^2) - 1/2 ]
+ *   KL = sum_i [ log(s_i / sigma_i) + (sigma_i^2 + mu_i^2) / (2 s_i^2) - 1/2 ]
  *        + [ -log sigma_ls + (sigma_ls^2 + (mu_ls - m0)^2) / 2 - 1/2 ]   (when q has `lik.logSigma`)
  *
- * with s_l the prior scale of layer l and m0 = `likPrior.logSigmaMean` (the learned noise scale's
+ * with s_i parameter i's prior standard deviation ({@link leafScales}: its layer's scale, over
+ * sqrt(fan-in) for the weights of a fan-in prior) and m0 = `likPrior.logSigmaMean` (the learned noise scale's
  * N(log sigma0, 1) prior; see {@link likPriorOf}). Consumes `q`.
  * @example
  * const kl = meanFieldKlToPrior(q, model.prior, likPriorOf(model));
@@ -172,12 +161,12 @@ export function meanFieldKlToPrior(q: MeanField, prior: PriorSpec, likPrior: Lik
 export function klFromSigma(q: MeanFieldSigma, prior: PriorSpec, likPrior: LikPrior = { logSigmaMean: 0 }): JArray {
   const muLayers = layerList(q.mu.net);
   const sigLayers = layerList(q.sigma.net);
-  const scales = layerScales(prior, muLayers.length);
+  const scales = leafScales(prior, muLayers);
   const terms: JArray[] = [];
   muLayers.forEach((layer, l) => {
     const mus = leaves(layer);
     const sigs = leaves(sigLayers[l]);
-    mus.forEach((m, i) => terms.push(klLeaf(m, sigs[i], 0, scales[l])));
+    mus.forEach((m, i) => terms.push(klLeaf(m, sigs[i], 0, scales[l][i])));
   });
   if (q.mu.lik !== undefined) {
     const mus = leaves(q.mu.lik);
