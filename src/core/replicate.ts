@@ -17,7 +17,7 @@
 import { np, random, split, vmapped, type JArray, type Key } from "./engine.js";
 import type { Info, InferenceMethod, Posterior } from "./method.js";
 import { union } from "./posterior.js";
-import { free, mapTree, sliceTree, unstackTree, type Tree } from "./tree.js";
+import { free, keep, leaves, mapTree, sliceTree, sumAll, unstackTree, type Tree } from "./tree.js";
 
 /** How the copies are batched (see the module comment). */
 export type Batching = "unroll" | "vmap" | "auto";
@@ -90,4 +90,42 @@ export function replicate<S extends Tree, I extends Info, P, B>(
       return [{ copies: results.map((r) => r[0]) }, info];
     },
   };
+}
+
+/**
+ * Each copy's sum of every float in its part of `state`, `[copies]` float32 (borrows `state`; works
+ * under `jit`). Finite exactly when all of the copy's floats are (short of overflow).
+ */
+export function copyTotals<S extends Tree>(state: Replicated<S>, copies: number): JArray {
+  const isFloat = (a: JArray) => String(a.dtype).startsWith("float");
+  if ("copies" in state) {
+    return np.stack(state.copies.map((s) => sumAll(leaves(s).filter(isFloat).map((a) => a.ref.sum().astype(np.float32)))));
+  }
+  const parts = leaves(state.stacked).filter(isFloat).map((a) => a.ref.reshape([copies, -1]).sum(1).astype(np.float32));
+  return parts.length > 0 ? sumAll(parts) : np.zeros([copies]);
+}
+
+/**
+ * `next` with the copies in `bad` taken from `before` (a chain restarted from its last good state).
+ * Consumes `next`, borrows `before`.
+ */
+export function mergeCopies<S extends Tree>(next: Replicated<S>, before: Replicated<S>, bad: readonly number[], copies: number): Replicated<S> {
+  const isBad = new Set(bad);
+  if ("copies" in next && "copies" in before) {
+    return { copies: next.copies.map((s, c) => (isBad.has(c) ? (free(s), keep(before.copies[c])) : s)) };
+  }
+  if ("stacked" in next && "stacked" in before) {
+    const merged = mapTree(
+      (n: JArray, b: JArray) => {
+        const parts = Array.from({ length: copies }, (_, c) => (isBad.has(c) ? b : n).ref.slice(c));
+        n.dispose();
+        b.dispose();
+        return np.stack(parts);
+      },
+      next.stacked,
+      keep(before.stacked),
+    );
+    return { stacked: merged };
+  }
+  throw new TypeError("mergeCopies: the two states have different layouts");
 }

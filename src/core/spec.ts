@@ -19,6 +19,8 @@ export interface DefaultContext {
   readonly batchSize: number;
   /** floor(N / batch size), at least 1 (the last partial batch is dropped). */
   readonly stepsPerEpoch: number;
+  /** Whether the likelihood is categorical (defaults validated separately for classification). */
+  readonly classification?: boolean;
 }
 
 /** An option a method takes, with its default for that method. */

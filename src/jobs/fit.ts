@@ -173,7 +173,10 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
     const q = result.posterior.size === undefined ? await result.posterior.tensors() : undefined;
     const numSamples = result.sampled.size!;
     const chains = typeof result.options.chains === "number" ? result.options.chains : 1;
-    const warnings = result.diagnostics ? convergenceWarnings(result.diagnostics, chains, numSamples / chains) : [];
+    const warnings = [
+      ...(result.restarts ?? []).map((r) => `chain ${r.copy + 1} diverged (objective or state not finite) at step ${r.step} and was restarted from its last good state; lower --lr if this recurs`),
+      ...(result.diagnostics ? convergenceWarnings(result.diagnostics, chains, numSamples / chains) : []),
+    ];
     const wallTimeSeconds = (performance.now() - t0) / 1000;
     const extra = {
       lastInfo: result.lastInfo,

@@ -15,7 +15,7 @@
 import { compile, fromHost, key as makeKey, split, toHost, type JArray, type Key } from "../core/engine.js";
 import type { Info, Posterior } from "../core/method.js";
 import { sampleSet, sampleSetFromTensors } from "../core/posterior.js";
-import { replicate, type Batching, type Replicated, type ReplicatedMethod } from "../core/replicate.js";
+import { copyTotals, mergeCopies, replicate, type Batching, type Replicated, type ReplicatedMethod } from "../core/replicate.js";
 import { resolveOptions, type DefaultContext, type RunPlan } from "../core/spec.js";
 import type { OptionValue } from "../core/options.js";
 import { restoreTree, snapshotTree, type SnapshotLeaf } from "../core/snapshot.js";
@@ -27,7 +27,7 @@ import { initMembers, logDensity, type Batch, type Model, type ModelMethod, type
 import type { Method } from "../methods.js";
 import { spec as mapSpec } from "../baselines/map.js";
 import { hostSeed, stepsPerEpoch } from "./batches.js";
-import { runSteps, type LoopPosition, type Progress } from "./loop.js";
+import { runSteps, type LoopPosition, type Progress, type Restart } from "./loop.js";
 
 /** A learning-curve callback: every `every` steps, `samples` draws from the current posterior. */
 export interface Monitor {
@@ -99,12 +99,17 @@ export interface FitResult {
   /** Samplers: per traced quantity, `trace[chain][sample]`, and their R-hat / ESS. */
   readonly traces?: Record<string, number[][]>;
   readonly diagnostics?: TraceDiagnostics[];
+  /** Samplers with several chains: chains whose objective or state went non-finite and were restarted from their last good state. */
+  readonly restarts?: readonly Restart[];
   /** How the parameters were initialised, when not from the model's initialiser (`map, E epochs`). */
   readonly warmStart?: string;
 }
 
 /** Default minibatch size. */
 export const DEFAULT_BATCH_SIZE = 128;
+
+/** How many times one chain of a multi-chain run may be restarted from its last good state before the run stops. */
+export const MAX_CHAIN_RESTARTS = 3;
 
 /** Parameter count up to which sampler runs fuse 8 steps per jitted call. */
 const FUSE_MAX_PARAMS = 50_000;
@@ -119,7 +124,7 @@ const TRACE_POINTS = 500;
 export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, o: FitOptions = {}): Promise<FitResult> {
   if (train.n < 1) throw new RangeError("the training set is empty");
   const batchSize = Math.min(o.batchSize ?? DEFAULT_BATCH_SIZE, train.n);
-  const c: DefaultContext = { n: train.n, batchSize, stepsPerEpoch: stepsPerEpoch(train.n, batchSize) };
+  const c: DefaultContext = { n: train.n, batchSize, stepsPerEpoch: stepsPerEpoch(train.n, batchSize), classification: model.likelihood.spec.kind === "categorical" };
   const options = resolveOptions(spec, o.options ?? {}, c) as Record<string, OptionValue>;
   const temperature = typeof options.temperature === "number" ? options.temperature : 1;
   const template = model.init(makeKey(0));
@@ -263,11 +268,16 @@ async function runTrajectory(
   const align = [...plan.collectAt, plan.steps, ...(mon ? [mon.every] : [])].reduce(gcd, 0);
   let fuse = b.paramCount <= FUSE_MAX_PARAMS ? 8 : 1;
   while (fuse > 1 && align % fuse !== 0) fuse--;
-  const { state, lastInfo } = await runSteps(kRun, chains, state0, train, {
+  const { state, lastInfo, restarts } = await runSteps(kRun, chains, state0, train, {
     batchSize: b.batchSize,
     steps: plan.steps,
     fuse,
     copies: K,
+    // With several chains, one that diverges restarts from its last good state (up to 3 times).
+    restart:
+      K > 1
+        ? { maxPerCopy: MAX_CHAIN_RESTARTS, copyTotals: (s) => copyTotals(s, K), merge: (next, before, bad) => mergeCopies(next, before, bad, K) }
+        : undefined,
     onProgress: o.onProgress,
     resume: o.resume?.loop,
     checkpoint: loopCheckpoint(o, () => ({ trajectory: { collected, buffers, traces } })),
@@ -309,7 +319,7 @@ async function runTrajectory(
   const tensors = template.map((l, i) => ({ name: l.path, shape: [K * S, ...l.shape], data: buffers[i] }));
   const posterior = sampleSetFromTensors(like, tensors, K * S);
   free(like);
-  return { options: b.options, warmStart: b.warmStart, posterior, sampled: posterior, steps: plan.steps, lastInfo, traces, diagnostics };
+  return { options: b.options, warmStart: b.warmStart, posterior, sampled: posterior, steps: plan.steps, lastInfo, traces, diagnostics, restarts };
 }
 
 /**

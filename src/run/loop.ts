@@ -58,6 +58,24 @@ export interface LoopOptions<S = unknown> {
    * `afterStep`), and the last good state when the run diverges. `save` borrows the state.
    */
   readonly checkpoint?: { readonly every: number; save(position: LoopPosition, state: S): Promise<void> };
+  /**
+   * Copies (chains) whose objective goes non-finite while others stay finite are restarted: the state
+   * after the call takes those copies from the state before it (`merge(next, before, bad)`, which
+   * consumes `next` and borrows `before`), and the run goes on with fresh keys. A copy is restarted at
+   * most `maxPerCopy` times; the next divergence stops the run. Without this option, any divergence stops it.
+   */
+  readonly restart?: {
+    readonly maxPerCopy: number;
+    /** Each copy's sum of every float of its state, `[copies]` (borrows the state; traced). */
+    copyTotals(state: S): JArray;
+    merge(next: S, before: S, bad: readonly number[]): S;
+  };
+}
+
+/** A copy restarted by {@link LoopOptions.restart}: which, and the 1-based step its objective went non-finite at. */
+export interface Restart {
+  readonly copy: number;
+  readonly step: number;
 }
 
 /** Where a run of {@link runSteps} stands between two calls: all it needs to continue exactly. */
@@ -100,6 +118,8 @@ export interface LoopResult<S> {
   readonly losses: number[];
   /** The last call's info, each field averaged over its steps and copies. */
   readonly lastInfo: Record<string, number>;
+  /** Copies restarted from their last good state ({@link LoopOptions.restart}), in order. */
+  readonly restarts: readonly Restart[];
 }
 
 /**
@@ -130,7 +150,9 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
     const perStep = u > 1 ? loss.reshape([u, loss.size / u]).mean(1) : loss.mean().reshape([1]);
     const floats = leaves(s2).filter((a) => String(a.dtype).startsWith("float"));
     const total = floats.length > 0 ? sumAll(floats.map((a) => a.ref.sum().astype(np.float32))) : fromHost([0], []);
-    return [s2, np.concatenate([perStep.astype(np.float32), total.reshape([1])]), mapTree((a) => a.mean(), info)];
+    // With copies, each step's objective per copy follows ([u x copies], step-major): which copy diverged.
+    const perCopy = lead > 0 && opts.restart ? [info.loss.ref.reshape([-1]).astype(np.float32), opts.restart.copyTotals(s2).astype(np.float32)] : [];
+    return [s2, np.concatenate([perStep.astype(np.float32), total.reshape([1]), ...perCopy]), mapTree((a) => a.mean(), info)];
   };
   const single = compile((kk: Key, s: S, b: Batch) => reduce(...method.step(kk, s, b), 1), { consume: [0, 1, 2] });
   const fusedSteps = fuseSteps((kk: Key, s: S, b: Batch) => method.step(kk, s, b), fuse);
@@ -138,6 +160,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
   const r = opts.resume;
   if (r && !(Number.isInteger(r.done) && r.done >= 0 && r.done <= total)) throw new RangeError(`resume: the checkpoint is at step ${r.done}, the run has ${total} steps`);
   const losses: number[] = r ? [...r.losses] : [];
+  const restarts: Restart[] = [];
   let info: Info | undefined;
   const t0 = performance.now();
   let kEpochs: Key;
@@ -194,10 +217,35 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
       free(info);
       info = means;
       const read = await toHost(checks);
+      const restartsBefore = restarts.length;
       const perStep = read.subarray(0, u);
       const stateOk = Number.isFinite(read[u]);
-      const bad = perStep.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0 || !stateOk) {
+      let bad = perStep.findIndex((v) => !Number.isFinite(v));
+      const rs = opts.restart;
+      if ((bad >= 0 || !stateOk) && rs && lead > 0) {
+        // Which copies went non-finite, by their objectives and their states; restart them if the
+        // others are fine and none has used up its restarts.
+        const perCopy = read.subarray(u + 1, u + 1 + u * copies);
+        const totals = read.subarray(u + 1 + u * copies);
+        const firstBad = Array.from({ length: copies }, (_, c) => {
+          for (let i = 0; i < u; i++) if (!Number.isFinite(perCopy[i * copies + c])) return i;
+          return Number.isFinite(totals[c]) ? -1 : u - 1;
+        });
+        const badCopies = firstBad.flatMap((i, c) => (i >= 0 ? [c] : []));
+        const used = (c: number) => restarts.filter((r) => r.copy === c).length;
+        if (badCopies.length > 0 && badCopies.length < copies && badCopies.every((c) => used(c) < rs.maxPerCopy)) {
+          state = rs.merge(state, kept, badCopies);
+          for (const c of badCopies) restarts.push({ copy: c, step: done + firstBad[c] + 1 });
+          // The call's objective per step over the copies that stayed finite.
+          for (let i = 0; i < u; i++) {
+            let sum = 0;
+            for (let c = 0; c < copies; c++) if (firstBad[c] < 0) sum += perCopy[i * copies + c];
+            perStep[i] = sum / (copies - badCopies.length);
+          }
+          bad = -1;
+        }
+      }
+      if (bad >= 0 || (!stateOk && restarts.length === restartsBefore)) {
         const at = bad >= 0 ? done + bad + 1 : done + u;
         const what = bad >= 0 ? `the objective (${perStep[bad]})` : `the state (objective ${perStep[u - 1]})`;
         if (ck && prior) {
@@ -224,7 +272,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
   }
   const lastInfo: Record<string, number> = {};
   if (info) for (const [name, v] of Object.entries(info)) lastInfo[name] = (await toHost(v))[0];
-  return { state, losses, lastInfo };
+  return { state, losses, lastInfo, restarts };
 }
 
 /**
