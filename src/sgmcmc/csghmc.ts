@@ -5,9 +5,9 @@
  * src/sgmcmc/csgld.ts).
  */
 import { OPTIONS } from "../core/options.js";
-import { use, type DefaultContext } from "../core/spec.js";
+import { use } from "../core/spec.js";
 import type { ModelMethodSpec } from "../models/model.js";
-import { cyclicalRunOptions, cyclicalSchedules, samplerPlan, type CyclicalRunOptions } from "./common.js";
+import { cyclicalRunOptions, cyclicalSchedules, samplerPlan, type CyclicalRunOptions, taskStep } from "./common.js";
 import { create, DEFAULT_FRICTION } from "./sghmc.js";
 
 /** Options of `--method csghmc`. */
@@ -24,7 +24,7 @@ export const spec: ModelMethodSpec<CsghmcOptions> = {
   paper: "Zhang, Li, Zhang, Chen & Wilson 2020, Cyclical stochastic gradient MCMC for Bayesian deep learning",
   options: {
     ...cyclicalRunOptions(),
-    lr: use(OPTIONS.lr, (c: DefaultContext, o: Readonly<Partial<CsghmcOptions>>) => (4e-3 * o.temperature!) / c.n, "4e-3 T / N"),
+    lr: use(OPTIONS.lr, ...taskStep(4e-3, 4e-3)),
     friction: use(OPTIONS.friction, DEFAULT_FRICTION),
   },
   plan: (o) => samplerPlan(o, cyclicalSchedules(o).noiseGate),

@@ -8,9 +8,9 @@
  * and samples collected at the end of each cycle.
  */
 import { OPTIONS } from "../core/options.js";
-import { use, type DefaultContext } from "../core/spec.js";
+import { use } from "../core/spec.js";
 import type { ModelMethodSpec } from "../models/model.js";
-import { cyclicalRunOptions, cyclicalSchedules, samplerPlan, type CyclicalRunOptions } from "./common.js";
+import { cyclicalRunOptions, cyclicalSchedules, samplerPlan, type CyclicalRunOptions, taskStep } from "./common.js";
 import { create } from "./sgld.js";
 
 /** Options of `--method csgld`. */
@@ -26,7 +26,7 @@ export const spec: ModelMethodSpec<CsgldOptions> = {
   paper: "Zhang, Li, Zhang, Chen & Wilson 2020, Cyclical stochastic gradient MCMC for Bayesian deep learning",
   options: {
     ...cyclicalRunOptions(),
-    lr: use(OPTIONS.lr, (c: DefaultContext, o: Readonly<Partial<CsgldOptions>>) => (2e-3 * o.temperature!) / c.n, "2e-3 T / N"),
+    lr: use(OPTIONS.lr, ...taskStep(2e-2, 2e-3)),
   },
   plan: (o) => samplerPlan(o, cyclicalSchedules(o).noiseGate),
   build: (ctx, o) => create(ctx.logDensity, { ...cyclicalSchedules(o), dataSize: ctx.dataSize }),

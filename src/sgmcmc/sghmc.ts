@@ -12,10 +12,10 @@
 import { np, valueAndGradient, type JArray } from "../core/engine.js";
 import { OPTIONS } from "../core/options.js";
 import { pointMass } from "../core/posterior.js";
-import { use, type DefaultContext } from "../core/spec.js";
+import { use } from "../core/spec.js";
 import { keep, mapTree, zerosLike } from "../core/tree.js";
 import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
-import { addNoise, samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerInfo, type SamplerOptions, type StepSamplerOptions } from "./common.js";
+import { addNoise, samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerInfo, type SamplerOptions, type StepSamplerOptions, taskStep } from "./common.js";
 
 /** Options of {@link create}: the sampler's, plus friction and gradient-noise estimate. */
 export interface SghmcOptions extends SamplerOptions {
@@ -69,10 +69,7 @@ export const spec: ModelMethodSpec<SghmcSpecOptions> = {
   summary: "stochastic gradient HMC, momentum form",
   paper: "Chen, Fox & Guestrin 2014, Stochastic gradient Hamiltonian Monte Carlo",
   options: {
-    ...stepSamplerOptions((c) => 2e-3 / c.n, "2e-3 / N"),
-    // Validated on 6,000 / 2,000 of the training digits (docs/priors.md): at T = 1 the predictive of the
-    // fan-in posterior is worse than MAP's (7.9-8.2% error); T = 0.02 gave the best validation NLL.
-    temperature: use(OPTIONS.temperature, (c: DefaultContext) => (c.classification ? 0.02 : 1), "classification 0.02 (a cold posterior, chosen on training digits: docs/priors.md); regression 1"),
+    ...stepSamplerOptions(...taskStep(2e-3, 2e-3)),
     friction: use(OPTIONS.friction, DEFAULT_FRICTION),
   },
   plan: (o) => samplerPlan(o),

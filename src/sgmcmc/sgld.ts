@@ -18,7 +18,7 @@ import { np, valueAndGradient, type JArray } from "../core/engine.js";
 import { pointMass } from "../core/posterior.js";
 import { keep, mapTree } from "../core/tree.js";
 import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
-import { addNoise, samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerInfo, type SamplerOptions, type StepSamplerOptions } from "./common.js";
+import { addNoise, samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerInfo, type SamplerOptions, type StepSamplerOptions, taskStep } from "./common.js";
 
 /** SGLD state: parameters and the step counter (float32 scalar). */
 export type SgldState = { params: Params; step: JArray };
@@ -52,7 +52,7 @@ export const spec: ModelMethodSpec<StepSamplerOptions> = {
   family: "sgmcmc",
   summary: "stochastic gradient Langevin dynamics",
   paper: "Welling & Teh 2011, Bayesian learning via stochastic gradient Langevin dynamics",
-  options: stepSamplerOptions((c, o) => (1e-3 * o.temperature!) / c.n, "1e-3 T / N"),
+  options: stepSamplerOptions(...taskStep(2e-2, 1e-3)),
   plan: (o) => samplerPlan(o),
   build: (ctx, o) => create(ctx.logDensity, { stepSize: stepSchedule(o), dataSize: ctx.dataSize }),
 };

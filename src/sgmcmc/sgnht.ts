@@ -24,7 +24,7 @@ import { use } from "../core/spec.js";
 import { keep, leaves, mapTree, sumAll, treeSize } from "../core/tree.js";
 import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
 import { DEFAULT_FRICTION } from "./sghmc.js";
-import { samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerOptions, type StepSamplerOptions } from "./common.js";
+import { samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerOptions, type StepSamplerOptions, taskStep } from "./common.js";
 
 /** Options of {@link create}: the sampler's, plus the noise friction a. */
 export interface SgnhtOptions extends SamplerOptions {
@@ -87,7 +87,7 @@ export const spec: ModelMethodSpec<SgnhtSpecOptions> = {
   family: "sgmcmc",
   summary: "stochastic gradient Nose-Hoover thermostat: SGHMC whose friction adapts to the gradient noise",
   paper: "Ding, Fang, Babbush, Chen, Skeel & Neven 2014, Bayesian sampling using stochastic gradient thermostats",
-  options: { ...stepSamplerOptions((c, o) => (2e-3 * o.temperature!) / c.n, "2e-3 T / N"), friction: use(OPTIONS.friction, DEFAULT_FRICTION) },
+  options: { ...stepSamplerOptions(...taskStep(2e-3, 2e-3)), friction: use(OPTIONS.friction, DEFAULT_FRICTION) },
   plan: (o) => samplerPlan(o),
   build: (ctx, o) => create(ctx.logDensity, { stepSize: stepSchedule(o), friction: o.friction, dataSize: ctx.dataSize }),
 };
