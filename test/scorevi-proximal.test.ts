@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { compile, fromHost, gradient, key, np, scalar, split, toHost, tree, type JArray } from "../src/core/engine.js";
+import { namedLeaves } from "../src/core/tree.js";
 import { customSchedule } from "../src/core/schedule.js";
 import { create, createFlat, scoreMatchingTerm } from "../src/scorevi/proximal.js";
 import { fullRank, fullRankPrecision, type FullRankQ } from "../src/vi/gaussian.js";
@@ -188,4 +189,54 @@ test("diagonal version, Bayesian linear regression via the model contract: exact
   // (measured: at most 0.52 sd and 10%).
   assert.ok(Math.max(...mz) < 0.75, `mean error ${mz.map((v) => v.toFixed(3))} mean-field sd (tolerance 0.75)`);
   assert.ok(Math.max(...pr) < 0.15, `precision relative error ${pr.map((v) => v.toFixed(3))} (tolerance 0.15)`);
+});
+
+test("diagonal version with averageFrom: the posterior is the running mean of the iterates' mu and sigma^2 after that step", async () => {
+  const model = makeModel(mlp({ inputShape: [DB], hidden: [], outputDim: 1 }), gaussian({ sigma: SIG }), { kind: "gaussian", scale: PS });
+  const from = 3;
+  const vi = create(logDensity(model, { dataSize: NB }), { dataSize: NB, averageFrom: from, sigma0: 1e-2 });
+  const [k0, k1, k2] = split(key(8), 3);
+  let state = vi.init(k0, model.init(k1));
+  const step = compile(vi.step, { consume: [0, 1] });
+  const batch = () => ({ x: fromHost(XB.slice(0, 20).flat(), [20, DB]), y: fromHost(YB.slice(0, 20), [20]) });
+  // Leaves in sorted path order (net.layers.0.b, then w), as the saved tensors are named.
+  const flat = async (t: unknown) => (await Promise.all(namedLeaves(t).map((l) => toHost(l.value.ref)))).flatMap((h) => Array.from(h));
+  const softplus = (r: number) => Math.log1p(Math.exp(r));
+  const sumMu: number[] = [];
+  const sumVar: number[] = [];
+  let k = k2;
+  const T = 7;
+  for (let t = 1; t <= T; t++) {
+    const [ks, kn] = split(k, 2);
+    k = kn;
+    const [s, info] = step(ks, state, batch());
+    state = s;
+    tree.dispose(info);
+    if (t > from) {
+      const mu = await flat(state.q.mu);
+      const sd = (await flat(state.q.rho)).map(softplus);
+      mu.forEach((v, j) => (sumMu[j] = (sumMu[j] ?? 0) + v));
+      sd.forEach((v, j) => (sumVar[j] = (sumVar[j] ?? 0) + v * v));
+    }
+  }
+  const post = vi.posterior(state);
+  const saved = await post.tensors();
+  post.dispose();
+  const byName = (prefix: string) => saved.filter((s) => s.name.startsWith(prefix)).sort((a, b) => (a.name < b.name ? -1 : 1)).flatMap((s) => Array.from(s.data as Float32Array));
+  const lastSd = (await flat(state.q.rho)).map(softplus);
+  const n = T - from;
+  const wantMu = sumMu.map((v) => v / n);
+  const wantSd = sumVar.map((v) => Math.sqrt(v / n));
+  const gotMu = byName("mu.");
+  const gotSd = byName("rho.").map(softplus);
+  tree.dispose(state);
+  k.dispose();
+  step.dispose();
+  assert.equal(gotMu.length, wantMu.length);
+  for (let j = 0; j < wantMu.length; j++) {
+    assert.ok(Math.abs(gotMu[j] - wantMu[j]) < 1e-5 * (1 + Math.abs(wantMu[j])), `mu_${j}: ${gotMu[j]} vs the iterates' mean ${wantMu[j]}`);
+    assert.ok(Math.abs(gotSd[j] / wantSd[j] - 1) < 1e-4, `sigma_${j}: ${gotSd[j]} vs sqrt of the iterates' mean variance ${wantSd[j]}`);
+  }
+  // The average is not the last iterate (so the checks above can fail).
+  assert.ok(lastSd.some((v, j) => Math.abs(v / wantSd[j] - 1) > 1e-2), `the last iterate's sigmas ${lastSd} equal the average's`);
 });
