@@ -23,6 +23,9 @@
  * - {@link createFlat}: any flat-vector {@link Family} (full-rank Gaussian, flows, ...): grad log q by
  *   autodiff of `family.logProb` with respect to theta, and the objective's gradient with respect to
  *   q by autodiff of that (grad of grad; jax-js supports it, also under `jit`), with Adam.
+ * For a full-rank Gaussian q, src/scorevi/proximal-fullrank.ts (`proximal-svi-fullrank`) takes
+ * closed-form Newton steps instead, as the diagonal version does, and converges where the Adam steps
+ * of {@link createFlat} do not (docs/tuning.md).
  *
  * Fixed points. For a Gaussian target with precision P and mean m, the fixed point of the iteration
  * (q_t = q_{t+1} in expectation) for the diagonal family has mean m and precision diag(P): with the
@@ -424,8 +427,12 @@ export function scoreMatchingTerm<Q extends Tree>(family: Family<Q>, q: Q, theta
  * Defaults: lambda = 1, M = 8, K = 4, learning rate 1e-2, w = 1 (targets of unit scale).
  *
  * Known limits (`bayesdl bench vi-gaussian` and `vi-mixture`; the runs are in docs/tuning.md):
- * - Gaussian families converge at d = 10 and 50 in precision form with `triangularAdam`; at d = 100,
- *   on a condition-1000 target and from a covariance 1e-4 I they do not within 20,000 evaluations.
+ * - Gaussian families: use the closed-form full-rank version (src/scorevi/proximal-fullrank.ts). With
+ *   Adam, in precision form with `triangularAdam` at lambda 0.01, the bench's covariance errors after
+ *   32,000 evaluations were 1% (d = 10), 3% (d = 50), 7% (condition 1000) and 8% (from a covariance
+ *   1e-4 I, whose mean was still 2.9 sds off); d = 100 diverged. In covariance form at lambda 1,
+ *   learning rate 1e-2, from a q 30-100x wider than the target, q kept widening (1e4 x the target's
+ *   covariance after 3,000 steps) with a finite objective, so no divergence check can see it.
  * - RealNVP flows with 2 or more coupling layers diverge for every lambda and M tried (the gradients
  *   check against finite differences: the frozen-draw objective itself is unstable for them); one
  *   coupling layer converges. Fit flows with ADVI (src/vi/advi.ts).
