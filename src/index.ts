@@ -148,6 +148,7 @@ export {
   type ProximalOptions,
   type ProximalState,
 } from "./scorevi/proximal.js";
+export { createFullRank as createProximalFullRank, type FullRankProximalInfo, type FullRankProximalOptions, type FullRankProximalState } from "./scorevi/proximal-fullrank.js";
 export { create as createGsm, gsmUpdate, type GsmOptions } from "./scorevi/gsm.js";
 export { create as createBam, bamUpdate, type BamOptions } from "./scorevi/bam.js";
 export { gaussianKind, gaussianPosterior, sampleState as sampleGaussianState, type GaussianState, type ScoreViInfo, type ScoreViOptions } from "./scorevi/gaussian-state.js";
@@ -157,7 +158,7 @@ export { DEFAULT_BATCH_SIZE, diagnose, fit, type FitCheckpoint, type FitOptions,
 export { DivergenceError, iterate, runSteps, type LoopOptions, type LoopPosition, type LoopResult, type Progress } from "./run/loop.js";
 export { restoreTree, snapshotTree, type SnapshotLeaf } from "./core/snapshot.js";
 export { DEFAULT_QUANTILES, mixtureQuantile, summarise, type ClassificationSummary, type PredictiveSummary, type RegressionSummary } from "./eval/summary.js";
-export { hostPermutation, hostSeed, stepsPerEpoch } from "./run/batches.js";
+export { epochShuffles, hostPermutation, hostSeed, stepsPerEpoch } from "./run/batches.js";
 
 // evaluation and diagnostics
 export { predict, type Predictive } from "./eval/predict.js";

@@ -11,6 +11,7 @@ import type { Batch, Model, Params } from "./models/model.js";
 import { spec as bam } from "./scorevi/bam.js";
 import { spec as gsm } from "./scorevi/gsm.js";
 import { spec as proximalSvi } from "./scorevi/proximal.js";
+import { spec as proximalSviFullrank } from "./scorevi/proximal-fullrank.js";
 import { spec as csghmc } from "./sgmcmc/csghmc.js";
 import { spec as csgld } from "./sgmcmc/csgld.js";
 import { spec as psgld } from "./sgmcmc/psgld.js";
@@ -28,7 +29,7 @@ import { spec as fullrank } from "./vi/fullrank.js";
 export type Method = AnyMethodSpec<Model, Params, Batch>;
 
 /** Every method, in the order help and the README list them. */
-export const METHODS: readonly Method[] = [map, ensemble, sgld, psgld, sghmc, sgnht, csgld, csghmc, bbb, bbbLrt, flipout, alpha, proximalSvi, fullrank, flow, gsm, bam];
+export const METHODS: readonly Method[] = [map, ensemble, sgld, psgld, sghmc, sgnht, csgld, csghmc, bbb, bbbLrt, flipout, alpha, proximalSvi, proximalSviFullrank, fullrank, flow, gsm, bam];
 
 /** Method names, for help text and validation. */
 export const METHOD_NAMES: readonly string[] = METHODS.map((m) => m.name);

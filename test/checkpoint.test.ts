@@ -53,14 +53,19 @@ async function assertSamePosterior(a: string, b: string): Promise<void> {
   assert.deepEqual(B.meta.extra?.lastInfo, A.meta.extra?.lastInfo);
 }
 
-for (const [name, method] of [
-  ["SGHMC with 2 chains", ["--method", "sghmc", "--chains", "2", "--burnin", "150", "--thin", "15", "--samples", "6"]],
-  ["BBB", ["--method", "bbb", "--epochs", "4"]],
+const MNIST = ["--data", "mnist", "--model", "mlp:16", "--test-size", "9000"];
+for (const [name, data, method] of [
+  ["SGHMC with 2 chains on MNIST", MNIST, ["--method", "sghmc", "--chains", "2", "--burnin", "150", "--thin", "15", "--samples", "6"]],
+  ["BBB on MNIST", MNIST, ["--method", "bbb", "--epochs", "4"]],
+  // The state carries the running averages of the iterates.
+  ["mean-field proximal score VI on MNIST", MNIST, ["--method", "proximal-svi", "--epochs", "4"]],
+  // A float64 state (the precision factor, its inverse, the averaged mean and covariance).
+  ["full-rank proximal score VI on two moons", ["--data", "toy:two-moons", "--model", "mlp:8"], ["--method", "proximal-svi-fullrank", "--epochs", "40"]],
 ] as const) {
-  test(`kill -9 and --resume: ${name} on MNIST ends bit-identical to the uninterrupted run`, async () => {
+  test(`kill -9 and --resume: ${name} ends bit-identical to the uninterrupted run`, async () => {
     const dir = mkdtempSync(join(tmpdir(), "bayesdl-ckpt-"));
     try {
-      const common = ["fit", "--data", "mnist", "--model", "mlp:16", "--test-size", "9000", "--batch-size", "16", "--quiet", ...method];
+      const common = ["fit", ...data, "--batch-size", "16", "--quiet", ...method];
       const whole = bayesdl(dir, ...common, "--out", "whole");
       assert.equal(whole.code, 0, whole.err);
       const signal = await fitAndKill(dir, [...common, "--out", "cut", "--checkpoint-every", "10"], join(dir, "cut.checkpoint"));

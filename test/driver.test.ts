@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { key, np, toHost, type JArray } from "../src/core/engine.js";
+import { key, np, split, toHost, type JArray } from "../src/core/engine.js";
 import { OptionError } from "../src/core/options.js";
 import { constant, linearWarmup } from "../src/core/schedule.js";
 import { free, leaves, namedLeaves } from "../src/core/tree.js";
@@ -14,6 +14,7 @@ import { gaussian } from "../src/models/likelihood.js";
 import { makeModel, type Params } from "../src/models/model.js";
 import { mlp } from "../src/models/mlp.js";
 import { adam, applyUpdates } from "../src/optim/transform.js";
+import { epochShuffles, hostPermutation } from "../src/run/batches.js";
 import { fit } from "../src/run/driver.js";
 import { iterate } from "../src/run/loop.js";
 import { create as createGsm } from "../src/scorevi/gsm.js";
@@ -140,4 +141,22 @@ test("Adam with a learning-rate schedule: a constant schedule equals the number;
   const step = Array.from(await toHost(u));
   x.dispose();
   assert.ok(Math.abs(step[0] + 0.1 / 3) < 1e-6 && Math.abs(step[1] - 0.1 / 3) < 1e-6, `first step ${step}`);
+});
+
+test("epoch shuffles drawn in one jitted call are the eager ones: split the epochs' key, one key per copy, hostPermutation", () => {
+  for (const copies of [0, 1, 3, 16]) {
+    const shuffles = epochShuffles(copies, 25);
+    let kJit = key(123);
+    let kEager = key(123);
+    for (let e = 0; e < 3; e++) {
+      const [kNext, perms] = shuffles.next(kJit);
+      kJit = kNext;
+      const [kE, kRest] = split(kEager, 2);
+      kEager = kRest;
+      const want = copies > 0 ? split(kE, copies).map((kc) => hostPermutation(kc, 25)) : [hostPermutation(kE, 25)];
+      assert.deepEqual(perms.map((p) => Array.from(p)), want.map((p) => Array.from(p)), `copies ${copies}, epoch ${e}`);
+    }
+    free([kJit, kEager]);
+    shuffles.dispose();
+  }
 });

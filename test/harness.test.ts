@@ -114,6 +114,8 @@ const HARNESS: Readonly<Record<string, HarnessRow>> = {
   // alpha = 0 is the K-sample ELBO exactly, whose optimum is the mean-field one.
   alpha: { expect: "meanfield", options: vi(3e-3, 16, { alpha: 0 }), meanTol: 0.2, covTol: 0.2 },
   "proximal-svi": { expect: "meanfield", options: { gaussian: { epochs: 1500, initStd: 0.1, lambda: 50, mc: 8 }, blr: { epochs: 200, initStd: 0.1, lambda: 200, mc: 8 } }, meanTol: 0.3, covTol: 0.3 },
+  // Closed-form steps; on minibatches the average of the iterates over the second half of the run.
+  "proximal-svi-fullrank": { expect: "posterior", options: closedForm, meanTol: 0.2, covTol: 0.2 },
   fullrank: { expect: "posterior", options: vi(3e-3, 4), meanTol: 0.25, covTol: 0.25 },
   // A flow is an approximation here (RealNVP's couplings must learn the correlations): measured 0.2-0.55 sd, 0.15-0.32.
   flow: { expect: "posterior", options: { gaussian: { epochs: 600, lr: 3e-3, initStd: 0.1, mc: 4 }, blr: { epochs: 100, lr: 3e-3, initStd: 0.1, mc: 4 } }, meanTol: 0.6, covTol: 0.4 },

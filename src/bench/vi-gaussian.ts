@@ -1,8 +1,8 @@
 /**
- * `bayesdl bench vi-gaussian`: proximal score-matching VI (full-rank Gaussian family in precision form,
- * `fullRankPrecision`), full-rank
- * ADVI, GSM and BaM on Gaussian targets with exact answers (src/bench/vi-targets.ts), each traced
- * against the number of target score / gradient evaluations (src/bench/vi.ts).
+ * `bayesdl bench vi-gaussian`: proximal score-matching VI (full-rank Gaussian q, closed-form Newton
+ * steps: src/scorevi/proximal-fullrank.ts), full-rank ADVI, GSM and BaM on Gaussian targets with exact
+ * answers (src/bench/vi-targets.ts), each traced against the number of target score / gradient
+ * evaluations (src/bench/vi.ts).
  *
  * Errors at the current q = N(m_q, S_q), against the target N(m, S) with precision P:
  * - forward KL(p || q), closed form;
@@ -14,10 +14,11 @@ import type { InferenceMethod } from "../core/method.js";
 import { create as createBam } from "../scorevi/bam.js";
 import type { GaussianState, ScoreViInfo } from "../scorevi/gaussian-state.js";
 import { create as createGsm } from "../scorevi/gsm.js";
-import { createFlat as createProximal, type FlatProximalState } from "../scorevi/proximal.js";
+import { createFullRank } from "../scorevi/proximal-fullrank.js";
+import { free, type Tree } from "../core/tree.js";
 import { create as createAdvi, type AdviState } from "../vi/advi.js";
-import { fullRank, fullRankPrecision, fullRankScale, precisionFactor, triangularAdam, type FullRankPrecisionQ, type FullRankQ } from "../vi/gaussian.js";
-import { gaussianKl, matmul, relFrobenius, spdInverse, transpose } from "./hostlinalg.js";
+import { fullRank, fullRankScale, type FullRankQ } from "../vi/gaussian.js";
+import { gaussianKl, matmul, relFrobenius, transpose } from "./hostlinalg.js";
 import { benchMethod, benchTable, traceRun, writeBench, type BenchRun, type TracePoint } from "./vi.js";
 import { gaussianLogDensity, standardGaussianTargets, type GaussianTarget } from "./vi-targets.js";
 
@@ -27,7 +28,7 @@ export type ViGaussianMethod = (typeof VI_GAUSSIAN_METHODS)[number];
 
 /** Per-method settings (documented in the README and the closing note of the issue). */
 export const VI_GAUSSIAN_SETTINGS = {
-  "proximal-svi": { samplesPerStep: 8, innerSteps: 4, learningRate: 5e-3, lambda: 0.01, offDiagonalScale: 0.1 },
+  "proximal-svi": { samplesPerStep: 8, lambda: 50 },
   advi: { samples: 8, learningRate: 2e-2 },
   gsm: { batchSize: 8 },
   bam: { batchSize: 8, strength: "2 (t + 1) / (B d), i.e. lambda_t = B d / (t + 1)" },
@@ -44,18 +45,17 @@ function errorsOf(t: GaussianTarget, mean: ArrayLike<number>, cov: ArrayLike<num
 }
 
 /**
- * q's mean and covariance in host float64 from its triangular factor, so the forward KL stays finite
- * for any positive-definite q (a float32 L L^T of a q spanning several scales need not pass a float64
- * Cholesky). `precision`: the factor is U with Sigma = (U U^T)^-1, else L with Sigma = L L^T.
+ * q's mean and covariance in host float64 from its Cholesky factor, so the forward KL stays finite for
+ * any positive-definite q (a float32 L L^T of a q spanning several scales need not pass a float64
+ * Cholesky).
  */
-async function hostMoments(mean: JArray, rawFactor: JArray, d: number, precision: boolean): Promise<{ m: Float64Array; c: Float64Array }> {
-  const f = Float64Array.from(await toHost(precision ? precisionFactor(rawFactor) : fullRankScale(rawFactor)));
-  const ff = matmul(f, transpose(f, d), d);
-  return { m: Float64Array.from(await toHost(mean)), c: precision ? spdInverse(ff, d) : ff };
+async function hostMoments(mean: JArray, rawChol: JArray, d: number): Promise<{ m: Float64Array; c: Float64Array }> {
+  const f = Float64Array.from(await toHost(fullRankScale(rawChol)));
+  return { m: Float64Array.from(await toHost(mean)), c: matmul(f, transpose(f, d), d) };
 }
 
-/** Steps with an optimiser-style state whose q is a full-rank Gaussian in covariance or precision form (ADVI, proximal). */
-function familyRun<S extends { q: FullRankQ | FullRankPrecisionQ }>(
+/** Steps with an optimiser-style state whose q is a full-rank Gaussian (ADVI). */
+function familyRun<S extends { q: FullRankQ }>(
   t: GaussianTarget,
   init: S,
   step: (k: Key, s: S) => [S, JArray],
@@ -77,8 +77,7 @@ function familyRun<S extends { q: FullRankQ | FullRankPrecisionQ }>(
       return evals;
     },
     async errors() {
-      const q = state.q;
-      const { m, c } = "prec" in q ? await hostMoments(q.mean.ref, q.prec.ref, t.d, true) : await hostMoments(q.mean.ref, q.chol.ref, t.d, false);
+      const { m, c } = await hostMoments(state.q.mean.ref, state.q.chol.ref, t.d);
       return errorsOf(t, m, c);
     },
     dispose() {
@@ -88,10 +87,20 @@ function familyRun<S extends { q: FullRankQ | FullRankPrecisionQ }>(
   };
 }
 
-function closedFormRun(t: GaussianTarget, method: InferenceMethod<GaussianState, ScoreViInfo, JArray, undefined>, k: Key, dispose: () => void): BenchRun {
+/**
+ * Steps of a closed-form Gaussian method (GSM, BaM, full-rank proximal); `moments` reads q's mean and
+ * covariance (float64) from its state (borrowed).
+ */
+function closedFormRun<S extends Tree>(
+  t: GaussianTarget,
+  method: InferenceMethod<S, Pick<ScoreViInfo, "loss" | "evaluations"> & { rejected?: JArray }, JArray, undefined>,
+  k: Key,
+  dispose: () => void,
+  moments: (s: S) => [JArray, JArray],
+): BenchRun {
   const step = compile(method.step, { consume: [0, 1] });
   const [kInit, kRun] = split(k, 2);
-  let state: GaussianState = method.init(kInit, np.zeros([t.d], { dtype: np.float64 }));
+  let state: S = method.init(kInit, np.zeros([t.d], { dtype: np.float64 }));
   let kk = kRun;
   let evals = 0;
   let rejected = 0;
@@ -101,20 +110,23 @@ function closedFormRun(t: GaussianTarget, method: InferenceMethod<GaussianState,
       kk = k2;
       const [s, info] = step(k1, state, undefined);
       state = s;
-      rejected += await scalar(info.rejected);
-      evals = await scalar(info.evaluations);
+      const { rejected: r, evaluations: e, ...rest } = info;
+      free(rest);
+      if (r) rejected += await scalar(r);
+      evals = await scalar(e);
       return evals;
     },
     async errors() {
-      const m = await state.mean.ref.data();
-      const c = await state.cov.ref.data();
+      const [mean, cov] = moments(state);
+      const m = await mean.ref.data();
+      const c = await cov.ref.data();
       return errorsOf(t, m as ArrayLike<number>, c as ArrayLike<number>);
     },
     rejected: () => rejected,
     dispose() {
       step.dispose();
       kk.dispose();
-      for (const a of Object.values(state)) (a as JArray).dispose();
+      free(state);
       dispose();
     },
   };
@@ -124,8 +136,15 @@ function closedFormRun(t: GaussianTarget, method: InferenceMethod<GaussianState,
 export function startRun(t: GaussianTarget, method: ViGaussianMethod, k: Key): BenchRun {
   const target = gaussianLogDensity(t);
   const ld = target.logDensity;
-  if (method === "gsm") return closedFormRun(t, createGsm(ld, { batchSize: VI_GAUSSIAN_SETTINGS.gsm.batchSize, initScale: t.initScale }), k, target.dispose);
-  if (method === "bam") return closedFormRun(t, createBam(ld, { batchSize: VI_GAUSSIAN_SETTINGS.bam.batchSize, initScale: t.initScale }), k, target.dispose);
+  const gaussianMoments = (s: GaussianState): [JArray, JArray] => [s.mean, s.cov];
+  if (method === "gsm") return closedFormRun(t, createGsm(ld, { batchSize: VI_GAUSSIAN_SETTINGS.gsm.batchSize, initScale: t.initScale }), k, target.dispose, gaussianMoments);
+  if (method === "bam") return closedFormRun(t, createBam(ld, { batchSize: VI_GAUSSIAN_SETTINGS.bam.batchSize, initScale: t.initScale }), k, target.dispose, gaussianMoments);
+  if (method === "proximal-svi") {
+    const s = VI_GAUSSIAN_SETTINGS["proximal-svi"];
+    // Exact scores: the iterate itself converges (no averaging).
+    const prox = createFullRank(ld, { samplesPerStep: s.samplesPerStep, lambda: s.lambda, initScale: t.initScale });
+    return closedFormRun(t, prox, k, target.dispose, (st) => [st.avgMean, st.avgCov]);
+  }
   const [kInit, kRun] = split(k, 2);
   const fam = fullRank(t.d);
   if (method === "advi") {
@@ -141,18 +160,7 @@ export function startRun(t: GaussianTarget, method: ViGaussianMethod, k: Key): B
       target.dispose();
     });
   }
-  const s = VI_GAUSSIAN_SETTINGS["proximal-svi"];
-  const pfam = fullRankPrecision(t.d);
-  const prox = createProximal(ld, { family: pfam, samplesPerStep: s.samplesPerStep, innerSteps: s.innerSteps, lambda: s.lambda, optimizer: triangularAdam(s.learningRate, s.offDiagonalScale, t.d, "prec"), initScale: t.initScale });
-  const init = prox.init(kInit, np.zeros([t.d]));
-  const step = compile((kk: Key, st: FlatProximalState<FullRankPrecisionQ>) => {
-    const [s2, info] = prox.step(kk, st, undefined);
-    return [s2, info.kl] as [FlatProximalState<FullRankPrecisionQ>, JArray];
-  }, { consume: [0, 1] });
-  return familyRun(t, init, step, s.samplesPerStep, kRun, () => {
-    step.dispose();
-    target.dispose();
-  });
+  throw new Error(`bench vi-gaussian: unknown method ${method}`);
 }
 
 /** Options of {@link runViGaussianBench}. */

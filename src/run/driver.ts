@@ -12,7 +12,7 @@
  * n, so a run needing fewer keys takes the same ones.) The layout is fixed: a seed gives the same fit in
  * every version of the library.
  */
-import { compile, fromHost, key as makeKey, split, toHost, type JArray, type Key } from "../core/engine.js";
+import { compile, fromHost, key as makeKey, np, split, toHost, type JArray, type Key } from "../core/engine.js";
 import type { Info, Posterior } from "../core/method.js";
 import { sampleSet, sampleSetFromTensors } from "../core/posterior.js";
 import { copyTotals, mergeCopies, replicate, type Batching, type Replicated, type ReplicatedMethod } from "../core/replicate.js";
@@ -285,17 +285,25 @@ async function runTrajectory(
       // The monitor sees the chains' current states (K draws; a set of draws ignores the key).
       if (mon && t % mon.every === 0) await showMonitor(mon, t, chains.posterior(st), makeKey(0));
       if (!collect.has(t)) return;
-      for (let c = 0; c < K; c++) {
+      // Every chain's parameters (a point mass's draw ignores the key), then one read-back per leaf
+      // for all chains: a read-back per chain and leaf cost more than the steps on small models.
+      const k0 = makeKey(0);
+      const ps = Array.from({ length: K }, (_, c) => {
         const post = chains.posteriorOf(st, c);
-        const drawn = post.draws(makeKey(0));
+        const drawn = post.draws(k0.ref);
         post.dispose();
         const p = sliceTree(drawn, 0);
         free(drawn);
-        const leaves = namedLeaves(p);
+        return p;
+      });
+      k0.dispose();
+      const byLeaf = ps.map((p) => namedLeaves(p).map((l) => l.value));
+      const host = await Promise.all(byLeaf[0].map((_, l) => toHost(K === 1 ? byLeaf[0][l].ref : np.concatenate(byLeaf.map((ls) => ls[l].ref.reshape([-1]))))));
+      for (let c = 0; c < K; c++) {
         let offset = 0;
         const proj = new Float64Array(nProj);
-        for (let l = 0; l < leaves.length; l++) {
-          const h = await toHost(leaves[l].value.ref);
+        for (let l = 0; l < host.length; l++) {
+          const h = host[l].subarray(c * sizes[l], (c + 1) * sizes[l]);
           buffers[l].set(h, (c * S + collected) * sizes[l]);
           for (let j = 0; j < nProj; j++) {
             const d = dirs[j];
@@ -306,8 +314,8 @@ async function runTrajectory(
           offset += h.length;
         }
         for (let j = 0; j < nProj; j++) traces[`projection ${j + 1}`][c].push(proj[j]);
-        if (heldLl) traces["held-out log-lik"][c].push((await toHost(heldLl(p, heldX!, heldY!)))[0]);
-        free(p);
+        if (heldLl) traces["held-out log-lik"][c].push((await toHost(heldLl(ps[c], heldX!, heldY!)))[0]);
+        free(ps[c]);
       }
       collected++;
     },

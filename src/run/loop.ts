@@ -23,7 +23,7 @@ import { free, keep, leaves, mapTree, sumAll, type Tree } from "../core/tree.js"
 import { takeRows } from "../data/arrays.js";
 import type { ArrayData } from "../data/types.js";
 import type { Batch, Params } from "../models/model.js";
-import { hostPermutation, stepsPerEpoch } from "./batches.js";
+import { epochShuffles, stepsPerEpoch } from "./batches.js";
 
 /** Progress report, after every jitted call. */
 export interface Progress {
@@ -183,13 +183,12 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
     perms: [...perms],
     losses: [...losses],
   });
+  const shuffles = epochShuffles(lead, data.n);
   /** Row indices of step `t` (0-based), reshuffling at epoch boundaries: copies x bs. */
   const rowsOf = (t: number): Int32Array => {
     const e = Math.floor(t / spe);
     if (e !== epoch) {
-      const [kE, kNext] = split(kEpochs, 2);
-      kEpochs = kNext;
-      perms = lead > 0 ? split(kE, lead).map((ki) => hostPermutation(ki, data.n)) : [hostPermutation(kE, data.n)];
+      [kEpochs, perms] = shuffles.next(kEpochs);
       epoch = e;
     }
     const s = t % spe;
@@ -269,6 +268,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
     free(kSteps);
     single.dispose();
     fused?.dispose();
+    shuffles.dispose();
   }
   const lastInfo: Record<string, number> = {};
   if (info) for (const [name, v] of Object.entries(info)) lastInfo[name] = (await toHost(v))[0];

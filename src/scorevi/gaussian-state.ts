@@ -183,7 +183,7 @@ export function sampleState(k: Key, state: GaussianState, n: number): JArray {
 }
 
 /** The Gaussian q of a state (borrowed): draws `[n, d]`, saved as float32 tensors `q.mean` and `q.cov`. */
-export function gaussianPosterior(state: GaussianState) {
+export function gaussianPosterior(state: Pick<GaussianState, "mean" | "cov" | "chol">) {
   return distribution({
     kind: "gaussian",
     q: { mean: state.mean.ref, cov: state.cov.ref, chol: state.chol.ref },
