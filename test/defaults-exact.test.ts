@@ -40,11 +40,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fromHost, key, toHost } from "../src/core/engine.js";
+import { fromHost, key } from "../src/core/engine.js";
 import type { OptionValue } from "../src/core/options.js";
 import { unraveler } from "../src/core/ravel.js";
 import { resolveOptions } from "../src/core/spec.js";
-import { free, namedLeaves } from "../src/core/tree.js";
+import { free } from "../src/core/tree.js";
 import type { ArrayData } from "../src/data/types.js";
 import { METHODS, type Method } from "../src/methods.js";
 import { gaussian } from "../src/models/likelihood.js";
@@ -53,6 +53,7 @@ import { mlp } from "../src/models/mlp.js";
 import { fit } from "../src/run/driver.js";
 import { stepsPerEpoch } from "../src/run/batches.js";
 import { bbAlphaOptimum, blrPosterior, gaussianDraw, gaussianErrors, gaussianFrom, lcg, meanFieldOptimum, sampleMoments, symmetricEigenvalues } from "./exact.js";
+import { drawRows } from "./helpers.js";
 
 const VERBOSE = !!process.env.BAYESDL_TEST_VERBOSE;
 
@@ -186,15 +187,6 @@ const ROWS: Readonly<Record<string, Row>> = {
   bam: { expect: "posterior", run: { epochs: 2000 }, meanTol: 0.05, covTol: 0.03 },
 };
 
-/** Draws of a posterior as flat parameter rows (sorted leaf paths): a set's own, or `n` from a distribution. */
-async function drawRows(post: { draws(k: ReturnType<typeof key>, n?: number): Params; size: number | undefined }, n: number): Promise<number[][]> {
-  const draws = post.draws(key(99), post.size === undefined ? n : undefined);
-  const leaves = namedLeaves(draws);
-  const host = await Promise.all(leaves.map((l) => toHost(l.value.ref)));
-  free(draws);
-  const s = leaves[0].value.shape[0];
-  return Array.from({ length: s }, (_, i) => host.flatMap((h) => Array.from(h.subarray((i * h.length) / s, ((i + 1) * h.length) / s))));
-}
 
 /** A parameter tree holding the flat vector `v` (sorted leaf paths). */
 function paramsOf(model: Model, v: ArrayLike<number>): Params {

@@ -24,17 +24,18 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { key, toHost } from "../src/core/engine.js";
+import { key } from "../src/core/engine.js";
 import type { OptionValue } from "../src/core/options.js";
-import { free, namedLeaves } from "../src/core/tree.js";
+import { free } from "../src/core/tree.js";
 import type { ArrayData } from "../src/data/types.js";
 import { sampleSetFromTensors } from "../src/core/posterior.js";
 import { METHODS, posteriorKind, type Method } from "../src/methods.js";
 import { gaussian } from "../src/models/likelihood.js";
-import { makeModel, type Model, type Params } from "../src/models/model.js";
+import { makeModel, type Model } from "../src/models/model.js";
 import { mlp } from "../src/models/mlp.js";
 import { fit } from "../src/run/driver.js";
 import { blrPosterior, gaussianErrors, gaussianFrom, lcg, meanFieldOptimum, sampleMoments } from "./exact.js";
+import { drawRows } from "./helpers.js";
 
 const VERBOSE = !!process.env.BAYESDL_TEST_VERBOSE;
 
@@ -123,15 +124,6 @@ const HARNESS: Readonly<Record<string, HarnessRow>> = {
   bam: { expect: "posterior", options: closedForm, meanTol: 0.2, covTol: 0.2, fullBatch: true },
 };
 
-/** Draws of a fit's posterior as flat parameter rows (sorted leaf paths), at most `n` from a distribution. */
-async function drawRows(post: { draws(k: ReturnType<typeof key>, n?: number): Params; size: number | undefined }, n: number): Promise<number[][]> {
-  const draws = post.draws(key(99), post.size === undefined ? n : undefined);
-  const leaves = namedLeaves(draws);
-  const host = await Promise.all(leaves.map((l) => toHost(l.value.ref)));
-  free(draws);
-  const s = leaves[0].value.shape[0];
-  return Array.from({ length: s }, (_, i) => host.flatMap((h) => Array.from(h.subarray((i * h.length) / s, ((i + 1) * h.length) / s))));
-}
 
 /** Fit `m` on `t` at temperature `temperature` (when the method takes one) and compare with the exact answer. */
 async function check(m: Method, row: HarnessRow, t: Target, temperature = 1): Promise<{ meanErr: number; covErr: number }> {

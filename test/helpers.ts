@@ -1,7 +1,8 @@
 /** Shared test helpers. */
 import assert from "node:assert/strict";
-import { toHost, type JArray } from "../src/core/engine.js";
-import { leaves, type Tree } from "../src/core/tree.js";
+import { key, toHost, type JArray } from "../src/core/engine.js";
+import { free, leaves, namedLeaves, type Tree } from "../src/core/tree.js";
+import type { Params } from "../src/models/model.js";
 import { stepsPerEpoch } from "../src/run/batches.js";
 import { DataFormatError } from "../src/data/types.js";
 
@@ -53,4 +54,17 @@ export function throwsData(fn: () => unknown, file: string, ...fragments: string
 /** Steps in `epochs` passes over `n` examples with minibatches of `batchSize` (the last partial batch dropped). */
 export function epochSteps(n: number, batchSize: number, epochs: number): number {
   return epochs * stepsPerEpoch(n, Math.min(batchSize, n));
+}
+
+/**
+ * Draws of a posterior as flat parameter rows (leaf paths in sorted order): all of a set of draws, or
+ * `n` drawn with key 99 from a distribution. Consumes the draws it makes.
+ */
+export async function drawRows(post: { draws(k: ReturnType<typeof key>, n?: number): Params; size: number | undefined }, n: number): Promise<number[][]> {
+  const draws = post.draws(key(99), post.size === undefined ? n : undefined);
+  const named = namedLeaves(draws);
+  const host = await Promise.all(named.map((l) => toHost(l.value.ref)));
+  free(draws);
+  const s = named[0].value.shape[0];
+  return Array.from({ length: s }, (_, i) => host.flatMap((h) => Array.from(h.subarray((i * h.length) / s, ((i + 1) * h.length) / s))));
 }

@@ -86,6 +86,7 @@ import { asSchedule, type Schedule } from "../core/schedule.js";
 import { OPTIONS } from "../core/options.js";
 import { use } from "../core/spec.js";
 import type { ModelMethodSpec } from "../models/model.js";
+import type { BbbSpecOptions } from "../vi/bbb.js";
 import { flatTarget, type FlatLogDensity } from "../vi/family.js";
 import { batchScores, DEFAULT_INIT_SCALE, gaussianKind, gaussianPosterior, symmetrize } from "./gaussian-state.js";
 import { warmStartPlan } from "./gsm.js";
@@ -249,13 +250,7 @@ export function createFullRank<B = unknown>(logDensity: FlatLogDensity<B>, opts:
 }
 
 /** Options of `--method proximal-svi-fullrank`. */
-export interface FullRankProximalSpecOptions {
-  epochs: number;
-  samples: number;
-  temperature: number;
-  lr: number;
-  mc: number;
-  initStd: number;
+export interface FullRankProximalSpecOptions extends BbbSpecOptions {
   lambda: number;
 }
 
