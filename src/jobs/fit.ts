@@ -124,25 +124,18 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
   const likelihood = classification ? categorical() : gaussian({ sigma: o.sigma ?? 1, learned: (o.noise ?? "learned") === "learned" });
   const outputDim = likelihood.outputDim(data.numClasses);
   const network = networkFromSpec(o.model, data.train.xShape, outputDim);
-  checkCompatible(makeModel(network, likelihood, priorOf(o)), data.train, `--data ${o.data}`);
+  let model = makeModel(network, likelihood, priorOf(o));
+  checkCompatible(model, data.train, `--data ${o.data}`);
   const [kFit, kSelect] = split(key(o.seed), 2);
-  let selection: PriorSelection | undefined;
   if (o.priorSelect && !resumed) {
-    if (o.priorPerLayer) throw new Error("--prior-scale cv searches one scale for all layers; per-layer scales cannot be given with it");
-    selection = await selectPriorScale(kSelect, spec, makeModel(network, likelihood, priorOf(o)), data, {
-      ...o.priorSelect,
-      seed: o.seed,
-      batchSize: o.batchSize,
-      options: o.options,
-      log: o.onSelect,
-    });
+    const selected = await selectPriorScale(kSelect, spec, model, data, { ...o.priorSelect, seed: o.seed, batchSize: o.batchSize, options: o.options, log: o.onSelect });
     // From here on (and in a checkpoint of this run) the job is the fit at the chosen scale.
-    o = { ...o, priorScale: selection.chosen, priorSelect: undefined, priorSelected: selection };
+    o = { ...o, priorScale: selected.chosen, priorSelect: undefined, priorSelected: selected };
+    model = makeModel(network, likelihood, priorOf(o));
   } else {
     free(kSelect);
   }
-  const prior = priorOf(o);
-  const model = makeModel(network, likelihood, prior);
+  const prior = model.prior;
   const ckDir = o.out && o.checkpointEvery !== undefined ? checkpointDirOf(o.out) : undefined;
   const { monitor: _monitor, onProgress: _onProgress, onSelect: _onSelect, resume: _resume, ...settings } = o;
   const job: SavedJob = { ...settings, data: absoluteSource(o.data), out: o.out === undefined ? undefined : resolve(o.out) };
@@ -195,7 +188,7 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
         kind: prior.kind,
         scale: prior.scale,
         ...(prior.perLayer ? { perLayer: [...prior.perLayer] } : {}),
-        scaling: prior.scaling ?? "none",
+        scaling: prior.scaling,
         ...(o.priorSelected ? { selected: o.priorSelected } : {}),
       },
       method: o.method,

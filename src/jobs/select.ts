@@ -16,7 +16,7 @@ import { permutation } from "../data/prng.js";
 import type { DataSplit } from "../data/types.js";
 import type { Method } from "../methods.js";
 import { makeModel, type Model } from "../models/model.js";
-import type { PriorSelection, PriorSpec } from "../models/prior.js";
+import type { PriorSelection } from "../models/prior.js";
 import { fit } from "../run/driver.js";
 import { DivergenceError } from "../run/loop.js";
 import { evaluatePosterior } from "./evaluate.js";
@@ -60,26 +60,30 @@ export async function selectPriorScale(k: Key, method: Method, model: Model, dat
   const grid = [...(o.grid ?? CV_GRID)];
   const folds = foldsOf(data.train.n, o.folds ?? 1, o.seed);
   const keys = split(k, grid.length * folds.length);
+  // Each fold's fitting and validation parts, made once for the whole grid.
+  const parts = folds.map((val) => {
+    const inVal = new Uint8Array(data.train.n);
+    for (const i of val) inVal[i] = 1;
+    const rest = new Int32Array(data.train.n - val.length);
+    let r = 0;
+    for (let i = 0; i < data.train.n; i++) if (!inVal[i]) rest[r++] = i;
+    const fitPart = takeRows(data.train, rest);
+    const valSplit: DataSplit = { ...data, train: fitPart, test: takeRows(data.train, val) };
+    return { fitPart, valSplit };
+  });
   const nll: number[] = [];
   for (const [g, s] of grid.entries()) {
-    const prior: PriorSpec = { ...model.prior, scale: s };
-    const m = makeModel(model.network, model.likelihood, prior);
+    const m = makeModel(model.network, model.likelihood, { ...model.prior, scale: s });
     let total = 0;
-    for (const [f, val] of folds.entries()) {
-      const inVal = new Uint8Array(data.train.n);
-      for (const i of val) inVal[i] = 1;
-      const rest = new Int32Array(data.train.n - val.length);
-      let r = 0;
-      for (let i = 0; i < data.train.n; i++) if (!inVal[i]) rest[r++] = i;
-      const fitPart = takeRows(data.train, rest);
-      const valSplit: DataSplit = { ...data, train: fitPart, test: takeRows(data.train, val) };
+    for (const [f, { fitPart, valSplit }] of parts.entries()) {
       let result;
       try {
-        result = await fit(keys[g * folds.length + f], method, m, fitPart, { batchSize: o.batchSize, options: o.options });
+        result = await fit(keys[g * parts.length + f], method, m, fitPart, { batchSize: o.batchSize, options: o.options });
       } catch (e) {
-        // A scale at which the method diverges scores as the worst possible.
+        // A scale at which the method diverges scores as the worst possible; its other folds are skipped.
         if (!(e instanceof DivergenceError)) throw e;
         free(e.lastGood);
+        free(keys.slice(g * parts.length + f + 1, (g + 1) * parts.length));
         total = Infinity;
         break;
       }
@@ -91,8 +95,8 @@ export async function selectPriorScale(k: Key, method: Method, model: Model, dat
         if (result.sampled !== result.posterior) result.sampled.dispose();
       }
     }
-    nll.push(total / folds.length);
-    o.log?.(`prior scale ${s}: validation NLL ${nll[g].toFixed(4)} (${folds.length === 1 ? "one 20% part" : `${folds.length} folds`})`);
+    nll.push(total / parts.length);
+    o.log?.(`prior scale ${s}: validation NLL ${nll[g].toFixed(4)} (${parts.length === 1 ? "one 20% part" : `${parts.length} folds`})`);
   }
   const best = nll.reduce((b, v, i) => (v < nll[b] ? i : b), 0);
   if (!Number.isFinite(nll[best])) throw new Error(`cross-validation of the prior scale: the method diverged at every scale of the grid (${grid.join(", ")})`);

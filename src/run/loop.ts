@@ -148,10 +148,12 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
   const reduce = (s2: S, info: Info, u: number): [S, JArray, Info] => {
     const loss = info.loss.ref;
     const perStep = u > 1 ? loss.reshape([u, loss.size / u]).mean(1) : loss.mean().reshape([1]);
-    const floats = leaves(s2).filter((a) => String(a.dtype).startsWith("float"));
-    const total = floats.length > 0 ? sumAll(floats.map((a) => a.ref.sum().astype(np.float32))) : fromHost([0], []);
-    // With copies, each step's objective per copy follows ([u x copies], step-major): which copy diverged.
-    const perCopy = lead > 0 && opts.restart ? [info.loss.ref.reshape([-1]).astype(np.float32), opts.restart.copyTotals(s2).astype(np.float32)] : [];
+    // With restarts, each step's objective per copy ([u x copies], step-major) and each copy's state
+    // sum follow: which copy diverged. The state's total is then the sum of the copies'.
+    const copyTotals = lead > 0 && opts.restart ? opts.restart.copyTotals(s2) : undefined;
+    const floats = copyTotals ? [] : leaves(s2).filter((a) => String(a.dtype).startsWith("float"));
+    const total = copyTotals ? copyTotals.ref.sum() : floats.length > 0 ? sumAll(floats.map((a) => a.ref.sum().astype(np.float32))) : fromHost([0], []);
+    const perCopy = copyTotals ? [info.loss.ref.reshape([-1]).astype(np.float32), copyTotals] : [];
     return [s2, np.concatenate([perStep.astype(np.float32), total.reshape([1]), ...perCopy]), mapTree((a) => a.mean(), info)];
   };
   const single = compile((kk: Key, s: S, b: Batch) => reduce(...method.step(kk, s, b), 1), { consume: [0, 1, 2] });
@@ -216,9 +218,8 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
       free(info);
       info = means;
       const read = await toHost(checks);
-      const restartsBefore = restarts.length;
       const perStep = read.subarray(0, u);
-      const stateOk = Number.isFinite(read[u]);
+      let stateOk = Number.isFinite(read[u]);
       let bad = perStep.findIndex((v) => !Number.isFinite(v));
       const rs = opts.restart;
       if ((bad >= 0 || !stateOk) && rs && lead > 0) {
@@ -242,9 +243,10 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
             perStep[i] = sum / (copies - badCopies.length);
           }
           bad = -1;
+          stateOk = true;
         }
       }
-      if (bad >= 0 || (!stateOk && restarts.length === restartsBefore)) {
+      if (bad >= 0 || !stateOk) {
         const at = bad >= 0 ? done + bad + 1 : done + u;
         const what = bad >= 0 ? `the objective (${perStep[bad]})` : `the state (objective ${perStep[u - 1]})`;
         if (ck && prior) {
