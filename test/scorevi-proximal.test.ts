@@ -14,6 +14,7 @@ import type { Family } from "../src/vi/family.js";
 import { makeModel, logDensity } from "../src/models/model.js";
 import { mlp } from "../src/models/mlp.js";
 import { gaussian } from "../src/models/likelihood.js";
+import { paramPriorScales } from "../src/models/prior.js";
 import { spdInverse } from "../src/bench/hostlinalg.js";
 import { blrPosterior, gaussianErrors, toRows } from "./exact.js";
 
@@ -293,4 +294,42 @@ test("full rank, closed-form steps, lambda = 1 from a start 30-100x too wide: co
 test("full rank: on a target without a maximum (log p = |theta|^2 / 2) q runs off until the arithmetic overflows, and the run stops with an error", async () => {
   const improper = (theta: JArray, _b: unknown): JArray => theta.ref.mul(theta).sum().mul(0.5);
   await assert.rejects(runFullRank(improper, 3, { initScale: 1 }, 2000, 23), /diverged/);
+});
+
+test("diagonal version, per-leaf maxSigma (the fit job's fan-in prior sds): every leaf's sigma stays under its own bound, and reaches it where the data say nothing", async () => {
+  // Column 2 of the inputs is zeroed: its weight has no likelihood curvature, so only the bound holds its sigma.
+  const xz = XB.map((x) => [x[0], x[1], 0, x[3]]);
+  const prior = { kind: "gaussian" as const, scale: 1, scaling: "fan-in" as const };
+  const model = makeModel(mlp({ inputShape: [DB], hidden: [], outputDim: 1 }), gaussian({ sigma: SIG }), prior);
+  // Fan-in prior of a 4 -> 1 dense layer: w ~ N(0, 1 / 4), b ~ N(0, 1); in `leaves` order (w, then b).
+  const template = model.init(key(1));
+  assert.deepEqual(paramPriorScales(prior, template), [0.5, 1]);
+  tree.dispose(template);
+  // Bounds a fifth of each leaf's prior sd: 0.2 for b, 0.1 for w. One number (0.2) would let w's sigma reach 0.2.
+  const vi = create(logDensity(model, { dataSize: NB }), { dataSize: NB, sigma0: 1e-2, maxSigma: (mu) => paramPriorScales(prior, mu).map((s) => s / 5) });
+  const [k0, k1, k2] = split(key(6), 3);
+  let state = vi.init(k0, model.init(k1));
+  const step = compile(vi.step, { consume: [0, 1] });
+  const batch = () => ({ x: fromHost(xz.slice(0, 50).flat(), [50, DB]), y: fromHost(YB.slice(0, 50), [50]) });
+  let k = k2;
+  for (let t = 0; t < 60; t++) {
+    const [ks, kn] = split(k, 2);
+    k = kn;
+    const [s, info] = step(ks, state, batch());
+    state = s;
+    tree.dispose(info);
+  }
+  const layer = (state.q.rho.net as { layers: { w: JArray; b: JArray }[] }).layers[0];
+  const sd = (r: Float32Array | Int32Array) => Array.from(r, (v) => Math.log1p(Math.exp(v)));
+  const sw = sd(await toHost(layer.w.ref));
+  const sb = sd(await toHost(layer.b.ref));
+  tree.dispose(state);
+  k.dispose();
+  step.dispose();
+  // float32 softplus round trip: 1e-5 relative.
+  for (const v of sw) assert.ok(v <= 0.1 * (1 + 1e-5), `w sigma ${v} above its bound 0.1`);
+  for (const v of sb) assert.ok(v <= 0.2 * (1 + 1e-5), `b sigma ${v} above its bound 0.2`);
+  assert.ok(Math.abs(sw[2] / 0.1 - 1) < 1e-4, `the zeroed column's weight should sit at its bound 0.1, got ${sw[2]}`);
+  // The data pin the other weights well inside the bound (posterior sd ~ SIG / sqrt(N var(x)) ~ 0.03).
+  for (const j of [0, 1, 3]) assert.ok(sw[j] < 0.06, `w_${j} sigma ${sw[j]} should be set by the data, far under 0.1`);
 });

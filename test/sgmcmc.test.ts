@@ -16,13 +16,15 @@ import { compile, fromHost, key, np, split, toHost, type JArray, type Key } from
 import { fuseSteps } from "../src/core/fuse.js";
 import type { Info } from "../src/core/method.js";
 import { replicate, type Replicated } from "../src/core/replicate.js";
-import { constant, cyclicalCosine, cyclicalGate, gateOpen } from "../src/core/schedule.js";
+import { constant, cyclicalCosine, cyclicalGate, gateOpen, scheduleValues, stepDrop, type Schedule } from "../src/core/schedule.js";
+import { resolveOptions } from "../src/core/spec.js";
+import { collectionSteps, DEFAULT_DROP_FACTOR, stepSchedule } from "../src/sgmcmc/common.js";
 import { free, stackTrees, type Tree } from "../src/core/tree.js";
 import type { Batch, LogDensityFn, ModelMethod, Params } from "../src/models/model.js";
-import { create as sgld } from "../src/sgmcmc/sgld.js";
-import { create as psgld } from "../src/sgmcmc/psgld.js";
-import { create as sghmc } from "../src/sgmcmc/sghmc.js";
-import { create as sgnht } from "../src/sgmcmc/sgnht.js";
+import { create as sgld, spec as sgldSpec } from "../src/sgmcmc/sgld.js";
+import { create as psgld, spec as psgldSpec } from "../src/sgmcmc/psgld.js";
+import { create as sghmc, spec as sghmcSpec } from "../src/sgmcmc/sghmc.js";
+import { create as sgnht, spec as sgnhtSpec } from "../src/sgmcmc/sgnht.js";
 import { spdInverse } from "../src/bench/hostlinalg.js";
 import { blrPosterior, sampleMoments, toRows } from "./exact.js";
 
@@ -307,4 +309,27 @@ test("psgld at its default beta = 0.99: biased while V follows the gradient, exa
   if (process.env.BAYESDL_TEST_VERBOSE) console.error(`psgld beta 0.99: covariance error adapting ${eA.toFixed(3)}, frozen ${eF.toFixed(3)}`);
   assertMoments("psgld (frozen)", frozen, MU, S, 0.25, 0.15);
   assert.ok(eA > 2 * eF && eA > 0.15, `adapting V should show the bias: covariance error ${eA.toFixed(3)} vs frozen ${eF.toFixed(3)}`);
+});
+
+test("stepDrop: c for the burn-in's steps, r c from the first sampling step on; the step samplers' spec takes it for classification only", async () => {
+  const s = stepDrop(0.5, 3, 0.1);
+  const v = Array.from(await scheduleValues(s, 6));
+  const want = [0.5, 0.5, 0.5, 0.05, 0.05, 0.05];
+  v.forEach((x, i) => assert.ok(Math.abs(x - want[i]) < 1e-7, `step ${i}: ${x}, expected ${want[i]}`));
+  assert.deepEqual(s.spec, { kind: "stepDrop", value: 0.5, at: 3, factor: 0.1 });
+  assert.throws(() => stepDrop(0.5, 3, 0), /factor must be in \(0, 1\]/);
+  // Resolved defaults: the drop happens exactly when the burn-in ends, so every kept sample is taken at r c.
+  for (const spec of [sghmcSpec, sgnhtSpec, sgldSpec, psgldSpec]) {
+    const ctx = { n: 6000, batchSize: 128, stepsPerEpoch: 46 };
+    const cls = resolveOptions(spec, {}, { ...ctx, classification: true });
+    const reg = resolveOptions(spec, {}, { ...ctx, classification: false });
+    assert.equal(cls.schedule, "drop", spec.name);
+    assert.equal(cls.dropFactor, DEFAULT_DROP_FACTOR, spec.name);
+    assert.equal(reg.schedule, "constant", spec.name);
+    const sched = stepSchedule(cls);
+    assert.ok(typeof sched !== "number" && sched.spec.kind === "stepDrop" && sched.spec.at === cls.burnin, spec.name);
+    const vals = await scheduleValues(sched as Schedule, cls.burnin + 2);
+    assert.ok(Math.abs(vals[cls.burnin - 1] / cls.lr - 1) < 1e-6 && Math.abs(vals[cls.burnin] / (cls.lr * DEFAULT_DROP_FACTOR) - 1) < 1e-6, spec.name);
+    assert.ok(collectionSteps(cls)[0] > cls.burnin, spec.name);
+  }
 });

@@ -41,6 +41,7 @@ export const spec: ModelMethodSpec<EnsembleSpecOptions> = {
   name: "ensemble",
   family: "baselines",
   summary: "deep ensemble: M MAP networks from independent inits and shuffles, stepped together",
+  cost: "5x MAP (5 members of 20 epochs)",
   paper: "Lakshminarayanan, Pritzel & Blundell 2017, Simple and scalable predictive uncertainty estimation using deep ensembles",
   options: {
     epochs: use(OPTIONS.epochs, 20),

@@ -72,6 +72,7 @@ export const spec: ModelMethodSpec<MapMethodOptions> = {
   name: "map",
   family: "baselines",
   summary: "MAP point estimate (Adam; the Gaussian prior acts as weight decay)",
+  cost: "the reference: 20 epochs",
   paper: "the maximum a posteriori baseline",
   options: {
     epochs: use(OPTIONS.epochs, 20),

@@ -101,7 +101,7 @@ export function buildProgram(): Command {
     .description("fit a posterior (or a baseline) to a data set, report held-out metrics, optionally save it")
     .addOption(new Option("--data <source>", dataHelp).default("mnist"))
     .addOption(new Option("--model <spec>", "network spec: mlp:<widths>[:relu|tanh|gelu] or cnn:<channels>[:<dense widths>]").default("mlp:400,400"))
-    .addOption(new Option("--method <name>", `inference method: ${METHODS.map((m) => `${m.name} (${m.summary})`).join("; ")}`).choices(METHOD_NAMES).default("map"))
+    .addOption(new Option("--method <name>", `inference method: ${METHODS.map((m) => `${m.name} (${m.summary}; cost: ${m.cost})`).join("; ")}`).choices(METHOD_NAMES).default("map"))
     .option("--batch-size <n>", "minibatch size (default 128)", int("--batch-size", 1))
     .addOption(new Option("--prior <kind>", "prior on the network's parameters: fan-in (weights N(0, s^2 / fan-in), biases N(0, s^2)) or iid (N(0, s^2) on every parameter)").choices(["fan-in", "iid"]).default("fan-in"))
     .option("--prior-scale <s>", `the prior's scale s: one number, one per layer separated by commas (e.g. 1,0.5,0.1), or cv (chosen by cross-validation on the training part from ${CV_GRID.join(", ")}) (default ${DEFAULT_PRIOR_SCALE} with --prior fan-in, 1 with iid)`, priorScales)

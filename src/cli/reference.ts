@@ -78,10 +78,10 @@ export const FIT_JOB_FLAGS: readonly JobFlag[] = [
 
 const cell = (s: string) => s.replace(/\|/g, "\\|");
 
-/** The README's method table: name, family, what it does, the paper. */
+/** The README's method table: name, family, what it does, its default run's cost against MAP's, the paper. */
 export function methodsTable(): string {
-  const rows = METHODS.map((m) => `| \`${m.name}\` | ${m.family} | ${cell(m.summary)} | ${cell(m.paper)} |`);
-  return ["| method | family | what | paper |", "|---|---|---|---|", ...rows].join("\n");
+  const rows = METHODS.map((m) => `| \`${m.name}\` | ${m.family} | ${cell(m.summary)} | ${cell(m.cost)} | ${cell(m.paper)} |`);
+  return ["| method | family | what | cost (default run, against MAP's) | paper |", "|---|---|---|---|---|", ...rows].join("\n");
 }
 
 /** The README's table of `bayesdl fit` flags: the job's, then every method option with its per-method defaults. */

@@ -90,7 +90,12 @@ export const OPTIONS = {
   samples: int("samples", "s", "posterior draws kept: per chain for samplers, from q for variational methods", 1),
   burnin: int("burnin", "steps", "steps before the first sample is kept", 0),
   thin: int("thin", "steps", "steps between kept samples", 1),
-  schedule: choice("schedule", "step sizes constant, or decaying as eps (1 + t/b)^-0.55 with b a tenth of the run", ["constant", "polynomial"] as const),
+  schedule: choice(
+    "schedule",
+    "step sizes constant, decaying as eps (1 + t/b)^-0.55 with b a tenth of the run, or dropping to eps r (--drop-factor) when the burn-in ends",
+    ["constant", "polynomial", "drop"] as const,
+  ),
+  dropFactor: numberOption("dropFactor", "r", "with --schedule drop: the step while samples are kept is r times the burn-in's", "a number in (0, 1]", (v) => v > 0 && v <= 1),
   cycles: int("cycles", "c", "cycles of the cyclical step size over the run", 1),
   explore: fraction("explore", "beta", "fraction of each cycle spent exploring: no noise and no samples there"),
   friction: fraction("friction", "alpha", "friction alpha of the momentum samplers: 1 - momentum, and the injected noise's scale 2 alpha eta"),

@@ -15,6 +15,7 @@
  *   linearWarmup(c, W):          c min(1, (t + 1) / W)
  *   halvingCycle(M):             M 2^-i / (1 - 2^-M),  i = t mod M + 1   (Blundell et al. 2015, eq. 9)
  *   inverseTime(c):              c / (t + 1)                        (BaM's lambda_t, Cai et al. 2024)
+ *   stepDrop(c, t0, r):          c for t < t0, r c after            (a sampler's burn-in, then its sampling stage)
  *
  * with L = ceil(T / C) the cycle length of a run of T steps in C cycles and m_t = t mod L.
  */
@@ -29,6 +30,7 @@ export type ScheduleSpec =
   | { readonly kind: "linearWarmup"; readonly value: number; readonly warmupSteps: number }
   | { readonly kind: "halvingCycle"; readonly batchesPerEpoch: number }
   | { readonly kind: "inverseTime"; readonly value: number }
+  | { readonly kind: "stepDrop"; readonly value: number; readonly at: number; readonly factor: number }
   | { readonly kind: "custom"; readonly description: string };
 
 /** A value as a traced function of the step counter (consumes `t`); elementwise in `t`. */
@@ -134,6 +136,15 @@ export function halvingCycle(batchesPerEpoch: number): Schedule {
 export function inverseTime(c: number): Schedule {
   check(c > 0, `inverseTime: c must be > 0, got ${c}`);
   return make({ kind: "inverseTime", value: c }, (t) => np.zerosLike(t.ref).add(c).div(t.add(1)));
+}
+
+/** c for the first `at` steps (t < at), then r c: one drop, e.g. at the end of a sampler's burn-in. */
+export function stepDrop(c: number, at: number, factor: number): Schedule {
+  check(c > 0, `stepDrop: the initial value must be > 0, got ${c}`);
+  check(Number.isInteger(at) && at >= 0, `stepDrop: the drop step must be an integer >= 0, got ${at}`);
+  check(factor > 0 && factor <= 1, `stepDrop: the factor must be in (0, 1], got ${factor}`);
+  // The -0.5 keeps the comparison away from rounding at t = at.
+  return make({ kind: "stepDrop", value: c, at, factor }, (t) => np.less(t, at - 0.5).astype(np.float32).mul(c * (1 - factor)).add(c * factor));
 }
 
 /**

@@ -87,6 +87,11 @@ export interface MethodSpec<O, M = unknown, P = Tree, B = unknown> {
   readonly summary: string;
   /** The paper it implements (authors, year, title). */
   readonly paper: string;
+  /**
+   * What its default run costs against MAP's default run (20 epochs), in minibatch gradient (or score)
+   * evaluations on embedded MNIST: one line for `--help` and the README.
+   */
+  readonly cost: string;
   /** The options it takes, in resolution order (a default may read the options before it). */
   readonly options: OptionUses<O>;
   /** Posterior kinds its fits save beyond a set of draws, so that evaluation can rebuild them. */

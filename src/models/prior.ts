@@ -76,6 +76,19 @@ export function leafScales(spec: PriorSpec, layers: readonly Tree[]): number[][]
 }
 
 /**
+ * Every parameter leaf's prior standard deviation, in `leaves(params)` order: a network leaf's from
+ * {@link leafScales}, 1 for a likelihood leaf (the learned log noise scale's N(log sigma0, 1) prior).
+ * Borrows `params` (traced or concrete; only the tree's structure and shapes are read).
+ */
+export function paramPriorScales(spec: PriorSpec, params: { net: Tree; lik?: Tree }): number[] {
+  const layers = layerList(params.net);
+  const scales = leafScales(spec, layers);
+  const byLeaf = new Map<JArray, number>();
+  layers.forEach((layer, l) => leaves(layer).forEach((leaf, i) => byLeaf.set(leaf, scales[l][i])));
+  return leaves(params).map((leaf) => byLeaf.get(leaf) ?? 1);
+}
+
+/**
  * Gaussian prior: log p(theta) = sum_leaves sum_i [ -theta_i^2 / (2 s^2) - 1/2 log(2 pi s^2) ], with s
  * each leaf's standard deviation from {@link leafScales}. Layers are the elements of the network's
  * layer lists (`layers` for MLPs; `convs` then `dense` for CNNs). Consumes `netParams`.

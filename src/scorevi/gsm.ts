@@ -127,6 +127,7 @@ export const spec: ModelMethodSpec<GaussianScoreSpecOptions> = {
   name: "gsm",
   family: "scorevi",
   summary: "Gaussian score matching: batch closed-form full-covariance updates over all parameters of a small model",
+  cost: "9x MAP (a 20-epoch MAP warm start, then 20 epochs of 8 score evaluations per step) plus O(d^2) per step (small models only)",
   paper: "Modi, Gower, Margossian, Wu, Blei & Saul 2023, Variational inference with Gaussian score matching",
   options: gaussianScoreOptions(),
   kinds: [gaussianKind],

@@ -259,6 +259,7 @@ export const spec: ModelMethodSpec<FullRankProximalSpecOptions> = {
   name: "proximal-svi-fullrank",
   family: "scorevi",
   summary: "proximal score-matching VI, full-rank Gaussian q over all parameters of a small model (at most 3,000), closed-form Newton steps, from a MAP warm start",
+  cost: "9x MAP (a 20-epoch MAP warm start, then 20 epochs of 8 score evaluations per step) plus O(d^2) per step (small models only)",
   paper: "in the spirit of Kim 2026, Large-scale score-based variational posterior inference for Bayesian deep neural networks",
   options: {
     epochs: use(OPTIONS.epochs, 20),

@@ -23,6 +23,7 @@ export const spec: ModelMethodSpec<CsgldOptions> = {
   name: "csgld",
   family: "sgmcmc",
   summary: "cyclical SGLD: cosine step-size cycles, noise and samples only at the end of each",
+  cost: "1.6x MAP per chain (30 epochs, at least 2,000 steps)",
   paper: "Zhang, Li, Zhang, Chen & Wilson 2020, Cyclical stochastic gradient MCMC for Bayesian deep learning",
   options: {
     ...cyclicalRunOptions(),

@@ -67,6 +67,7 @@ export const spec: ModelMethodSpec<SghmcSpecOptions> = {
   name: "sghmc",
   family: "sgmcmc",
   summary: "stochastic gradient HMC, momentum form",
+  cost: "1.8x MAP per chain (burn-in of 10 epochs, at least 1,000 steps, then 20 epochs of samples)",
   paper: "Chen, Fox & Guestrin 2014, Stochastic gradient Hamiltonian Monte Carlo",
   options: {
     ...stepSamplerOptions(...taskStep(2e-3, 2e-3)),

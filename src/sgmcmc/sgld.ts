@@ -51,6 +51,7 @@ export const spec: ModelMethodSpec<StepSamplerOptions> = {
   name: "sgld",
   family: "sgmcmc",
   summary: "stochastic gradient Langevin dynamics",
+  cost: "1.8x MAP per chain (burn-in of 10 epochs, at least 1,000 steps, then 20 epochs of samples)",
   paper: "Welling & Teh 2011, Bayesian learning via stochastic gradient Langevin dynamics",
   options: stepSamplerOptions(...taskStep(2e-2, 1e-3)),
   plan: (o) => samplerPlan(o),

@@ -86,6 +86,7 @@ export const spec: ModelMethodSpec<SgnhtSpecOptions> = {
   name: "sgnht",
   family: "sgmcmc",
   summary: "stochastic gradient Nose-Hoover thermostat: SGHMC whose friction adapts to the gradient noise",
+  cost: "1.8x MAP per chain (burn-in of 10 epochs, at least 1,000 steps, then 20 epochs of samples)",
   paper: "Ding, Fang, Babbush, Chen, Skeel & Neven 2014, Bayesian sampling using stochastic gradient thermostats",
   options: { ...stepSamplerOptions(...taskStep(2e-3, 2e-3)), friction: use(OPTIONS.friction, DEFAULT_FRICTION) },
   plan: (o) => samplerPlan(o),

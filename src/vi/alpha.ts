@@ -188,6 +188,7 @@ export const spec: ModelMethodSpec<AlphaSpecOptions> = {
   name: "alpha",
   family: "vi",
   summary: "mean-field alpha-divergence VI: black-box alpha or the Renyi bound",
+  cost: "5x MAP (20 epochs of 5 weight draws per step)",
   paper: "Hernandez-Lobato et al. 2016, Black-box alpha divergence minimization; Li & Gal 2017; Li & Turner 2016, Renyi divergence variational inference",
   options: {
     ...alphaRunOptions,

@@ -363,6 +363,7 @@ export function bbbSpec(name: string, estimator: Estimator, summary: string, pap
     family: "vi",
     summary,
     paper,
+    cost: "1x MAP in gradient evaluations (20 epochs, one weight draw per step), each step heavier (twice the parameters, the draw)",
     options: {
       ...meanFieldRunOptions(BBB_DEFAULTS.samples),
       // Validated with bbb on 6,000 / 2,000 of the training digits (docs/priors.md): T = 0.1 beat T = 1

@@ -26,6 +26,7 @@ export const spec: ModelMethodSpec<FlowSpecOptions> = {
   name: "flow",
   family: "vi",
   summary: "RealNVP normalizing-flow VI over all parameters of a small model (at most 3,000), from a MAP warm start",
+  cost: "2x MAP (a 20-epoch MAP warm start, then 20 epochs of one draw per step) plus the flow's layers (small models only)",
   paper: "Dinh, Sohl-Dickstein & Bengio 2017, Density estimation using Real NVP (fitted by ADVI, Kucukelbir et al. 2017)",
   options: { ...meanFieldRunOptions(1), flowLayers: use(OPTIONS.flowLayers, 4) },
   kinds: [flatKind("realnvp", (d, o) => realNvp(d, { layers: Number(o.layers), hidden: Number(o.hidden) }))],

@@ -19,6 +19,7 @@ export const spec: ModelMethodSpec<BbbSpecOptions> = {
   name: "fullrank",
   family: "vi",
   summary: "full-rank Gaussian ADVI over all parameters of a small model (at most 3,000), from a MAP warm start",
+  cost: "2x MAP (a 20-epoch MAP warm start, then 20 epochs of one draw per step) plus O(d^2) per step (small models only)",
   paper: "Kucukelbir, Tran, Ranganath, Gelman & Blei 2017, Automatic differentiation variational inference",
   options: meanFieldRunOptions(1),
   kinds: [flatKind("fullrank", (d) => fullRank(d))],
