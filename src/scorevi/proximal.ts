@@ -189,13 +189,13 @@ export const PROXIMAL_DEFAULTS = { lambda: 50, samplesPerStep: 2, innerSteps: 2,
  * Trust region (a choice): one outer step moves mu_j by at most kappa sigma_tj (kappa = 1) and changes
  * sigma_j by at most a factor 2, and sigma_j never exceeds `maxSigma` (the fit job passes each leaf's
  * tempered prior sd, s_i sqrt(T): for the weights of the fan-in prior s / sqrt(fan-in); one bound for
- * all leaves, the largest of them (a bias's s), let the weights' sigma reach 28 times their prior sd and
- * the MNIST fit reach 75% error: docs/priors.md). On networks the per-coordinate curvature statistic X = <sigma_t s eps_j> is
- * a Hutchinson-type estimate whose noise grows with the off-diagonal Hessian mass times every other
- * coordinate's sigma; without the bounds, noise that made X look non-positive widened q, wider q made
- * X noisier, and the mean step (~ sigma^2 s) grew with it until a draw overflowed (docs/tuning.md).
- * The bounds do not move the fixed point of a Gaussian target (the Bayesian linear regression test
- * reaches it with them on).
+ * all leaves, the largest of them (a bias's s), let the weights' sigma reach 28 times their prior sd
+ * and the MNIST fit reach 75% error: docs/priors.md). On networks the per-coordinate curvature
+ * statistic X = <sigma_t s eps_j> is a Hutchinson-type estimate whose noise grows with the
+ * off-diagonal Hessian mass times every other coordinate's sigma; without the bounds, noise that made
+ * X look non-positive widened q, wider q made X noisier, and the mean step (~ sigma^2 s) grew with it
+ * until a draw overflowed (docs/tuning.md). The bounds do not move the fixed point of a Gaussian
+ * target (the Bayesian linear regression test reaches it with them on).
  *
  * Posterior: the average of the iterates (Polyak-Ruppert averaging; with `averageFrom`, which the
  * `proximal-svi` spec sets to half of the run's steps). After step s > averageFrom, with
