@@ -63,7 +63,7 @@ import { use } from "../core/spec.js";
 import type { ModelMethodSpec } from "../models/model.js";
 import { flatTarget, type FlatLogDensity } from "../vi/family.js";
 import { acceptOrKeep, batchScores, checkBatchSize, DEFAULT_INIT_SCALE, drawGaussian, gaussianKind, gaussianPosterior, initState, symmetrize, type GaussianState, type ScoreViInfo, type ScoreViOptions } from "./gaussian-state.js";
-import { gaussianScoreOptions, warmStartPlan, type GaussianScoreSpecOptions } from "./gsm.js";
+import { gaussianScoreOptions, WARM_START_SCORE_COST, warmStartPlan, type GaussianScoreSpecOptions } from "./gsm.js";
 
 /** BaM options. */
 export interface BamOptions extends ScoreViOptions {
@@ -144,7 +144,7 @@ export const spec: ModelMethodSpec<BamSpecOptions> = {
   name: "bam",
   family: "scorevi",
   summary: "batch and match: closed-form proximal full-covariance Gaussian updates over all parameters of a small model",
-  cost: "9x MAP (a 20-epoch MAP warm start, then 20 epochs of 8 score evaluations per step) plus O(d^2) per step (small models only)",
+  cost: WARM_START_SCORE_COST,
   paper: "Cai, Modi, Pillaud-Vivien, Margossian, Gower, Blei & Saul 2024, Batch and match: black-box variational inference with a score-based divergence",
   options: { ...gaussianScoreOptions(), lambda: use(OPTIONS.lambda, undefined, "2 (t + 1) / (B d): the paper's lambda_t = B d / (t + 1)") },
   kinds: [gaussianKind],

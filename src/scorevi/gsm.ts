@@ -117,6 +117,9 @@ export function gaussianScoreOptions(): OptionUses<GaussianScoreSpecOptions> {
   };
 }
 
+/** The cost (core/spec.ts `cost`) of a {@link warmStartPlan} run with 8 score evaluations per step. */
+export const WARM_START_SCORE_COST = "9x MAP (a 20-epoch MAP warm start, then 20 epochs of 8 score evaluations per step) plus O(d^2) per step (small models only)";
+
 /** `epochs` of steps from a MAP warm start of as many epochs, then `samples` draws from q. */
 export function warmStartPlan(o: { epochs: number; samples: number }): RunPlan {
   return { collect: "final", epochs: o.epochs, draws: o.samples, warmStart: { epochs: o.epochs } };
@@ -127,7 +130,7 @@ export const spec: ModelMethodSpec<GaussianScoreSpecOptions> = {
   name: "gsm",
   family: "scorevi",
   summary: "Gaussian score matching: batch closed-form full-covariance updates over all parameters of a small model",
-  cost: "9x MAP (a 20-epoch MAP warm start, then 20 epochs of 8 score evaluations per step) plus O(d^2) per step (small models only)",
+  cost: WARM_START_SCORE_COST,
   paper: "Modi, Gower, Margossian, Wu, Blei & Saul 2023, Variational inference with Gaussian score matching",
   options: gaussianScoreOptions(),
   kinds: [gaussianKind],

@@ -89,7 +89,7 @@ import type { ModelMethodSpec } from "../models/model.js";
 import type { BbbSpecOptions } from "../vi/bbb.js";
 import { flatTarget, type FlatLogDensity } from "../vi/family.js";
 import { batchScores, DEFAULT_INIT_SCALE, gaussianKind, gaussianPosterior, symmetrize } from "./gaussian-state.js";
-import { warmStartPlan } from "./gsm.js";
+import { WARM_START_SCORE_COST, warmStartPlan } from "./gsm.js";
 
 /** Options of {@link createFullRank}. */
 export interface FullRankProximalOptions {
@@ -259,7 +259,7 @@ export const spec: ModelMethodSpec<FullRankProximalSpecOptions> = {
   name: "proximal-svi-fullrank",
   family: "scorevi",
   summary: "proximal score-matching VI, full-rank Gaussian q over all parameters of a small model (at most 3,000), closed-form Newton steps, from a MAP warm start",
-  cost: "9x MAP (a 20-epoch MAP warm start, then 20 epochs of 8 score evaluations per step) plus O(d^2) per step (small models only)",
+  cost: WARM_START_SCORE_COST,
   paper: "in the spirit of Kim 2026, Large-scale score-based variational posterior inference for Bayesian deep neural networks",
   options: {
     epochs: use(OPTIONS.epochs, 20),

@@ -238,8 +238,7 @@ export function create(logDensity: LogDensityFn, opts: ProximalOptions): ModelMe
     return b;
   };
   if (typeof maxSigma === "number") checkBound(maxSigma);
-  const boundsOf = (mu: Params, count: number): number[] =>
-    typeof maxSigma === "number" ? new Array<number>(count).fill(maxSigma) : maxSigma(mu).map(checkBound);
+  const boundsOf = (mu: Params): number[] => (typeof maxSigma === "number" ? leaves(mu).map(() => maxSigma) : maxSigma(mu).map(checkBound));
   if (!(maxScale > 1)) throw new RangeError(`proximal: maxScaleChange must be > 1 (or Infinity), got ${maxScale}`);
   const lambdaAt = resolveLambda(who, opts.lambda ?? PROXIMAL_DEFAULTS.lambda, m);
   const from = opts.averageFrom ?? Infinity;
@@ -258,7 +257,7 @@ export function create(logDensity: LogDensityFn, opts: ProximalOptions): ModelMe
     step(k, state, batch) {
       const t = state.step;
       const lam = lambdaAt(t.ref);
-      const bounds = boundsOf(state.q.mu, leaves(state.q.mu).length);
+      const bounds = boundsOf(state.q.mu);
       const [muT, unflatten] = flattenTree(state.q.mu);
       const sigT = leaves(state.q.rho).map((r) => softplus(r));
       const size = muT.reduce((s, a) => s + a.size, 0);

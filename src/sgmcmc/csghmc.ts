@@ -7,7 +7,7 @@
 import { OPTIONS } from "../core/options.js";
 import { use } from "../core/spec.js";
 import type { ModelMethodSpec } from "../models/model.js";
-import { cyclicalRunOptions, cyclicalSchedules, samplerPlan, type CyclicalRunOptions, taskStep } from "./common.js";
+import { CYCLICAL_RUN_COST, cyclicalRunOptions, cyclicalSchedules, samplerPlan, type CyclicalRunOptions, taskStep } from "./common.js";
 import { create, DEFAULT_FRICTION } from "./sghmc.js";
 
 /** Options of `--method csghmc`. */
@@ -21,7 +21,7 @@ export const spec: ModelMethodSpec<CsghmcOptions> = {
   name: "csghmc",
   family: "sgmcmc",
   summary: "cyclical SGHMC: cosine learning-rate cycles, noise and samples only at the end of each",
-  cost: "1.6x MAP per chain (30 epochs, at least 2,000 steps)",
+  cost: CYCLICAL_RUN_COST,
   paper: "Zhang, Li, Zhang, Chen & Wilson 2020, Cyclical stochastic gradient MCMC for Bayesian deep learning",
   options: {
     ...cyclicalRunOptions(),

@@ -29,7 +29,7 @@ import { np, valueAndGradient, type JArray } from "../core/engine.js";
 import { pointMass } from "../core/posterior.js";
 import { keep, mapTree, zerosLike } from "../core/tree.js";
 import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
-import { addNoise, samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerInfo, type SamplerOptions, type StepSamplerOptions, taskStep } from "./common.js";
+import { addNoise, SAMPLER_RUN_COST, samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerInfo, type SamplerOptions, type StepSamplerOptions, taskStep } from "./common.js";
 
 /** Options of {@link create}: the sampler's, plus the RMSprop decay and damping. */
 export interface PsgldOptions extends SamplerOptions {
@@ -97,7 +97,7 @@ export const spec: ModelMethodSpec<StepSamplerOptions> = {
   name: "psgld",
   family: "sgmcmc",
   summary: "preconditioned SGLD with an RMSprop preconditioner",
-  cost: "1.8x MAP per chain (burn-in of 10 epochs, at least 1,000 steps, then 20 epochs of samples)",
+  cost: SAMPLER_RUN_COST,
   paper: "Li, Chen, Carlson & Carin 2016, Preconditioned stochastic gradient Langevin dynamics for deep neural networks",
   // The preconditioner scales with 1 / |grad log p_T|, which absorbs the temperature: no T here. The
   // classification step was chosen on training digits with the drop schedule (docs/priors.md).

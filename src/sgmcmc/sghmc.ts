@@ -15,7 +15,7 @@ import { pointMass } from "../core/posterior.js";
 import { use } from "../core/spec.js";
 import { keep, mapTree, zerosLike } from "../core/tree.js";
 import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
-import { addNoise, samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerInfo, type SamplerOptions, type StepSamplerOptions, taskStep } from "./common.js";
+import { addNoise, SAMPLER_RUN_COST, samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerInfo, type SamplerOptions, type StepSamplerOptions, taskStep } from "./common.js";
 
 /** Options of {@link create}: the sampler's, plus friction and gradient-noise estimate. */
 export interface SghmcOptions extends SamplerOptions {
@@ -67,7 +67,7 @@ export const spec: ModelMethodSpec<SghmcSpecOptions> = {
   name: "sghmc",
   family: "sgmcmc",
   summary: "stochastic gradient HMC, momentum form",
-  cost: "1.8x MAP per chain (burn-in of 10 epochs, at least 1,000 steps, then 20 epochs of samples)",
+  cost: SAMPLER_RUN_COST,
   paper: "Chen, Fox & Guestrin 2014, Stochastic gradient Hamiltonian Monte Carlo",
   options: {
     ...stepSamplerOptions(...taskStep(2e-3, 2e-3)),

@@ -18,7 +18,7 @@ import { np, valueAndGradient, type JArray } from "../core/engine.js";
 import { pointMass } from "../core/posterior.js";
 import { keep, mapTree } from "../core/tree.js";
 import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
-import { addNoise, samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerInfo, type SamplerOptions, type StepSamplerOptions, taskStep } from "./common.js";
+import { addNoise, SAMPLER_RUN_COST, samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerInfo, type SamplerOptions, type StepSamplerOptions, taskStep } from "./common.js";
 
 /** SGLD state: parameters and the step counter (float32 scalar). */
 export type SgldState = { params: Params; step: JArray };
@@ -51,7 +51,7 @@ export const spec: ModelMethodSpec<StepSamplerOptions> = {
   name: "sgld",
   family: "sgmcmc",
   summary: "stochastic gradient Langevin dynamics",
-  cost: "1.8x MAP per chain (burn-in of 10 epochs, at least 1,000 steps, then 20 epochs of samples)",
+  cost: SAMPLER_RUN_COST,
   paper: "Welling & Teh 2011, Bayesian learning via stochastic gradient Langevin dynamics",
   options: stepSamplerOptions(...taskStep(2e-2, 1e-3)),
   plan: (o) => samplerPlan(o),

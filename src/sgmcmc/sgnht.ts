@@ -24,7 +24,7 @@ import { use } from "../core/spec.js";
 import { keep, leaves, mapTree, sumAll, treeSize } from "../core/tree.js";
 import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
 import { DEFAULT_FRICTION } from "./sghmc.js";
-import { samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerOptions, type StepSamplerOptions, taskStep } from "./common.js";
+import { SAMPLER_RUN_COST, samplerPlan, samplerSchedules, stepSamplerOptions, stepSchedule, type SamplerOptions, type StepSamplerOptions, taskStep } from "./common.js";
 
 /** Options of {@link create}: the sampler's, plus the noise friction a. */
 export interface SgnhtOptions extends SamplerOptions {
@@ -86,7 +86,7 @@ export const spec: ModelMethodSpec<SgnhtSpecOptions> = {
   name: "sgnht",
   family: "sgmcmc",
   summary: "stochastic gradient Nose-Hoover thermostat: SGHMC whose friction adapts to the gradient noise",
-  cost: "1.8x MAP per chain (burn-in of 10 epochs, at least 1,000 steps, then 20 epochs of samples)",
+  cost: SAMPLER_RUN_COST,
   paper: "Ding, Fang, Babbush, Chen, Skeel & Neven 2014, Bayesian sampling using stochastic gradient thermostats",
   options: { ...stepSamplerOptions(...taskStep(2e-3, 2e-3)), friction: use(OPTIONS.friction, DEFAULT_FRICTION) },
   plan: (o) => samplerPlan(o),
