@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The memory test's curves (test/memory.test.ts): RSS and V8 heap every 1,000 steps of 10,000-step
+ * The memory test's curves (test/memory.test.ts): RSS, V8 heap and the engine's memory every 1,000 steps of 10,000-step
  * SGHMC (2 chains) and BBB fits of mlp:50 on the toy regression set, each method in a fresh process,
  * printed as one markdown table. Run after `npm run build`:
  *
@@ -35,7 +35,7 @@ if (values.child) {
     const p = (s) => r.points.find((q) => q.step === s);
     const warm = p(2000) ?? r.points[1];
     const end = r.points[r.points.length - 1];
-    console.log(`${r.method}: ${r.steps} steps in ${r.seconds.toFixed(1)} s; from step ${warm.step} to ${end.step}: RSS ${(end.rssMb - warm.rssMb).toFixed(1)} MiB, heap ${(end.heapMb - warm.heapMb).toFixed(1)} MiB`);
+    console.log(`${r.method}: ${r.steps} steps in ${r.seconds.toFixed(1)} s; from step ${warm.step} to ${end.step}: RSS ${(end.rssMb - warm.rssMb).toFixed(1)} MiB, heap ${(end.heapMb - warm.heapMb).toFixed(1)} MiB, engine ${(end.externalMb - warm.externalMb).toFixed(3)} MiB`);
   }
   console.log();
   console.log(memoryTable(runs));

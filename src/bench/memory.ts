@@ -1,7 +1,8 @@
 /**
  * Memory of long runs: a method is fitted through the driver ({@link fit}) for many steps on a small
- * network, and the process's resident set (RSS) and V8 heap are sampled every `every` steps, so a leak
- * of anything retained per step or per jitted call shows as a rising curve. Used by
+ * network, and the process's resident set (RSS), V8 heap and the engine's WebAssembly memory (V8's
+ * `external`) are sampled every `every` steps, so a leak of anything retained per step or per jitted
+ * call shows as a rising curve. Used by
  * test/memory.test.ts (the bound) and scripts/memory-curve.mjs (the curves).
  *
  * The workload: `mlp:50` (151 parameters) on the toy 1-D regression set (160 points, batches of 32,
@@ -28,11 +29,16 @@ import { fit } from "../run/driver.js";
 /** The methods the memory workload runs. */
 export type MemoryMethod = "sghmc" | "bbb";
 
-/** One reading: steps done, RSS and V8 heap in use (MiB), both after forced collections. */
+/** One reading: steps done, RSS, V8 heap in use and memory outside the heap (MiB), after forced collections. */
 export interface MemoryPoint {
   readonly step: number;
   readonly rssMb: number;
   readonly heapMb: number;
+  /**
+   * V8's `external` memory: the engine's WebAssembly memory (which grows in 64 KiB pages when its
+   * allocator runs out of free blocks and never shrinks) plus other buffers outside the heap.
+   */
+  readonly externalMb: number;
 }
 
 /** A measured run. */
@@ -62,7 +68,7 @@ export interface MemoryCurveOptions {
 const MB = 2 ** 20;
 
 /** Read RSS and heap after forced collections (the smallest RSS of 4 collections; see the module comment). */
-export function settledMemory(): { rssMb: number; heapMb: number } {
+export function settledMemory(): { rssMb: number; heapMb: number; externalMb: number } {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error("memory readings need V8's gc(): run node with --expose-gc");
   let rss = Infinity;
@@ -70,7 +76,8 @@ export function settledMemory(): { rssMb: number; heapMb: number } {
     gc();
     rss = Math.min(rss, process.memoryUsage.rss());
   }
-  return { rssMb: rss / MB, heapMb: process.memoryUsage().heapUsed / MB };
+  const m = process.memoryUsage();
+  return { rssMb: rss / MB, heapMb: m.heapUsed / MB, externalMb: m.external / MB };
 }
 
 /** The method options of the workload for `steps` steps (see the module comment). */
@@ -85,7 +92,7 @@ export function memoryOptions(method: MemoryMethod, steps: number): Record<strin
 }
 
 /**
- * Fit `method` for `steps` steps on the memory workload, reading RSS and heap at the start and every
+ * Fit `method` for `steps` steps on the memory workload, reading memory at the start and every
  * `every` steps (at the first call that reaches each multiple). Needs node --expose-gc.
  */
 export async function memoryCurve(method: MemoryMethod, o: MemoryCurveOptions = {}): Promise<MemoryRun> {
@@ -116,15 +123,15 @@ export async function memoryCurve(method: MemoryMethod, o: MemoryCurveOptions = 
   return { method, steps: r.steps, points, seconds };
 }
 
-/** A markdown table of runs side by side: step, then RSS and heap (MiB) of each run. */
+/** A markdown table of runs side by side: step, then RSS, heap and engine memory (MiB) of each run. */
 export function memoryTable(runs: readonly MemoryRun[]): string {
   const steps = [...new Set(runs.flatMap((r) => r.points.map((p) => p.step)))].sort((a, b) => a - b);
-  const head = ["step", ...runs.flatMap((r) => [`${r.method} RSS MiB`, `${r.method} heap MiB`])];
+  const head = ["step", ...runs.flatMap((r) => [`${r.method} RSS MiB`, `${r.method} heap MiB`, `${r.method} engine MiB`])];
   const rows = steps.map((s) => [
     String(s),
     ...runs.flatMap((r) => {
       const p = r.points.find((q) => q.step === s);
-      return p ? [p.rssMb.toFixed(1), p.heapMb.toFixed(1)] : ["", ""];
+      return p ? [p.rssMb.toFixed(1), p.heapMb.toFixed(1), p.externalMb.toFixed(3)] : ["", "", ""];
     }),
   ]);
   return [head, head.map(() => "---"), ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
