@@ -42,13 +42,13 @@ import { normalTree } from "../core/normal.js";
 import { OPTIONS } from "../core/options.js";
 import { asSchedule, type Schedule } from "../core/schedule.js";
 import { use, type DefaultContext } from "../core/spec.js";
-import { flattenTree, free, keep, leaves, mapTree, sumAll, type Tree } from "../core/tree.js";
+import { flattenTree, free, keep, leaves, sumAll, type Tree } from "../core/tree.js";
 import type { LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
 import { paramPriorScales } from "../models/prior.js";
 import { adam, applyUpdates, type GradientTransformation } from "../optim/transform.js";
 import { variationalPlan, type BbbSpecOptions } from "../vi/bbb.js";
 import { familyPosterior, type Family, type FlatLogDensity } from "../vi/family.js";
-import { meanFieldInit, meanFieldKind, meanFieldPosterior, type MeanField } from "../vi/meanfield.js";
+import { meanFieldAverageInit, meanFieldAveragePosterior, meanFieldAverageUpdate, meanFieldInit, meanFieldKind, meanFieldPosterior, type MeanField, type MeanFieldAverage } from "../vi/meanfield.js";
 
 /** Per-step information (float32 scalars). */
 export type ProximalInfo = {
@@ -111,7 +111,7 @@ export interface ProximalOptions {
  * State of the diagonal version: q_t, counters (float32 scalars) and, with `averageFrom`, the running
  * averages of the iterates' mu and sigma^2 (see {@link create}).
  */
-export type ProximalState = { q: MeanField; step: JArray; evaluations: JArray; avg?: { mu: Params; var: Params } };
+export type ProximalState = { q: MeanField; step: JArray; evaluations: JArray; avg?: MeanFieldAverage };
 
 function checkInt(who: string, name: string, v: number): number {
   if (!Number.isInteger(v) || v < 1) throw new RangeError(`${who}: ${name} must be a positive integer, got ${v}`);
@@ -248,11 +248,7 @@ export function create(logDensity: LogDensityFn, opts: ProximalOptions): ModelMe
       k.dispose();
       const q = meanFieldInit(params, sigma0);
       if (!Number.isFinite(from)) return { q, step: np.array(0), evaluations: np.array(0) };
-      const avg = { mu: keep(q.mu), var: mapTree((r) => {
-        const sd = softplus(r);
-        return sd.ref.mul(sd);
-      }, keep(q.rho)) };
-      return { q, step: np.array(0), evaluations: np.array(0), avg };
+      return { q, step: np.array(0), evaluations: np.array(0), avg: meanFieldAverageInit(q) };
     },
     step(k, state, batch) {
       const t = state.step;
@@ -335,16 +331,7 @@ export function create(logDensity: LogDensityFn, opts: ProximalOptions): ModelMe
       const sig = a.map((aj, j) => sigT[j].ref.div(np.sqrt(aj.ref)));
       const mu = muT.map((mt, j) => mt.add(sigT[j].mul(c[j]).div(a[j])));
       // Running averages of mu and sigma^2 over the steps s = t + 1 > averageFrom (before: the iterate).
-      let avg: ProximalState["avg"];
-      if (state.avg) {
-        const w = np.reciprocal(np.maximum(t.ref.add(1 - from), 1));
-        const m0 = leaves(state.avg.mu);
-        const v0 = leaves(state.avg.var);
-        const m1 = mu.map((mj, j) => m0[j].ref.add(mj.ref.sub(m0[j]).mul(w.ref)));
-        const v1 = sig.map((sj, j) => v0[j].ref.add(sj.ref.mul(sj.ref).sub(v0[j]).mul(w.ref)));
-        w.dispose();
-        avg = { mu: unflatten(m1), var: unflatten(v1) };
-      }
+      const avg = state.avg && meanFieldAverageUpdate(state.avg, t.ref, from, unflatten(mu.map((x) => x.ref)), unflatten(sig.map((x) => x.ref)));
       const rho = sig.map((sj) => inverseSoftplusArray(sj));
       lam.dispose();
       const q: MeanField = { mu: unflatten(mu), rho: unflatten(rho) };
@@ -353,8 +340,7 @@ export function create(logDensity: LogDensityFn, opts: ProximalOptions): ModelMe
       return [avg ? { q, step: t.add(1), evaluations, avg } : { q, step: t.add(1), evaluations }, info];
     },
     posterior: (state) => {
-      if (!state.avg) return meanFieldPosterior(keep(state.q));
-      return meanFieldPosterior({ mu: keep(state.avg.mu), rho: mapTree((v) => inverseSoftplusArray(np.sqrt(v)), keep(state.avg.var)) });
+      return state.avg ? meanFieldAveragePosterior(keep(state.avg)) : meanFieldPosterior(keep(state.q));
     },
   };
 }

@@ -35,6 +35,13 @@
  * with one separate draw theta' ~ q and the analytic entropy). A learned noise scale keeps its
  * N(log sigma0, 1) prior (analytic). Optimiser: Adam (src/optim/transform.ts).
  *
+ * Posterior: the last iterate q_t, or with `averageFrom` (which the `bbb`, `bbb-lrt` and `flipout`
+ * specs set to half the run) the average of the iterates' means and variances after that step
+ * (Polyak-Ruppert averaging, src/vi/meanfield.ts `meanFieldAverageUpdate`). Adam at a fixed step
+ * with one weight draw per step does not settle: the iterates jitter around the optimum, and their
+ * average is closer to it (the exact-posterior test: mean 0.02 sd off instead of 0.19) and predicted
+ * better on held-out digits (docs/priors.md).
+ *
  * @example
  * const vi = create(model, { dataSize: N, estimator: "lrt", learningRate: 1e-3 });
  * let state = vi.init(key(0), model.init(key(1)));
@@ -47,6 +54,7 @@ import { normal } from "../core/normal.js";
 import { OPTIONS } from "../core/options.js";
 import { asSchedule, type Schedule } from "../core/schedule.js";
 import { use, type DefaultContext, type OptionUses, type RunPlan } from "../core/spec.js";
+import type { Info } from "../core/method.js";
 import { keep, leaves, sumAll, type Tree } from "../core/tree.js";
 import type { Batch, Model, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
 import type { DenseFn } from "../models/network.js";
@@ -56,13 +64,18 @@ import {
   entropyFromSigma,
   klFromSigma,
   likPriorOf,
+  meanFieldAverageInit,
+  meanFieldAveragePosterior,
+  meanFieldAverageUpdate,
   meanFieldInit,
   meanFieldKind,
   meanFieldPosterior,
+  meanFieldSigma,
   sampleWithSigma,
   withSigma,
   type LikPrior,
   type MeanField,
+  type MeanFieldAverage,
   type MeanFieldSigma,
 } from "./meanfield.js";
 
@@ -106,10 +119,18 @@ export interface BbbOptions {
   readonly temperature?: number;
   /** Initial standard deviation of every weight in q (default 1e-2); the means start at `params`. */
   readonly sigma0?: number;
+  /**
+   * Steps after which the posterior is the running average of the iterates' means and variances
+   * (src/vi/meanfield.ts `meanFieldAverageUpdate`; default: never, the last iterate).
+   */
+  readonly averageFrom?: number;
 }
 
-/** Bayes-by-backprop state: q, the optimiser state, and the step counter (float32 scalar). */
-export type BbbState = { q: MeanField; opt: Tree; step: JArray };
+/**
+ * Bayes-by-backprop state: q, the optimiser state, the step counter (float32 scalar) and, with
+ * `averageFrom`, the running average of the iterates.
+ */
+export type BbbState = { q: MeanField; opt: Tree; step: JArray; avg?: MeanFieldAverage };
 
 /**
  * Per-step information: `loss` the minimised objective L per datum (= -ELBO / N at w = 1, T = 1),
@@ -312,20 +333,44 @@ export function create(model: Model, opts: BbbOptions): ModelMethod<BbbState, Bb
   };
   const gradFn = gradientWithAux(objective);
 
+  return meanFieldDescent(opt, sigma0, opts.averageFrom, "bbb", (q, k, batch, t) => {
+    const w = weightAt(t);
+    const [g, aux] = gradFn(q, k, batch, w.ref);
+    return [g, { ...aux, klWeight: w }];
+  });
+}
+
+/**
+ * The method of a mean-field q moved by a gradient transformation of (mu, rho) (Adam by default):
+ * `grads(q, k, batch, step)` gives the objective's gradient and the step's info (consuming all);
+ * with `averageFrom`, the posterior is the running average of the iterates over the steps after it
+ * (src/vi/meanfield.ts `meanFieldAverageUpdate`), else the last iterate. Shared by bbb and alpha.
+ */
+export function meanFieldDescent<I extends Info>(
+  opt: GradientTransformation,
+  sigma0: number,
+  averageFrom: number | undefined,
+  who: string,
+  grads: (q: MeanField, k: Key, batch: Batch, step: JArray) => [MeanField, I],
+): ModelMethod<BbbState, I> {
+  const from = averageFrom ?? Infinity;
+  if (!(from >= 0)) throw new RangeError(`${who}: averageFrom must be >= 0, got ${from}`);
   return {
     init(k, params) {
       k.dispose();
       const q = meanFieldInit(params, sigma0);
-      return { q, opt: opt.init(keep(q)), step: np.array(0) };
+      const base = { q, opt: opt.init(keep(q)), step: np.array(0) };
+      return Number.isFinite(from) ? { ...base, avg: meanFieldAverageInit(q) } : base;
     },
     step(k, state, batch) {
-      const w = weightAt(state.step.ref);
-      const [g, aux] = gradFn(keep(state.q), k, batch, w.ref);
+      const [g, info] = grads(keep(state.q), k, batch, state.step.ref);
       const [updates, optState] = opt.update(g, state.opt, keep(state.q));
       const q = applyUpdates(state.q, updates);
-      return [{ q, opt: optState, step: state.step.add(1) }, { ...aux, klWeight: w }];
+      const avg = state.avg && meanFieldAverageUpdate(state.avg, state.step.ref, from, keep(q.mu), meanFieldSigma(keep(q.rho)));
+      const next = { q, opt: optState, step: state.step.add(1) };
+      return [avg ? { ...next, avg } : next, info];
     },
-    posterior: (state) => meanFieldPosterior(keep(state.q)),
+    posterior: (state) => (state.avg ? meanFieldAveragePosterior(keep(state.avg)) : meanFieldPosterior(keep(state.q))),
   };
 }
 
@@ -351,6 +396,16 @@ export function meanFieldRunOptions(mc: number): OptionUses<BbbSpecOptions> {
   };
 }
 
+/**
+ * Where the mean-field methods trained by gradient steps start averaging their iterates: half-way
+ * through the run. Adam's iterates at the default step keep moving with the minibatch and draw
+ * noise; their average over the second half predicted better than the last iterate (held-out
+ * digits, bbb: docs/priors.md).
+ */
+export function secondHalf(epochs: number, stepsPerEpoch: number): number {
+  return Math.floor((epochs * stepsPerEpoch) / 2);
+}
+
 /** The run of a variational method: `epochs` of minibatch steps, then `samples` draws from q. */
 export function variationalPlan(o: { epochs: number; samples: number }): RunPlan {
   return { collect: "final", epochs: o.epochs, draws: o.samples };
@@ -372,7 +427,7 @@ export function bbbSpec(name: string, estimator: Estimator, summary: string, pap
     },
     kinds: [meanFieldKind],
     plan: variationalPlan,
-    build: (ctx, o) => create(ctx.model, { dataSize: ctx.dataSize, estimator, samples: o.mc, learningRate: o.lr, temperature: ctx.temperature, sigma0: o.initStd }),
+    build: (ctx, o) => create(ctx.model, { dataSize: ctx.dataSize, estimator, samples: o.mc, learningRate: o.lr, temperature: ctx.temperature, sigma0: o.initStd, averageFrom: secondHalf(o.epochs, ctx.stepsPerEpoch) }),
   };
 }
 

@@ -14,7 +14,7 @@
  * array arguments (jax-js move semantics); pass `keep(q)` to keep using a q.
  */
 import { np, type JArray, type Key } from "../core/engine.js";
-import { inverseSoftplus, LOG_2PI, softplus } from "../core/math.js";
+import { inverseSoftplus, inverseSoftplusArray, LOG_2PI, softplus } from "../core/math.js";
 import type { NamedTensor, Posterior, PosteriorKind } from "../core/method.js";
 import { normalTree } from "../core/normal.js";
 import { distribution, tensorsToTree, treeToTensors } from "../core/posterior.js";
@@ -174,6 +174,42 @@ export function klFromSigma(q: MeanFieldSigma, prior: PriorSpec, likPrior: LikPr
     mus.forEach((m, i) => terms.push(klLeaf(m, sigs[i], likPrior.logSigmaMean, 1)));
   }
   return sumAll(terms);
+}
+
+/**
+ * Running averages of a mean-field q's iterates (Polyak-Ruppert averaging): the means and the
+ * variances sigma^2, leaf by leaf.
+ */
+export type MeanFieldAverage = { mu: Params; var: Params };
+
+/** The average at the start: q's own mean and variances (borrows `q`). */
+export function meanFieldAverageInit(q: MeanField): MeanFieldAverage {
+  return { mu: keep(q.mu), var: mapTree((r) => {
+    const sd = softplus(r);
+    return sd.ref.mul(sd);
+  }, keep(q.rho)) };
+}
+
+/**
+ * Fold the iterate `(mu, sigma)` of step s = `t` + 1 into the average over the steps s > `from`:
+ *
+ *   mubar <- mubar + (mu - mubar) / n,   varbar <- varbar + (sigma^2 - varbar) / n,   n = max(s - from, 1),
+ *
+ * so before `from` the average is the current iterate. Consumes `avg`, `t`, `mu` and `sigma`.
+ */
+export function meanFieldAverageUpdate(avg: MeanFieldAverage, t: JArray, from: number, mu: Params, sigma: Params): MeanFieldAverage {
+  const w = np.reciprocal(np.maximum(t.add(1 - from), 1));
+  const out = {
+    mu: mapTree((m0, m) => m0.ref.add(m.sub(m0).mul(w.ref)), avg.mu, mu),
+    var: mapTree((v0, sg) => v0.ref.add(sg.ref.mul(sg).sub(v0).mul(w.ref)), avg.var, sigma),
+  };
+  w.dispose();
+  return out;
+}
+
+/** The averaged q as a posterior (consumes `avg`): N(mubar, varbar). */
+export function meanFieldAveragePosterior(avg: MeanFieldAverage): Posterior<Params> {
+  return meanFieldPosterior({ mu: avg.mu, rho: mapTree((v) => inverseSoftplusArray(np.sqrt(v)), avg.var) });
 }
 
 /** Host tensors of a mean-field q (borrowed): `mu.<leaf path>` and `rho.<leaf path>`. */
