@@ -1,7 +1,9 @@
 /**
  * Diverging chains (src/run/loop.ts `restart`, src/core/replicate.ts copyTotals/mergeCopies): a chain
  * whose objective goes non-finite is put back to its state before the call while the other chains go
- * on untouched; a chain that keeps diverging stops the run once its restarts are used up.
+ * on untouched; a chain that keeps diverging stops the run once its restarts are used up. A chain that
+ * runs away while staying finite (its objective far above the other chains') restarts from an
+ * earlier snapshot.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -9,7 +11,8 @@ import { key, np, random, toHost, type JArray, type Key } from "../src/core/engi
 import { copyTotals, mergeCopies, type Replicated } from "../src/core/replicate.js";
 import { free } from "../src/core/tree.js";
 import type { Batch } from "../src/models/model.js";
-import { DivergenceError, runSteps } from "../src/run/loop.js";
+import { restartWarnings } from "../src/jobs/fit.js";
+import { DivergenceError, RUNAWAY_MIN_HISTORY, runawayScores, runSteps } from "../src/run/loop.js";
 
 type S = Replicated<{ x: JArray }>;
 const data = { x: new Float32Array(8), xShape: [1], y: new Float32Array(8), n: 8 };
@@ -81,4 +84,74 @@ test("copyTotals and mergeCopies work on both layouts (stacked and a list of cop
   const m2 = mergeCopies(list, listBefore, [1], 2) as { copies: { x: JArray }[] };
   assert.deepEqual([...(await toHost(m2.copies[0].x)), ...(await toHost(m2.copies[1].x))], [1, 1, 3, 3]);
   free([merged, before, listBefore]);
+});
+
+test("runawayScores: deviations from the copies' median in robust sd, exactly; a runaway's own deviations are not recorded", () => {
+  // History: 64 deviations of +-1, so the robust sd is 1.4826 * median(|d|) = 1.4826.
+  const history = Array.from({ length: RUNAWAY_MIN_HISTORY }, (_, i) => (i % 2 === 0 ? 1 : -1));
+  // One step, three copies: objectives 2, 3, 2 + 29.652 = 31.652 (median 3).
+  const { z, excess } = runawayScores([2, 3, 31.652], 1, 3, history, 10);
+  assert.deepEqual(excess.map((e) => +e.toFixed(6)), [-1, 0, 28.652]);
+  assert.deepEqual(z.map((v) => +v.toFixed(4)), [-0.6745, 0, 19.3255]);
+  // Copies 0 and 1 were recorded, copy 2 (z = 19.3 > 10) was not.
+  assert.equal(history.length, RUNAWAY_MIN_HISTORY + 2);
+  assert.deepEqual(history.slice(-2).map((d) => +d.toFixed(6)), [-1, 0]);
+  // Before RUNAWAY_MIN_HISTORY deviations nothing scores.
+  const short: number[] = [];
+  assert.deepEqual(runawayScores([0, 0, 1e9], 1, 3, short, 10).z, [0, 0, 0]);
+});
+
+/**
+ * Three chains: x += 0.01 u, objective x + 0.1 u (u ~ U(0, 1) per chain and step); after step 30,
+ * chain 2 jumps by +1000 when its u > 0.95 and stays there: finite, but far above the others.
+ */
+function jumpy(): { step(k: Key, s: S, b: Batch): [S, { loss: JArray }] } {
+  return {
+    step(k, s, b) {
+      free([b.x, b.y]);
+      const st = (s as { stacked: { x: JArray; t: JArray } }).stacked;
+      const u = random.uniform(k, [3]);
+      const jump = u.ref.greater(0.95).astype(np.float32).mul(st.t.ref.greater(30).astype(np.float32)).mul(np.array([0, 0, 1000]));
+      const x = st.x.add(u.ref.mul(0.01)).add(jump);
+      return [{ stacked: { x: x.ref, t: st.t.add(1) } }, { loss: x.add(u.mul(0.1)) }];
+    },
+  };
+}
+const start3 = (): S => ({ stacked: { x: np.zeros([3]), t: np.zeros([3]) } } as unknown as S);
+const restart3 = (runaway?: { z: number; minExcess: number; maxPerCopy: number }) => ({
+  maxPerCopy: 3,
+  copyTotals: (s: S) => copyTotals(s, 3),
+  merge: (n: S, b: S, bad: readonly number[]) => mergeCopies(n, b, bad, 3),
+  ...(runaway ? { runaway } : {}),
+});
+
+test("a chain that runs away (finite, far above the others) restarts from an earlier snapshot; the others' paths are unchanged", async () => {
+  const opts = { batchSize: 4, steps: 300, copies: 3 };
+  const off = await runSteps(key(6), jumpy(), start3(), data, { ...opts, restart: restart3() });
+  const on = await runSteps(key(6), jumpy(), start3(), data, { ...opts, restart: restart3({ z: 20, minExcess: 1, maxPerCopy: 100 }) });
+  const [xOff, xOn] = [await xs(off.state), await xs(on.state)];
+  assert.ok(xOff[2] >= 1000, `without the check chain 2 ran away (x = ${xOff[2]})`);
+  assert.equal(off.restarts.length, 0);
+  assert.ok(on.restarts.length >= 1 && on.restarts.every((r) => r.copy === 2 && r.reason === "runaway" && r.z > 20), JSON.stringify(on.restarts));
+  assert.ok(xOn[2] < 10, `with it chain 2 stays near the others (x = ${xOn[2]})`);
+  assert.deepEqual(xOn.slice(0, 2), xOff.slice(0, 2), "chains 0 and 1 are untouched");
+  // With a budget of one runaway restart, the run goes on (no error) and chain 2 is left to run away.
+  const once = await runSteps(key(6), jumpy(), start3(), data, { ...opts, restart: restart3({ z: 20, minExcess: 1, maxPerCopy: 1 }) });
+  assert.equal(once.restarts.length, 1);
+  assert.ok((await xs(once.state))[2] >= 1000);
+  free([off.state, on.state, once.state]);
+});
+
+test("restartWarnings: one line per divergence, one per chain for its runaways with their count, steps and worst score", () => {
+  const w = restartWarnings([
+    { copy: 0, step: 12, reason: "non-finite" },
+    { copy: 2, step: 300, reason: "runaway", z: 25, excess: 3.21 },
+    { copy: 2, step: 410, reason: "runaway", z: 250, excess: 24.7 },
+    { copy: 1, step: 500, reason: "runaway", z: 21, excess: 1.5 },
+  ]);
+  assert.deepEqual(w, [
+    "chain 1 diverged (objective or state not finite) at step 12 and was restarted from its last good state; lower --lr if this recurs",
+    "chain 2 ran away at step 500, its objective up to 1.50 per datum above the chains' median (21 robust sd), and was restarted from an earlier state; lower --lr if this recurs",
+    "chain 3 ran away 2 times (steps 300 to 410), its objective up to 24.7 per datum above the chains' median (250 robust sd), and was restarted from an earlier state each time; lower --lr if this recurs",
+  ]);
 });

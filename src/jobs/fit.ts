@@ -15,7 +15,7 @@ import { makeModel } from "../models/model.js";
 import { DEFAULT_PRIOR_SCALE, type PriorScaling, type PriorSelection, type PriorSpec } from "../models/prior.js";
 import { networkFromSpec } from "../models/spec.js";
 import { DEFAULT_BATCH_SIZE, fit, type FitResult, type Monitor } from "../run/driver.js";
-import { DivergenceError, type Progress } from "../run/loop.js";
+import { DivergenceError, type Progress, type Restart } from "../run/loop.js";
 import { resolve } from "node:path";
 import { checkpointDirOf, findCheckpoint, loadCheckpoint, removeCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { convergenceWarnings } from "../diagnostics/warnings.js";
@@ -88,6 +88,27 @@ export interface FitJobResult {
 
 /** The part of a fit job a checkpoint records (plain values; paths absolute). */
 type SavedJob = Omit<FitJobOptions, "monitor" | "onProgress" | "onSelect" | "resume">;
+
+/**
+ * The warnings of a run's chain restarts (run/loop.ts): one per divergence (at most 3 per chain), and
+ * one per chain for its runaways, with their count, steps and largest score.
+ */
+export function restartWarnings(restarts: readonly Restart[]): string[] {
+  const out: string[] = [];
+  for (const r of restarts) {
+    if (r.reason === "non-finite") out.push(`chain ${r.copy + 1} diverged (objective or state not finite) at step ${r.step} and was restarted from its last good state; lower --lr if this recurs`);
+  }
+  const chains = [...new Set(restarts.filter((r) => r.reason === "runaway").map((r) => r.copy))].sort((a, b) => a - b);
+  for (const c of chains) {
+    const rs = restarts.filter((r): r is Extract<Restart, { reason: "runaway" }> => r.reason === "runaway" && r.copy === c);
+    const worst = rs.reduce((a, b) => (b.z > a.z ? b : a));
+    const when = rs.length === 1 ? `at step ${rs[0].step}` : `${rs.length} times (steps ${rs[0].step} to ${rs[rs.length - 1].step})`;
+    out.push(
+      `chain ${c + 1} ran away ${when}, its objective up to ${worst.excess.toPrecision(3)} per datum above the chains' median (${worst.z.toFixed(0)} robust sd), and was restarted from an earlier state${rs.length > 1 ? " each time" : ""}; lower --lr if this recurs`,
+    );
+  }
+  return out;
+}
 
 /** The prior a fit job's options ask for. */
 export function priorOf(o: Pick<FitJobOptions, "priorScale" | "priorPerLayer" | "priorScaling">): PriorSpec {
@@ -167,7 +188,7 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
     const numSamples = result.sampled.size!;
     const chains = typeof result.options.chains === "number" ? result.options.chains : 1;
     const warnings = [
-      ...(result.restarts ?? []).map((r) => `chain ${r.copy + 1} diverged (objective or state not finite) at step ${r.step} and was restarted from its last good state; lower --lr if this recurs`),
+      ...restartWarnings(result.restarts ?? []),
       ...(result.diagnostics ? convergenceWarnings(result.diagnostics, chains, numSamples / chains) : []),
     ];
     const wallTimeSeconds = (performance.now() - t0) / 1000;

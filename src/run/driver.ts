@@ -111,6 +111,33 @@ export const DEFAULT_BATCH_SIZE = 128;
 /** How many times one chain of a multi-chain run may be restarted from its last good state before the run stops. */
 export const MAX_CHAIN_RESTARTS = 3;
 
+/**
+ * A chain of a multi-chain run whose objective rises this many robust standard deviations above the
+ * chains' median (run/loop.ts `runawayScores`) has run away and restarts from an earlier state, at
+ * most {@link MAX_RUNAWAY_RESTARTS} times. On UCI energy split 10 (bench protocol, 4 SGHMC chains)
+ * the runaways' first calls scored 20-260 (the learned noise sd of one chain went from 1 to 2.7
+ * million in original units, its draws' test RMSE from 1 to 186), while chains drifting and coming
+ * back by themselves stayed at 5-12.
+ */
+export const RUNAWAY_Z = 20;
+/**
+ * ... and by more than this many standard deviations of the difference between two chains' tempered
+ * log densities at stationarity, sqrt(d) nats for d parameters (each has variance ~ d / 2 near a
+ * Gaussian mode), i.e. by 10 sqrt(d) / N in the loop's per-datum objective: the robust score's scale
+ * can collapse when the chains agree, and a floor keeps ordinary spread from counting as a runaway.
+ * The runaways seen on UCI (d = 501, N = 222-691) were 2.7-240 nats per datum above the median,
+ * against a floor of 0.3-1.
+ */
+export const RUNAWAY_SPREAD_SDS = 10;
+
+/**
+ * Runaway restarts allowed per chain (a budget apart from {@link MAX_CHAIN_RESTARTS}). Large: a chain
+ * left to run away puts wild draws into the posterior (on UCI yacht split 19 one chain ran away 10
+ * times in 1,000 steps; left alone after its tenth, its draws' RMSE was 56-926 against 1.3-5 for the
+ * others), while a restarted one only repeats part of its path.
+ */
+export const MAX_RUNAWAY_RESTARTS = 100;
+
 /** Parameter count up to which sampler runs fuse 8 steps per jitted call. */
 const FUSE_MAX_PARAMS = 50_000;
 
@@ -268,15 +295,19 @@ async function runTrajectory(
   const align = [...plan.collectAt, plan.steps, ...(mon ? [mon.every] : [])].reduce(gcd, 0);
   let fuse = b.paramCount <= FUSE_MAX_PARAMS ? 8 : 1;
   while (fuse > 1 && align % fuse !== 0) fuse--;
+  // Not for the cyclical samplers: their exploring phases (large steps, no noise) send chains far
+  // above the others by design (on a Gaussian target csgld's restarted chains were 0.34 sd off).
+  const cyclical = "cycles" in b.options;
   const { state, lastInfo, restarts } = await runSteps(kRun, chains, state0, train, {
     batchSize: b.batchSize,
     steps: plan.steps,
     fuse,
     copies: K,
-    // With several chains, one that diverges restarts from its last good state (up to 3 times).
+    // With several chains, one that diverges restarts from its last good state (up to 3 times), and
+    // one that runs away (finite, far above the others) from an earlier snapshot.
     restart:
       K > 1
-        ? { maxPerCopy: MAX_CHAIN_RESTARTS, copyTotals: (s) => copyTotals(s, K), merge: (next, before, bad) => mergeCopies(next, before, bad, K) }
+        ? { maxPerCopy: MAX_CHAIN_RESTARTS, runaway: cyclical ? undefined : { z: RUNAWAY_Z, minExcess: (RUNAWAY_SPREAD_SDS * Math.sqrt(b.paramCount)) / train.n, maxPerCopy: MAX_RUNAWAY_RESTARTS }, copyTotals: (s) => copyTotals(s, K), merge: (next, before, bad) => mergeCopies(next, before, bad, K) }
         : undefined,
     onProgress: o.onProgress,
     resume: o.resume?.loop,

@@ -62,20 +62,78 @@ export interface LoopOptions<S = unknown> {
    * Copies (chains) whose objective goes non-finite while others stay finite are restarted: the state
    * after the call takes those copies from the state before it (`merge(next, before, bad)`, which
    * consumes `next` and borrows `before`), and the run goes on with fresh keys. A copy is restarted at
-   * most `maxPerCopy` times; the next divergence stops the run. Without this option, any divergence stops it.
+   * most `maxPerCopy` times for this; the next divergence stops the run. Without this option, any
+   * divergence stops it.
    */
   readonly restart?: {
     readonly maxPerCopy: number;
+    /**
+     * Also restart a copy that runs away while staying finite: when its objective at a step exceeds
+     * the median over the copies by more than `z` robust standard deviations of such deviations
+     * (1.4826 times their median absolute value over the last {@link RUNAWAY_HISTORY} ones, all
+     * copies; none before {@link RUNAWAY_MIN_HISTORY} are recorded) and by more than `minExcess` in
+     * the objective's own units (the scale collapses where the copies agree, e.g. when a cyclical
+     * schedule's exploring phase takes them all to one mode). It restarts from a snapshot
+     * ({@link RUNAWAY_ANCHOR_CALLS}), at most `maxPerCopy` times per copy (a budget of its own); after
+     * that the copy goes on as it is. Default: off.
+     */
+    readonly runaway?: { readonly z: number; readonly minExcess: number; readonly maxPerCopy: number };
     /** Each copy's sum of every float of its state, `[copies]` (borrows the state; traced). */
     copyTotals(state: S): JArray;
     merge(next: S, before: S, bad: readonly number[]): S;
   };
 }
 
-/** A copy restarted by {@link LoopOptions.restart}: which, and the 1-based step its objective went non-finite at. */
-export interface Restart {
-  readonly copy: number;
-  readonly step: number;
+/**
+ * A copy restarted by {@link LoopOptions.restart}: which, the 1-based step its objective went
+ * non-finite or ran away at, and which of the two; for a runaway, how far its objective was above
+ * the copies' median, in robust standard deviations (`z`) and in the objective's units (`excess`).
+ */
+export type Restart =
+  | { readonly copy: number; readonly step: number; readonly reason: "non-finite" }
+  | { readonly copy: number; readonly step: number; readonly reason: "runaway"; readonly z: number; readonly excess: number };
+
+/** Deviations from the copies' median kept for the runaway check's scale ({@link LoopOptions.restart}). */
+export const RUNAWAY_HISTORY = 512;
+/** Deviations recorded before the runaway check starts. */
+export const RUNAWAY_MIN_HISTORY = 64;
+/**
+ * Calls between the snapshots a runaway copy restarts from. The state just before the call that
+ * ran away is already on its way out (in a momentum sampler the velocity has built up: on UCI
+ * energy, three restarts in a row from it ran away again), so runaways go back to a snapshot taken
+ * at least this many calls earlier, when no copy was above a quarter of the limit.
+ */
+export const RUNAWAY_ANCHOR_CALLS = 16;
+
+/**
+ * The runaway check of one call: `perCopy` holds each step's objective per copy (`[u x copies]`,
+ * step-major, all finite). Returns, per copy, its largest deviation above the median of the copies
+ * over the call's steps in robust standard deviations (0 while the history is short), and records
+ * the deviations of copies below `limit` in `history` (a runaway's own do not widen the scale).
+ */
+export function runawayScores(perCopy: ArrayLike<number>, u: number, copies: number, history: number[], limit: number): { z: number[]; excess: number[] } {
+  const dev: number[][] = Array.from({ length: copies }, () => []);
+  for (let i = 0; i < u; i++) {
+    const row = Array.from({ length: copies }, (_, c) => perCopy[i * copies + c]);
+    const med = median(row);
+    row.forEach((v, c) => dev[c].push(v - med));
+  }
+  const ready = history.length >= RUNAWAY_MIN_HISTORY;
+  // Robust sd of the deviations; the floor keeps identical copies (a spread of 0) from flagging noise.
+  const scale = ready ? Math.max(1.4826 * median(history.map(Math.abs)), 1e-6) : Infinity;
+  const excess = dev.map((d) => Math.max(...d));
+  const z = excess.map((e) => (ready ? e / scale : 0));
+  dev.forEach((d, c) => {
+    if (z[c] <= limit) history.push(...d);
+  });
+  if (history.length > RUNAWAY_HISTORY) history.splice(0, history.length - RUNAWAY_HISTORY);
+  return { z, excess };
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Where a run of {@link runSteps} stands between two calls: all it needs to continue exactly. */
@@ -163,6 +221,13 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
   if (r && !(Number.isInteger(r.done) && r.done >= 0 && r.done <= total)) throw new RangeError(`resume: the checkpoint is at step ${r.done}, the run has ${total} steps`);
   const losses: number[] = r ? [...r.losses] : [];
   const restarts: Restart[] = [];
+  // The runaway check (LoopOptions.restart.runaway): its history of deviations and its snapshot.
+  const watch = opts.restart?.runaway !== undefined && lead > 1;
+  const limit = opts.restart?.runaway?.z ?? Infinity;
+  const minExcess = opts.restart?.runaway?.minExcess ?? 0;
+  const runawayHistory: number[] = [];
+  let anchor: S | undefined;
+  let callsSinceAnchor = 0;
   let info: Info | undefined;
   const t0 = performance.now();
   let kEpochs: Key;
@@ -222,6 +287,14 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
       let stateOk = Number.isFinite(read[u]);
       let bad = perStep.findIndex((v) => !Number.isFinite(v));
       const rs = opts.restart;
+      const used = (c: number, reason: Restart["reason"]) => restarts.filter((r) => r.copy === c && r.reason === reason).length;
+      let runaways: { c: number; z: number; excess: number }[] = [];
+      let runawayMax = Infinity;
+      if (bad < 0 && stateOk && watch) {
+        const { z, excess } = runawayScores(read.subarray(u + 1, u + 1 + u * copies), u, copies, runawayHistory, limit);
+        runaways = z.flatMap((v, c) => (v > limit && excess[c] > minExcess ? [{ c, z: v, excess: excess[c] }] : []));
+        runawayMax = Math.max(...z);
+      }
       if ((bad >= 0 || !stateOk) && rs && lead > 0) {
         // Which copies went non-finite, by their objectives and their states; restart them if the
         // others are fine and none has used up its restarts.
@@ -232,10 +305,9 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
           return Number.isFinite(totals[c]) ? -1 : u - 1;
         });
         const badCopies = firstBad.flatMap((i, c) => (i >= 0 ? [c] : []));
-        const used = (c: number) => restarts.filter((r) => r.copy === c).length;
-        if (badCopies.length > 0 && badCopies.length < copies && badCopies.every((c) => used(c) < rs.maxPerCopy)) {
+        if (badCopies.length > 0 && badCopies.length < copies && badCopies.every((c) => used(c, "non-finite") < rs.maxPerCopy)) {
           state = rs.merge(state, kept, badCopies);
-          for (const c of badCopies) restarts.push({ copy: c, step: done + firstBad[c] + 1 });
+          for (const c of badCopies) restarts.push({ copy: c, step: done + firstBad[c] + 1, reason: "non-finite" });
           // The call's objective per step over the copies that stayed finite.
           for (let i = 0; i < u; i++) {
             let sum = 0;
@@ -244,6 +316,19 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
           }
           bad = -1;
           stateOk = true;
+        }
+      }
+      // Runaways (finite) restart while their copy has restarts left (used up, the copy goes on).
+      const retry = runaways.filter((r) => used(r.c, "runaway") < rs!.runaway!.maxPerCopy);
+      if (retry.length > 0) {
+        state = rs!.merge(state, anchor ?? kept, retry.map((r) => r.c));
+        for (const r of retry) restarts.push({ copy: r.c, step: done + u, reason: "runaway", z: r.z, excess: r.excess });
+        const perCopy = read.subarray(u + 1, u + 1 + u * copies);
+        const ok = (c: number) => !retry.some((r) => r.c === c);
+        for (let i = 0; i < u; i++) {
+          let sum = 0;
+          for (let c = 0; c < copies; c++) if (ok(c)) sum += perCopy[i * copies + c];
+          perStep[i] = sum / (copies - retry.length);
         }
       }
       if (bad >= 0 || !stateOk) {
@@ -257,6 +342,14 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
       }
       free(kept);
       if (prior) free([prior.kEpochs, prior.kSteps]);
+      if (watch) {
+        callsSinceAnchor++;
+        if (callsSinceAnchor >= RUNAWAY_ANCHOR_CALLS && retry.length === 0 && runawayMax <= limit / 4) {
+          free(anchor);
+          anchor = keep(state);
+          callsSinceAnchor = 0;
+        }
+      }
       const loss = perStep.reduce((a, b) => a + b, 0) / u;
       losses.push(loss);
       const before = done;
@@ -266,6 +359,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
       if (ck && done < total && Math.floor(done / ck.every) > Math.floor(before / ck.every)) await ck.save(await position(), state);
     }
   } finally {
+    free(anchor);
     free(kEpochs);
     free(kSteps);
     single.dispose();
