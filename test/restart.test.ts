@@ -9,10 +9,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { key, np, random, toHost, type JArray, type Key } from "../src/core/engine.js";
 import { copyTotals, mergeCopies, type Replicated } from "../src/core/replicate.js";
-import { free } from "../src/core/tree.js";
+import { free, keep } from "../src/core/tree.js";
 import type { Batch } from "../src/models/model.js";
 import { restartWarnings } from "../src/jobs/fit.js";
-import { DivergenceError, RUNAWAY_MIN_HISTORY, runawayScores, runSteps } from "../src/run/loop.js";
+import { DivergenceError, RUNAWAY_MIN_HISTORY, runawayScores, runSteps, type LoopPosition } from "../src/run/loop.js";
 
 type S = Replicated<{ x: JArray }>;
 const data = { x: new Float32Array(8), xShape: [1], y: new Float32Array(8), n: 8 };
@@ -154,4 +154,27 @@ test("restartWarnings: one line per divergence, one per chain for its runaways w
     "chain 2 ran away at step 500, its objective up to 1.50 per datum above the chains' median (21 robust sd), and was restarted from an earlier state; lower --lr if this recurs",
     "chain 3 ran away 2 times (steps 300 to 410), its objective up to 24.7 per datum above the chains' median (250 robust sd), and was restarted from an earlier state each time; lower --lr if this recurs",
   ]);
+});
+
+test("a run with the runaway check resumes from a checkpoint exactly: the same restarts and the same final state", async () => {
+  const saved: { pos: LoopPosition; state: S }[] = [];
+  const opts = { batchSize: 4, steps: 300, copies: 3, restart: restart3({ z: 20, minExcess: 1, maxPerCopy: 100 }) };
+  const full = await runSteps(key(6), jumpy(), start3(), data, {
+    ...opts,
+    checkpoint: { every: 100, save: async (pos, st) => void saved.push({ pos, state: keep(st) }) },
+  });
+  assert.equal(saved[0].pos.done, 100);
+  assert.ok((saved[0].pos.runawayHistory ?? []).length >= RUNAWAY_MIN_HISTORY, "the checkpoint carries the check's history");
+  const after = full.restarts.filter((r) => r.step > 100);
+  assert.ok(after.length >= 1, `runaways after the checkpoint: ${JSON.stringify(full.restarts)}`);
+  // Resumed as the CLI resumes: with the same checkpoint interval (each checkpoint resets the snapshot).
+  const again: S[] = [];
+  const resumed = await runSteps(key(99), jumpy(), saved[0].state, data, {
+    ...opts,
+    resume: saved[0].pos,
+    checkpoint: { every: 100, save: async (_pos, st) => void again.push(keep(st)) },
+  });
+  assert.deepEqual(resumed.restarts, after);
+  assert.deepEqual(await xs(resumed.state), await xs(full.state));
+  free([full.state, resumed.state, ...saved.slice(1).map((s) => s.state), ...again]);
 });

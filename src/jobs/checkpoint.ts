@@ -54,6 +54,8 @@ interface RunJson<J> {
   step: number;
   epoch: number;
   losses: number[];
+  /** The runaway check's deviations (run/loop.ts LoopPosition); absent when it is off. */
+  runawayHistory?: number[];
   state: { name: string; dtype: HostDtype; shape: number[] }[];
   keys: Record<"kEpochs" | "kSteps", { dtype: HostDtype; shape: number[] }>;
   perms: number;
@@ -85,6 +87,7 @@ export async function saveCheckpoint<J>(dir: string, job: J, fingerprint: string
     step: c.loop.done,
     epoch: c.loop.epoch,
     losses: [...c.loop.losses],
+    ...(c.loop.runawayHistory ? { runawayHistory: [...c.loop.runawayHistory] } : {}),
     state: c.state.map((l) => ({ name: l.name, dtype: l.dtype, shape: [...l.shape] })),
     keys: { kEpochs: { dtype: c.loop.kEpochs.dtype, shape: [...c.loop.kEpochs.shape] }, kSteps: { dtype: c.loop.kSteps.dtype, shape: [...c.loop.kSteps.shape] } },
     perms: c.loop.perms.length,
@@ -176,6 +179,7 @@ export async function loadCheckpoint<J>(dir: string): Promise<LoadedCheckpoint<J
       kSteps: host("loop.kSteps", run.keys.kSteps.dtype, run.keys.kSteps.shape),
       perms: Array.from({ length: run.perms }, (_, i) => perm(i)),
       losses: run.losses,
+      ...(run.runawayHistory ? { runawayHistory: run.runawayHistory } : {}),
     },
     state,
     ...(run.trajectory

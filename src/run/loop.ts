@@ -149,6 +149,12 @@ export interface LoopPosition {
   readonly perms: readonly Int32Array[];
   /** The objective after every call so far. */
   readonly losses: readonly number[];
+  /**
+   * The runaway check's recent deviations ({@link LoopOptions.restart}); absent when it is off. Its
+   * snapshot needs no saving: a checkpoint also resets the snapshot to the checkpointed state, which
+   * is where a resumed run starts.
+   */
+  readonly runawayHistory?: readonly number[];
 }
 
 /** A run stopped by a non-finite objective or state. */
@@ -225,8 +231,8 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
   const watch = opts.restart?.runaway !== undefined && lead > 1;
   const limit = opts.restart?.runaway?.z ?? Infinity;
   const minExcess = opts.restart?.runaway?.minExcess ?? 0;
-  const runawayHistory: number[] = [];
-  let anchor: S | undefined;
+  const runawayHistory: number[] = watch && r?.runawayHistory ? [...r.runawayHistory] : [];
+  let anchor: S | undefined = watch && r ? keep(state) : undefined;
   let callsSinceAnchor = 0;
   let info: Info | undefined;
   const t0 = performance.now();
@@ -249,6 +255,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
     kSteps: await toHostExact(kSteps.ref),
     perms: [...perms],
     losses: [...losses],
+    ...(watch ? { runawayHistory: [...runawayHistory] } : {}),
   });
   const shuffles = epochShuffles(lead, data.n);
   /** Row indices of step `t` (0-based), reshuffling at epoch boundaries: copies x bs. */
@@ -356,7 +363,15 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
       done += u;
       if (opts.afterStep) await opts.afterStep(done, state);
       opts.onProgress?.({ epoch: Math.min(epochs, Math.floor((done - 1) / spe) + 1), epochs, step: done, totalSteps: total, loss, elapsedSeconds: (performance.now() - t0) / 1000 });
-      if (ck && done < total && Math.floor(done / ck.every) > Math.floor(before / ck.every)) await ck.save(await position(), state);
+      if (ck && done < total && Math.floor(done / ck.every) > Math.floor(before / ck.every)) {
+        await ck.save(await position(), state);
+        // The snapshot restarts where a resumed run starts, so both runs go on alike.
+        if (watch) {
+          free(anchor);
+          anchor = keep(state);
+          callsSinceAnchor = 0;
+        }
+      }
     }
   } finally {
     free(anchor);
