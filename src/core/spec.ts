@@ -51,11 +51,13 @@ export function use<T extends OptionValue, O = never>(def: OptionDef<T>, value: 
  *   independent initialisations (ensemble members). With `warmStart`, the parameters start from a MAP
  *   fit of that many epochs.
  * - `trajectory`: `steps` steps of `copies` chains; the posterior is the union of the chains' states
- *   after each step in `collectAt` (1-based counts of completed steps).
+ *   after each step in `collectAt` (1-based counts of completed steps). `runawayCheck`: whether a
+ *   chain far above the others has run away and restarts (run/loop.ts); false where the schedule
+ *   sends chains there by design (a cyclical schedule's exploring phases).
  */
 export type RunPlan =
   | { readonly collect: "final"; readonly epochs: number; readonly copies?: number; readonly draws?: number; readonly warmStart?: { readonly epochs: number } }
-  | { readonly collect: "trajectory"; readonly steps: number; readonly collectAt: readonly number[]; readonly copies: number };
+  | { readonly collect: "trajectory"; readonly steps: number; readonly collectAt: readonly number[]; readonly copies: number; readonly runawayCheck: boolean };
 
 /**
  * What a method is built from. Its log density is the model's at the run's temperature T:

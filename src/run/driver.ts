@@ -295,9 +295,6 @@ async function runTrajectory(
   const align = [...plan.collectAt, plan.steps, ...(mon ? [mon.every] : [])].reduce(gcd, 0);
   let fuse = b.paramCount <= FUSE_MAX_PARAMS ? 8 : 1;
   while (fuse > 1 && align % fuse !== 0) fuse--;
-  // Not for the cyclical samplers: their exploring phases (large steps, no noise) send chains far
-  // above the others by design (on a Gaussian target csgld's restarted chains were 0.34 sd off).
-  const cyclical = "cycles" in b.options;
   const { state, lastInfo, restarts } = await runSteps(kRun, chains, state0, train, {
     batchSize: b.batchSize,
     steps: plan.steps,
@@ -307,7 +304,7 @@ async function runTrajectory(
     // one that runs away (finite, far above the others) from an earlier snapshot.
     restart:
       K > 1
-        ? { maxPerCopy: MAX_CHAIN_RESTARTS, runaway: cyclical ? undefined : { z: RUNAWAY_Z, minExcess: (RUNAWAY_SPREAD_SDS * Math.sqrt(b.paramCount)) / train.n, maxPerCopy: MAX_RUNAWAY_RESTARTS }, copyTotals: (s) => copyTotals(s, K), merge: (next, before, bad) => mergeCopies(next, before, bad, K) }
+        ? { maxPerCopy: MAX_CHAIN_RESTARTS, runaway: plan.runawayCheck ? { z: RUNAWAY_Z, minExcess: (RUNAWAY_SPREAD_SDS * Math.sqrt(b.paramCount)) / train.n, maxPerCopy: MAX_RUNAWAY_RESTARTS } : undefined, copyTotals: (s) => copyTotals(s, K), merge: (next, before, bad) => mergeCopies(next, before, bad, K) }
         : undefined,
     onProgress: o.onProgress,
     resume: o.resume?.loop,

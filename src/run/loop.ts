@@ -234,6 +234,11 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
   const runawayHistory: number[] = watch && r?.runawayHistory ? [...r.runawayHistory] : [];
   let anchor: S | undefined = watch && r ? keep(state) : undefined;
   let callsSinceAnchor = 0;
+  const snapshot = () => {
+    free(anchor);
+    anchor = keep(state);
+    callsSinceAnchor = 0;
+  };
   let info: Info | undefined;
   const t0 = performance.now();
   let kEpochs: Key;
@@ -294,18 +299,20 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
       let stateOk = Number.isFinite(read[u]);
       let bad = perStep.findIndex((v) => !Number.isFinite(v));
       const rs = opts.restart;
+      // Each step's objective per copy ([u x copies], step-major), read back when restarts are on.
+      const perCopy = read.subarray(u + 1, u + 1 + u * copies);
       const used = (c: number, reason: Restart["reason"]) => restarts.filter((r) => r.copy === c && r.reason === reason).length;
       let runaways: { c: number; z: number; excess: number }[] = [];
       let runawayMax = Infinity;
       if (bad < 0 && stateOk && watch) {
-        const { z, excess } = runawayScores(read.subarray(u + 1, u + 1 + u * copies), u, copies, runawayHistory, limit);
+        const { z, excess } = runawayScores(perCopy, u, copies, runawayHistory, limit);
         runaways = z.flatMap((v, c) => (v > limit && excess[c] > minExcess ? [{ c, z: v, excess: excess[c] }] : []));
         runawayMax = Math.max(...z);
       }
+      const restarted: number[] = [];
       if ((bad >= 0 || !stateOk) && rs && lead > 0) {
         // Which copies went non-finite, by their objectives and their states; restart them if the
         // others are fine and none has used up its restarts.
-        const perCopy = read.subarray(u + 1, u + 1 + u * copies);
         const totals = read.subarray(u + 1 + u * copies);
         const firstBad = Array.from({ length: copies }, (_, c) => {
           for (let i = 0; i < u; i++) if (!Number.isFinite(perCopy[i * copies + c])) return i;
@@ -315,12 +322,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
         if (badCopies.length > 0 && badCopies.length < copies && badCopies.every((c) => used(c, "non-finite") < rs.maxPerCopy)) {
           state = rs.merge(state, kept, badCopies);
           for (const c of badCopies) restarts.push({ copy: c, step: done + firstBad[c] + 1, reason: "non-finite" });
-          // The call's objective per step over the copies that stayed finite.
-          for (let i = 0; i < u; i++) {
-            let sum = 0;
-            for (let c = 0; c < copies; c++) if (firstBad[c] < 0) sum += perCopy[i * copies + c];
-            perStep[i] = sum / (copies - badCopies.length);
-          }
+          restarted.push(...badCopies);
           bad = -1;
           stateOk = true;
         }
@@ -330,12 +332,14 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
       if (retry.length > 0) {
         state = rs!.merge(state, anchor ?? kept, retry.map((r) => r.c));
         for (const r of retry) restarts.push({ copy: r.c, step: done + u, reason: "runaway", z: r.z, excess: r.excess });
-        const perCopy = read.subarray(u + 1, u + 1 + u * copies);
-        const ok = (c: number) => !retry.some((r) => r.c === c);
+        restarted.push(...retry.map((r) => r.c));
+      }
+      if (restarted.length > 0) {
+        // The call's objective per step over the copies that were not restarted.
         for (let i = 0; i < u; i++) {
           let sum = 0;
-          for (let c = 0; c < copies; c++) if (ok(c)) sum += perCopy[i * copies + c];
-          perStep[i] = sum / (copies - retry.length);
+          for (let c = 0; c < copies; c++) if (!restarted.includes(c)) sum += perCopy[i * copies + c];
+          perStep[i] = sum / (copies - restarted.length);
         }
       }
       if (bad >= 0 || !stateOk) {
@@ -349,14 +353,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
       }
       free(kept);
       if (prior) free([prior.kEpochs, prior.kSteps]);
-      if (watch) {
-        callsSinceAnchor++;
-        if (callsSinceAnchor >= RUNAWAY_ANCHOR_CALLS && retry.length === 0 && runawayMax <= limit / 4) {
-          free(anchor);
-          anchor = keep(state);
-          callsSinceAnchor = 0;
-        }
-      }
+      if (watch && ++callsSinceAnchor >= RUNAWAY_ANCHOR_CALLS && restarted.length === 0 && runawayMax <= limit / 4) snapshot();
       const loss = perStep.reduce((a, b) => a + b, 0) / u;
       losses.push(loss);
       const before = done;
@@ -366,11 +363,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
       if (ck && done < total && Math.floor(done / ck.every) > Math.floor(before / ck.every)) {
         await ck.save(await position(), state);
         // The snapshot restarts where a resumed run starts, so both runs go on alike.
-        if (watch) {
-          free(anchor);
-          anchor = keep(state);
-          callsSinceAnchor = 0;
-        }
+        if (watch) snapshot();
       }
     }
   } finally {
