@@ -1,9 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fromHost, key, split, toHost, type JArray } from "../src/core/engine.js";
-import { create as ensembleCreate } from "../src/baselines/ensemble.js";
+import { create as ensembleCreate, spec as ensembleSpec } from "../src/baselines/ensemble.js";
 import { stackTrees } from "../src/core/tree.js";
-import { create as mapCreate } from "../src/baselines/map.js";
+import { create as mapCreate, mapSchedule, spec as mapSpec } from "../src/baselines/map.js";
+import { scheduleValues, type Schedule } from "../src/core/schedule.js";
 import { categorical, gaussian } from "../src/models/likelihood.js";
 import { initMembers, logDensity, makeModel, type Batch, type Params } from "../src/models/model.js";
 import { networkFromSpec } from "../src/models/spec.js";
@@ -98,4 +99,15 @@ test("ensemble members start from different initialisations", async () => {
   const w = await toHost((p.net as { layers: { w: JArray }[] }).layers[0].w.ref);
   const half = w.length / 2;
   assert.ok(maxAbsDiff([w.subarray(0, half)], [w.subarray(half)]) > 1e-3);
+});
+
+test("MAP's learning rate: with the default drop, lr for the first three quarters of the run and r lr after", async () => {
+  assert.equal(mapSpec.options.schedule.value, "drop");
+  assert.equal(ensembleSpec.options.schedule.value, "drop");
+  const o = { epochs: 4, lr: 0.01, dropFactor: 0.1 };
+  const v = await scheduleValues(mapSchedule({ ...o, schedule: "drop" }, 5) as Schedule, 20); // 20 steps: the drop at 15
+  v.forEach((x, t) => assert.ok(Math.abs(x - (t < 15 ? 0.01 : 0.001)) < 1e-9, `step ${t}: ${x}`));
+  assert.equal(mapSchedule({ ...o, schedule: "constant" }, 5), 0.01);
+  const p = await scheduleValues(mapSchedule({ ...o, schedule: "polynomial" }, 5) as Schedule, 20);
+  p.forEach((x, t) => assert.ok(Math.abs(x - 0.01 * (1 + t / 2) ** -0.55) < 1e-8, `step ${t}: ${x}`));
 });

@@ -92,10 +92,10 @@ export const OPTIONS = {
   thin: int("thin", "steps", "steps between kept samples", 1),
   schedule: choice(
     "schedule",
-    "step sizes constant, decaying as eps (1 + t/b)^-0.55 with b a tenth of the run, or dropping to eps r (--drop-factor) when the burn-in ends",
+    "step sizes constant, decaying as eps (1 + t/b)^-0.55 with b a tenth of the run, or dropping to eps r (--drop-factor): samplers when the burn-in ends, map and ensemble for the last quarter of the run",
     ["constant", "polynomial", "drop"] as const,
   ),
-  dropFactor: numberOption("dropFactor", "r", "with --schedule drop: the step while samples are kept is r times the burn-in's", "a number in (0, 1]", (v) => v > 0 && v <= 1),
+  dropFactor: numberOption("dropFactor", "r", "with --schedule drop: the step after the drop is r times the step before it", "a number in (0, 1]", (v) => v > 0 && v <= 1),
   cycles: int("cycles", "c", "cycles of the cyclical step size over the run", 1),
   explore: fraction("explore", "beta", "fraction of each cycle spent exploring: no noise and no samples there"),
   friction: fraction("friction", "alpha", "friction alpha of the momentum samplers: 1 - momentum, and the injected noise's scale 2 alpha eta"),
