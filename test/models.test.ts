@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fromHost, grad, key, np, random, toHost, tree, type JArray } from "../src/core/engine.js";
 import { conv3x3, maxPool2 } from "../src/models/cnn.js";
-import { categorical, gaussian } from "../src/models/likelihood.js";
+import { categorical, gaussian, HETEROSCEDASTIC_MIN_SIGMA } from "../src/models/likelihood.js";
 import { logDensity, makeModel, type Params } from "../src/models/model.js";
 import { fanIn, gaussianLogPrior, layerList, leafScales } from "../src/models/prior.js";
 import { networkFromSpec } from "../src/models/spec.js";
@@ -103,6 +103,35 @@ test("learned Gaussian noise: log sigma is a parameter with its N(log sigma0, 1)
   const want = -0.5 * Math.log(2 * Math.PI) * 2 /* w, b at 0 */ + (-0.5 * Math.log(2 * Math.PI * 0.25) - 1 / 0.5) + (-0.5 * ls * ls - 0.5 * Math.log(2 * Math.PI));
   assert.ok(Math.abs(got - want) < 1e-4, `${got} vs ${want}`);
   tree.dispose(p);
+});
+
+test("heteroscedastic Gaussian: sigma(x) = softplus(rho + softplus^-1(sigma0 - m)) + m from a second output (hand-computed)", async () => {
+  const m = HETEROSCEDASTIC_MIN_SIGMA;
+  const lik = gaussian({ sigma: 0.8, noise: "heteroscedastic" });
+  assert.equal(lik.outputDim(), 2);
+  assert.equal(lik.initParams(), undefined);
+  const sp = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
+  const shift = Math.log(Math.expm1(0.8 - m));
+  // rho = 0 gives sigma0; very negative rho the floor m; a large rho stays finite (no exp overflow).
+  const out = [[0.5, 0], [-1, -200], [2, 300], [0, 1.5]];
+  const y = [1, -1, 0, 0.25];
+  const sig = out.map(([, r]) => sp(r + shift) + m);
+  assert.ok(Math.abs(sig[0] - 0.8) < 1e-12);
+  const got = await toHost(lik.logLik(fromHost(out.flat(), [4, 2]), fromHost(y, [4], "float32"), undefined));
+  out.forEach(([mu], i) => {
+    const want = -0.5 * Math.log(2 * Math.PI) - Math.log(sig[i]) - (y[i] - mu) ** 2 / (2 * sig[i] ** 2);
+    assert.ok(Math.abs(got[i] - want) < 1e-4 * Math.max(1, Math.abs(want)), `row ${i}: ${got[i]} vs ${want}`);
+  });
+  const [mu, sd] = lik.meanStd!(fromHost(out.flat(), [4, 2]), undefined);
+  assert.deepEqual(Array.from(await toHost(mu)), [0.5, -1, 2, 0]);
+  (await toHost(sd)).forEach((v, i) => assert.ok(Math.abs(v - sig[i]) < 1e-5 * sig[i], `sd ${i}: ${v} vs ${sig[i]}`));
+  // The gradient is finite everywhere; in rho it is (z^2 - 1) sigmoid(rho + shift) / sigma (row 3 checked).
+  const g = await toHost(grad((o: JArray) => lik.logLik(o, fromHost(y, [4], "float32"), undefined).sum())(fromHost(out.flat(), [4, 2])));
+  assert.ok(g.every(Number.isFinite), `gradient ${Array.from(g)}`);
+  const z2 = ((y[3] - 0) / sig[3]) ** 2;
+  const dsig = 1 / (1 + Math.exp(-(1.5 + shift)));
+  assert.ok(Math.abs(g[7] - (z2 - 1) * dsig / sig[3]) < 1e-4, `${g[7]} vs ${(z2 - 1) * dsig / sig[3]}`);
+  assert.throws(() => gaussian({ sigma: m / 2, noise: "heteroscedastic" }), /heteroscedastic sigma must be >/);
 });
 
 test("per-layer prior scales", async () => {

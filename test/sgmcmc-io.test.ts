@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runEvaluate, runFit } from "../src/jobs/fit.js";
+import { runPredict } from "../src/jobs/predict.js";
 
 test("sghmc on toy regression: 2 chains x 6 samples saved; header names, dtypes, shapes, offsets round-trip", async () => {
   const dir = mkdtempSync(join(tmpdir(), "bayesdl-sgmcmc-io-"));
@@ -83,6 +84,43 @@ print(json.dumps(out))
     } else {
       console.error(`python3 with numpy not available (${(r.stderr || String(r.error)).trim().split("\n").pop()}); the Python read was skipped`);
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("heteroscedastic noise end to end: a MAP fit learns sd 0.1 where x < 0 and 1 where x > 0, saves a 2-output network, and reloads", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "bayesdl-hetero-"));
+  try {
+    // y = x + e, e ~ N(0, 0.1^2) for x < 0 and N(0, 1) for x > 0; 600 rows from a fixed generator.
+    let s = 12345;
+    const u = () => ((s = (s * 1103515245 + 12345) % 2147483648) + 0.5) / 2147483648;
+    const rows = ["x,y"];
+    for (let i = 0; i < 600; i++) {
+      const x = 4 * u() - 2;
+      const e = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+      rows.push(`${x},${x + (x < 0 ? 0.1 : 1) * e}`);
+    }
+    writeFileSync(join(dir, "data.csv"), rows.join("\n") + "\n");
+    writeFileSync(join(dir, "query.csv"), "x\n-1\n-0.5\n0.5\n1\n");
+    const out = join(dir, "post");
+    const fit = await runFit({
+      data: `csv:${join(dir, "data.csv")}`, target: "y", model: "mlp:32", method: "map", seed: 1, options: { epochs: 300, lr: 0.01 },
+      batchSize: 64, noise: "heteroscedastic", sigma: 1, out,
+    });
+    const meta = JSON.parse(readFileSync(join(out, "posterior.json"), "utf8"));
+    assert.deepEqual(meta.likelihood, { kind: "gaussian", noise: "heteroscedastic", sigma: 1 });
+    assert.equal(meta.outputDim, 2);
+    const ev = await runEvaluate({ posterior: out });
+    assert.equal(ev.metrics.ll, fit.metrics.ll);
+    const pred = await runPredict({ posterior: out, data: `csv:${join(dir, "query.csv")}` });
+    assert.equal(pred.summary.kind, "regression");
+    if (pred.summary.kind !== "regression") return;
+    // A point mass: the predictive sd is the learned noise sd, in the target's units (tolerance: 480 training rows).
+    const sd = Array.from(pred.summary.sd);
+    for (const i of [0, 1]) assert.ok(sd[i] > 0.06 && sd[i] < 0.16, `sd at x < 0: ${sd}`);
+    for (const i of [2, 3]) assert.ok(sd[i] > 0.7 && sd[i] < 1.4, `sd at x > 0: ${sd}`);
+    Array.from(pred.summary.mean).forEach((m, i) => assert.ok(Math.abs(m - [-1, -0.5, 0.5, 1][i]) < 0.2, `mean ${i}: ${m}`));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -17,7 +17,7 @@ import { flagOf, methodOptionDefs, notApplicable, optionHelp } from "./reference
 import type { TracePoint } from "../bench/vi.js";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { runUciBench, uciDatasets, uciTable, writeUciResults } from "../bench/uci.js";
+import { runUciBench, UCI_NOISE, uciDatasets, uciTable, writeUciResults } from "../bench/uci.js";
 import { UCI_PUBLISHED } from "../bench/published.js";
 import { progressReporter } from "./progress.js";
 
@@ -106,7 +106,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--prior <kind>", "prior on the network's parameters: fan-in (weights N(0, s^2 / fan-in), biases N(0, s^2)) or iid (N(0, s^2) on every parameter)").choices(["fan-in", "iid"]).default("fan-in"))
     .option("--prior-scale <s>", `the prior's scale s: one number, one per layer separated by commas (e.g. 1,0.5,0.1), or cv (chosen by cross-validation on the training part from ${CV_GRID.join(", ")}) (default ${DEFAULT_PRIOR_SCALE} with --prior fan-in, 1 with iid)`, priorScales)
     .option("--cv-folds <k>", "folds of --prior-scale cv (1: one random 20% of the training part)", int("--cv-folds", 1), 1)
-    .addOption(new Option("--noise <kind>", "regression: observation noise fixed or learned").choices(["fixed", "learned"]).default("learned"))
+    .addOption(new Option("--noise <kind>", "regression: observation noise fixed, learned (one scale) or heteroscedastic (a second network output)").choices(["fixed", "learned", "heteroscedastic"]).default("learned"))
     .option("--sigma <s>", "regression: (initial) noise standard deviation in standardised target units", positive("--sigma"), 1)
     .option("--seed <s>", "seed of every random choice (split, init, shuffles, noise)", int("--seed", 0, 2 ** 32 - 1), 0)
     .option("--split <k>", "UCI split index", int("--split", 0))
@@ -229,6 +229,7 @@ export function buildProgram(): Command {
     .option("--out <dir>", "where to write uci-<method>.md and .json", "runs/bench")
     .option("--seed <s>", "base seed (split k uses seed + k)", int("--seed", 0, 2 ** 32 - 1), 0)
     .option("--batch-size <n>", "override the protocol's minibatch size (samplers 128, others 32)", int("--batch-size", 1))
+    .addOption(new Option("--noise <kind>", "observation noise: learned (one scale) or heteroscedastic (a second network output)").choices(["fixed", "learned", "heteroscedastic"]).default(UCI_NOISE))
     .option("--quiet", "no per-split lines");
   addMethodOptions(uci).action(async (opts) => {
     const t0 = performance.now();
@@ -242,12 +243,14 @@ export function buildProgram(): Command {
       seed: opts.seed,
       overrides,
       batchSize: opts.batchSize,
+      noise: opts.noise,
       onSplit: (r, done, total) => {
-        if (!opts.quiet) console.error(`[${done}/${total}] ${r.dataset} split ${r.split}: RMSE ${r.rmse.toFixed(4)} LL ${r.ll.toFixed(3)} (${r.wallTimeSeconds.toFixed(1)} s)`);
+        const restarts = (r.warnings ?? []).filter((w) => w.startsWith("chain ")).length;
+        if (!opts.quiet) console.error(`[${done}/${total}] ${r.dataset} split ${r.split}: RMSE ${r.rmse.toFixed(4)} LL ${r.ll.toFixed(3)} (${r.wallTimeSeconds.toFixed(1)} s${restarts ? `; ${restarts} chain restart warning${restarts > 1 ? "s" : ""}` : ""})`);
       },
     });
     const wall = (performance.now() - t0) / 1000;
-    const files = await writeUciResults(opts.out, opts.method, results, { overrides, batchSize: opts.batchSize, seed: opts.seed, wallTimeSeconds: wall, createdAt: new Date().toISOString() });
+    const files = await writeUciResults(opts.out, opts.method, results, { overrides, batchSize: opts.batchSize, noise: opts.noise, seed: opts.seed, wallTimeSeconds: wall, createdAt: new Date().toISOString() });
     console.log(uciTable(results, opts.method));
     console.log(`\ntotal wall time ${wall.toFixed(0)} s; wrote ${files.join(", ")}`);
   });

@@ -62,7 +62,7 @@ export const FIT_JOB_FLAGS: readonly JobFlag[] = [
   { flag: "--prior fan-in\\|iid", default: "`fan-in`", meaning: "prior on the network's parameters: `fan-in` puts N(0, s^2 / fan-in) on weights and N(0, s^2) on biases (see [Priors](#priors)); `iid` puts N(0, s^2) on every parameter" },
   { flag: "--prior-scale <s>", default: `fan-in: ${DEFAULT_PRIOR_SCALE}; iid: 1`, meaning: `the prior's scale s; one number, one per layer (\`1,0.5,0.1\`), or \`cv\`: chosen from ${CV_GRID.join(", ")} by the validation NLL of the method itself on the training part (costs ${CV_GRID.length} x \`--cv-folds\` extra fits; saved as \`prior.selected\`)` },
   { flag: "--cv-folds <k>", default: "1", meaning: "folds of `--prior-scale cv`; 1 is one random 20% of the training part" },
-  { flag: "--noise fixed\\|learned", default: "`learned`", meaning: "regression: observation noise fixed, or log sigma learned" },
+  { flag: "--noise fixed\\|learned\\|heteroscedastic", default: "`learned`", meaning: "regression: observation noise fixed, log sigma learned, or heteroscedastic: sigma(x) from a second network output (see [Regression noise](#regression-noise))" },
   { flag: "--sigma <s>", default: "1", meaning: "regression: (initial) noise std in standardised target units" },
   { flag: "--seed <s>", default: "0", meaning: "seeds every random choice: split, init, shuffles, noise" },
   { flag: "--split <k>", default: "0", meaning: "UCI split index" },

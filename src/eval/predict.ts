@@ -7,7 +7,7 @@
  * - regression: per-sample Gaussian means and standard deviations `[S * n]` (standardised units),
  *   i.e. an equal-weight Gaussian mixture that the metrics evaluate in original units.
  */
-import { compile, fromHost, nn, np, toHost, type JArray } from "../core/engine.js";
+import { compile, fromHost, nn, toHost, type JArray } from "../core/engine.js";
 import { free, leaves, sliceTree } from "../core/tree.js";
 import type { ArrayData } from "../data/types.js";
 import type { Model, Params } from "../models/model.js";
@@ -28,13 +28,15 @@ export async function predict(model: Model, samples: Params, data: ArrayData, ch
   const s = leaves(samples)[0].shape[0];
   const d = data.xShape.reduce((a, b) => a * b, 1);
   const gaussian = model.likelihood.spec.kind === "gaussian";
-  const sigma0 = model.likelihood.spec.kind === "gaussian" ? model.likelihood.spec.sigma : 1;
+  const meanStd = model.likelihood.meanStd;
+  if (gaussian && !meanStd) throw new Error("predict: a Gaussian likelihood must give its meanStd");
   const f = compile((p: Params, x: JArray): JArray[] => {
     const out = model.network.apply(p.net, x); // [m, d]
-    if (!gaussian) return [nn.softmax(out, -1)];
-    const m = out.shape[0];
-    const stds = p.lik ? np.exp((p.lik as { logSigma: JArray }).logSigma).mul(np.ones([m])) : np.full([m], sigma0);
-    return [out.reshape([m]), stds];
+    if (!gaussian) {
+      if (p.lik) free(p.lik);
+      return [nn.softmax(out, -1)];
+    }
+    return meanStd!(out, p.lik);
   });
   const n = data.n;
   const k = model.network.outputDim;

@@ -20,6 +20,7 @@ import { fsyncDir, mkdirp, writeFileAtomic } from "./atomic.js";
 import { show, type TensorInput } from "./safetensors.js";
 import { readSafetensors, writeSafetensors } from "./safetensors-file.js";
 import type { NamedTensor } from "../core/method.js";
+import type { GaussianNoise } from "../models/likelihood.js";
 import type { PriorSelection } from "../models/prior.js";
 
 /** Version of the on-disk posterior layout written (and the only one read) by this bayesdl. */
@@ -54,7 +55,7 @@ export interface PosteriorMeta {
   model: string;
   inputShape: number[];
   outputDim: number;
-  likelihood: { kind: "categorical" } | { kind: "gaussian"; noise: "fixed" | "learned"; sigma?: number };
+  likelihood: { kind: "categorical" } | { kind: "gaussian"; noise: GaussianNoise; sigma?: number };
   /** `scaling` absent (posteriors saved before fan-in priors) means `none`. */
   prior: { kind: "gaussian"; scale: number; perLayer?: number[]; scaling?: "fan-in" | "none"; selected?: PriorSelection };
   method: string;

@@ -10,7 +10,7 @@ import { absoluteSource, baseSource, loadData, type LoadDataOptions } from "../d
 import type { ArrayData, DataSplit, Task } from "../data/types.js";
 import { checkOutputDir, loadPosterior, POSTERIOR_FORMAT_VERSION, savePosterior, type PosteriorMeta } from "../io/posterior.js";
 import { methodSpec } from "../methods.js";
-import { categorical, gaussian } from "../models/likelihood.js";
+import { categorical, gaussian, type GaussianNoise } from "../models/likelihood.js";
 import { makeModel } from "../models/model.js";
 import { DEFAULT_PRIOR_SCALE, type PriorScaling, type PriorSelection, type PriorSpec } from "../models/prior.js";
 import { networkFromSpec } from "../models/spec.js";
@@ -50,8 +50,8 @@ export interface FitJobOptions {
   readonly onSelect?: (line: string) => void;
   /** `fan-in` (default): weights N(0, s^2 / fanIn), biases N(0, s^2); `none`: N(0, s^2) on every parameter. See models/prior.ts. */
   readonly priorScaling?: PriorScaling;
-  /** Regression only: fixed or learned observation noise, and its (initial) scale in standardised units. */
-  readonly noise?: "fixed" | "learned";
+  /** Regression only: fixed, learned or heteroscedastic observation noise (models/likelihood.ts), and its (initial) scale in standardised units. */
+  readonly noise?: GaussianNoise;
   readonly sigma?: number;
   readonly split?: number;
   readonly target?: string;
@@ -142,7 +142,7 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
     throw new Error(`--data ${o.data}: no held-out examples (${data.train.n} in all); fit needs a test part to report metrics on (--test-size at least 1, and more data than that)`);
   }
   const classification = data.task === "classification";
-  const likelihood = classification ? categorical() : gaussian({ sigma: o.sigma ?? 1, learned: (o.noise ?? "learned") === "learned" });
+  const likelihood = classification ? categorical() : gaussian({ sigma: o.sigma ?? 1, noise: o.noise ?? "learned" });
   const outputDim = likelihood.outputDim(data.numClasses);
   const network = networkFromSpec(o.model, data.train.xShape, outputDim);
   let model = makeModel(network, likelihood, priorOf(o));

@@ -17,7 +17,7 @@ import { networkFromSpec } from "../models/spec.js";
 /** Build a likelihood from its saved description. */
 export function likelihoodFromSpec(spec: LikelihoodSpec | PosteriorMeta["likelihood"]): Likelihood {
   if (spec.kind === "categorical") return categorical();
-  return gaussian({ sigma: spec.sigma ?? 1, learned: spec.noise === "learned" });
+  return gaussian({ sigma: spec.sigma ?? 1, noise: spec.noise });
 }
 
 /** Rebuild the model a posterior was fitted with. */
