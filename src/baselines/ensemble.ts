@@ -12,7 +12,7 @@ import { OPTIONS } from "../core/options.js";
 import { replicate, type Batching, type ReplicatedMethod } from "../core/replicate.js";
 import { use } from "../core/spec.js";
 import type { Batch, LogDensityFn, ModelMethodSpec, Params } from "../models/model.js";
-import { create as createMap, MAP_DEFAULTS, MAP_SCHEDULE_TEXT, mapSchedule, type MapInfo, type MapMethodOptions, type MapOptions, type MapState } from "./map.js";
+import { create as createMap, MAP_OPTIONS, mapSchedule, type MapInfo, type MapMethodOptions, type MapOptions, type MapState } from "./map.js";
 
 /** Options of {@link create}: MAP's, plus the number of members and the batching. */
 export interface EnsembleOptions extends MapOptions {
@@ -44,10 +44,7 @@ export const spec: ModelMethodSpec<EnsembleSpecOptions> = {
   cost: "5x MAP (5 members of 20 epochs)",
   paper: "Lakshminarayanan, Pritzel & Blundell 2017, Simple and scalable predictive uncertainty estimation using deep ensembles",
   options: {
-    epochs: use(OPTIONS.epochs, 20),
-    lr: use(OPTIONS.lr, MAP_DEFAULTS.learningRate),
-    schedule: use(OPTIONS.schedule, "drop" as EnsembleSpecOptions["schedule"], MAP_SCHEDULE_TEXT),
-    dropFactor: use(OPTIONS.dropFactor, 0.1),
+    ...MAP_OPTIONS,
     members: use(OPTIONS.members, 5),
   },
   plan: (o) => ({ collect: "final", epochs: o.epochs, copies: o.members }),

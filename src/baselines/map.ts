@@ -9,10 +9,10 @@
  * Its posterior is the point mass at the current parameters.
  */
 import { np, valueAndGradient, type JArray } from "../core/engine.js";
-import { polynomial, stepDrop, type Schedule } from "../core/schedule.js";
+import { namedSchedule, type Schedule } from "../core/schedule.js";
 import { OPTIONS } from "../core/options.js";
 import { pointMass } from "../core/posterior.js";
-import { use } from "../core/spec.js";
+import { use, type OptionUses } from "../core/spec.js";
 import { keep, type Tree } from "../core/tree.js";
 import type { Batch, LogDensityFn, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
 import { adam, applyUpdates, type GradientTransformation } from "../optim/transform.js";
@@ -85,10 +85,16 @@ export const MAP_SCHEDULE_TEXT = "drop: lr r for the last quarter of the run (ch
  */
 export function mapSchedule(o: Readonly<MapMethodOptions>, stepsPerEpoch: number): number | Schedule {
   const total = o.epochs * stepsPerEpoch;
-  if (o.schedule === "polynomial") return polynomial(o.lr, Math.max(1, total / 10), 0.55);
-  if (o.schedule === "drop") return stepDrop(o.lr, Math.floor(MAP_DROP_AT * total), o.dropFactor);
-  return o.lr;
+  return namedSchedule(o.schedule, o.lr, total, Math.floor(MAP_DROP_AT * total), o.dropFactor);
 }
+
+/** The options MAP's spec takes, which the ensemble's takes too. */
+export const MAP_OPTIONS: OptionUses<MapMethodOptions> = {
+  epochs: use(OPTIONS.epochs, 20),
+  lr: use(OPTIONS.lr, MAP_DEFAULTS.learningRate),
+  schedule: use(OPTIONS.schedule, "drop" as MapMethodOptions["schedule"], MAP_SCHEDULE_TEXT),
+  dropFactor: use(OPTIONS.dropFactor, 0.1),
+};
 
 /** `--method map`. */
 export const spec: ModelMethodSpec<MapMethodOptions> = {
@@ -97,12 +103,7 @@ export const spec: ModelMethodSpec<MapMethodOptions> = {
   summary: "MAP point estimate (Adam; the Gaussian prior acts as weight decay)",
   cost: "the reference: 20 epochs",
   paper: "the maximum a posteriori baseline",
-  options: {
-    epochs: use(OPTIONS.epochs, 20),
-    lr: use(OPTIONS.lr, MAP_DEFAULTS.learningRate),
-    schedule: use(OPTIONS.schedule, "drop" as MapMethodOptions["schedule"], MAP_SCHEDULE_TEXT),
-    dropFactor: use(OPTIONS.dropFactor, 0.1),
-  },
+  options: MAP_OPTIONS,
   plan: (o) => ({ collect: "final", epochs: o.epochs }),
   build: (ctx, o) => create(ctx.logDensity, { dataSize: ctx.dataSize, learningRate: mapSchedule(o, ctx.stepsPerEpoch) }),
 };

@@ -148,6 +148,16 @@ export function stepDrop(c: number, at: number, factor: number): Schedule {
 }
 
 /**
+ * The step-size schedule an option `--schedule` names, over a run of `totalSteps`: the constant `c`,
+ * c (1 + t/b)^-0.55 with b a tenth of the run, or c until step `dropAt` and `factor` c after it.
+ */
+export function namedSchedule(kind: "constant" | "polynomial" | "drop", c: number, totalSteps: number, dropAt: number, factor: number): number | Schedule {
+  if (kind === "polynomial") return polynomial(c, Math.max(1, totalSteps / 10), 0.55);
+  if (kind === "drop") return stepDrop(c, dropAt, factor);
+  return c;
+}
+
+/**
  * A schedule from any elementwise traced function of the step counter, described in words (saved with a
  * run's options).
  * @example

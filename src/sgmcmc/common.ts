@@ -13,7 +13,7 @@
 import { np, type JArray, type Key } from "../core/engine.js";
 import { normalTree } from "../core/normal.js";
 import { OPTIONS } from "../core/options.js";
-import { asSchedule, cyclicalCosine, cyclicalGate, gateOpen, polynomial, stepDrop, type Schedule } from "../core/schedule.js";
+import { asSchedule, cyclicalCosine, cyclicalGate, gateOpen, namedSchedule, type Schedule } from "../core/schedule.js";
 import { use, type DefaultContext, type OptionUses, type RunPlan } from "../core/spec.js";
 import { mapTree } from "../core/tree.js";
 
@@ -176,9 +176,7 @@ export function totalSteps(o: SamplerRunOptions): number {
  * or dropping to `dropFactor` times itself after the burn-in.
  */
 export function stepSchedule(o: StepSamplerOptions): number | Schedule {
-  if (o.schedule === "polynomial") return polynomial(o.lr, Math.max(1, totalSteps(o) / 10), 0.55);
-  if (o.schedule === "drop") return stepDrop(o.lr, o.burnin, o.dropFactor);
-  return o.lr;
+  return namedSchedule(o.schedule, o.lr, totalSteps(o), o.burnin, o.dropFactor);
 }
 
 /** The cyclical step size and noise gate of a cyclical sampler run (Zhang et al. 2020). */
