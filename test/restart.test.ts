@@ -12,6 +12,7 @@ import { copyTotals, mergeCopies, type Replicated } from "../src/core/replicate.
 import { free, keep } from "../src/core/tree.js";
 import type { Batch } from "../src/models/model.js";
 import { restartWarnings } from "../src/jobs/fit.js";
+import { keptDraws } from "../src/run/driver.js";
 import { DivergenceError, RUNAWAY_MIN_HISTORY, runawayScores, runSteps, type LoopPosition } from "../src/run/loop.js";
 
 type S = Replicated<{ x: JArray }>;
@@ -105,14 +106,16 @@ test("runawayScores: deviations from the copies' median in robust sd, exactly; a
  * Three chains: x += 0.01 u, objective x + 0.1 u (u ~ U(0, 1) per chain and step); after step 30,
  * chain 2 jumps by +1000 when its u > 0.95 and stays there: finite, but far above the others.
  */
-function jumpy(): { step(k: Key, s: S, b: Batch): [S, { loss: JArray }] } {
+function jumpy(nanAbove = Infinity): { step(k: Key, s: S, b: Batch): [S, { loss: JArray }] } {
   return {
     step(k, s, b) {
       free([b.x, b.y]);
       const st = (s as { stacked: { x: JArray; t: JArray } }).stacked;
       const u = random.uniform(k, [3]);
       const jump = u.ref.greater(0.95).astype(np.float32).mul(st.t.ref.greater(30).astype(np.float32)).mul(np.array([0, 0, 1000]));
-      const x = st.x.add(u.ref.mul(0.01)).add(jump);
+      const moved = st.x.add(u.ref.mul(0.01)).add(jump);
+      // With `nanAbove`, a chain past it goes NaN.
+      const x = np.where(moved.ref.greater(nanAbove), np.full([3], NaN), moved);
       return [{ stacked: { x: x.ref, t: st.t.add(1) } }, { loss: x.add(u.mul(0.1)) }];
     },
   };
@@ -135,11 +138,27 @@ test("a chain that runs away (finite, far above the others) restarts from an ear
   assert.ok(on.restarts.length >= 1 && on.restarts.every((r) => r.copy === 2 && r.reason === "runaway" && r.z > 20), JSON.stringify(on.restarts));
   assert.ok(xOn[2] < 10, `with it chain 2 stays near the others (x = ${xOn[2]})`);
   assert.deepEqual(xOn.slice(0, 2), xOff.slice(0, 2), "chains 0 and 1 are untouched");
-  // With a budget of one runaway restart, the run goes on (no error) and chain 2 is left to run away.
+  assert.deepEqual(on.strays, []);
+  free([off.state, on.state]);
+});
+
+test("a chain that runs away again with its restarts used up goes on as a stray: each call it ends as a runaway is recorded", async () => {
+  const opts = { batchSize: 4, steps: 300, copies: 3 };
+  const many = await runSteps(key(6), jumpy(), start3(), data, { ...opts, restart: restart3({ z: 20, minExcess: 1, maxPerCopy: 100 }) });
   const once = await runSteps(key(6), jumpy(), start3(), data, { ...opts, restart: restart3({ z: 20, minExcess: 1, maxPerCopy: 1 }) });
   assert.equal(once.restarts.length, 1);
+  assert.deepEqual(once.restarts[0], many.restarts[0], "the same first runaway");
+  assert.ok(once.strays.length >= 1 && once.strays.every((r) => r.copy === 2 && r.step > once.restarts[0].step && r.step <= 300), JSON.stringify(once.strays));
+  // Left as it is, chain 2 stays up there: every call after its second runaway ends with it above the limit.
+  const from = once.strays[0].step;
+  assert.deepEqual(once.strays.map((r) => r.step), Array.from({ length: 300 - from + 1 }, (_, i) => from + i));
   assert.ok((await xs(once.state))[2] >= 1000);
-  free([off.state, on.state, once.state]);
+  // With no restarts at all, the first runaway is already a stray.
+  const none = await runSteps(key(6), jumpy(), start3(), data, { ...opts, restart: restart3({ z: 20, minExcess: 1, maxPerCopy: 0 }) });
+  assert.equal(none.restarts.length, 0);
+  assert.equal(none.strays[0].step, many.restarts[0].step);
+  assert.deepEqual(many.strays, []);
+  free([many.state, once.state, none.state]);
 });
 
 test("restartWarnings: one line per divergence, one per chain for its runaways with their count, steps and worst score", () => {
@@ -148,12 +167,21 @@ test("restartWarnings: one line per divergence, one per chain for its runaways w
     { copy: 2, step: 300, reason: "runaway", z: 25, excess: 3.21 },
     { copy: 2, step: 410, reason: "runaway", z: 250, excess: 24.7 },
     { copy: 1, step: 500, reason: "runaway", z: 21, excess: 1.5 },
-  ]);
+  ], { at: [{ copy: 2, step: 640 }, { copy: 2, step: 648 }, { copy: 0, step: 700 }], leftOut: [1, 0, 0] });
   assert.deepEqual(w, [
     "chain 1 diverged (objective or state not finite) at step 12 and was restarted from its last good state; lower --lr if this recurs",
     "chain 2 ran away at step 500, its objective up to 1.50 per datum above the chains' median (21 robust sd), and was restarted from an earlier state; lower --lr if this recurs",
     "chain 3 ran away 2 times (steps 300 to 410), its objective up to 24.7 per datum above the chains' median (250 robust sd), and was restarted from an earlier state each time; lower --lr if this recurs",
+    "chain 1 ran away again with its restarts used up, at step 700; 1 of its draws was taken then and is not in the posterior; lower --lr",
+    "chain 3 ran away again with its restarts used up, 2 times (steps 640 to 648); 0 of its draws were taken then and are not in the posterior; lower --lr",
   ]);
+});
+
+test("keptDraws: the draws flagged to keep, in order", () => {
+  // 4 draws of 2 floats: draw i holds 10 i, 10 i + 1.
+  const buf = Float32Array.from({ length: 8 }, (_, i) => 10 * Math.floor(i / 2) + (i % 2));
+  assert.deepEqual(Array.from(keptDraws(buf, 2, [true, false, true, false])), [0, 1, 20, 21]);
+  assert.equal(keptDraws(buf, 2, [true, true, true, true]), buf);
 });
 
 test("a run with the runaway check resumes from a checkpoint exactly: the same restarts and the same final state", async () => {
@@ -177,4 +205,18 @@ test("a run with the runaway check resumes from a checkpoint exactly: the same r
   assert.deepEqual(resumed.restarts, after);
   assert.deepEqual(await xs(resumed.state), await xs(full.state));
   free([full.state, resumed.state, ...saved.slice(1).map((s) => s.state), ...again]);
+});
+
+test("a resumed run keeps the restarts used and the strays recorded before its checkpoint", async () => {
+  const saved: { pos: LoopPosition; state: S }[] = [];
+  const opts = { batchSize: 4, steps: 300, copies: 3, restart: restart3({ z: 20, minExcess: 1, maxPerCopy: 1 }) };
+  const full = await runSteps(key(6), jumpy(), start3(), data, { ...opts, checkpoint: { every: 50, save: async (pos, st) => void saved.push({ pos, state: keep(st) }) } });
+  const at = saved.find((c) => (c.pos.strays ?? []).length > 0 && c.pos.done < 300);
+  assert.ok(at, `a checkpoint after the first stray (${JSON.stringify(full.strays.slice(0, 3))})`);
+  assert.deepEqual(at.pos.runawayUsed, [0, 0, 1]);
+  const resumed = await runSteps(key(99), jumpy(), keep(at.state), data, { ...opts, resume: at.pos, checkpoint: { every: 50, save: async () => {} } });
+  assert.deepEqual(resumed.strays, full.strays);
+  assert.deepEqual(resumed.restarts, [], "no restart after the checkpoint: chain 2's one restart was used before it");
+  assert.deepEqual(resumed.losses, full.losses);
+  free([full.state, resumed.state, ...saved.map((s) => s.state)]);
 });

@@ -23,6 +23,7 @@ import { writeDirectory } from "../io/posterior.js";
 import type { TensorInput } from "../io/safetensors.js";
 import { readSafetensors, writeSafetensors } from "../io/safetensors-file.js";
 import type { FitCheckpoint } from "../run/driver.js";
+import type { Stray } from "../run/loop.js";
 import { VERSION } from "../version.js";
 
 /** Version of the checkpoint layout written (and the only one read). */
@@ -54,8 +55,10 @@ interface RunJson<J> {
   step: number;
   epoch: number;
   losses: number[];
-  /** The runaway check's deviations (run/loop.ts LoopPosition); absent when it is off. */
+  /** The runaway check's deviations, restarts used per chain and strays (run/loop.ts LoopPosition); absent when it is off. */
   runawayHistory?: number[];
+  runawayUsed?: number[];
+  strays?: Stray[];
   state: { name: string; dtype: HostDtype; shape: number[] }[];
   keys: Record<"kEpochs" | "kSteps", { dtype: HostDtype; shape: number[] }>;
   perms: number;
@@ -88,6 +91,8 @@ export async function saveCheckpoint<J>(dir: string, job: J, fingerprint: string
     epoch: c.loop.epoch,
     losses: [...c.loop.losses],
     ...(c.loop.runawayHistory ? { runawayHistory: [...c.loop.runawayHistory] } : {}),
+    ...(c.loop.runawayUsed ? { runawayUsed: [...c.loop.runawayUsed] } : {}),
+    ...(c.loop.strays ? { strays: [...c.loop.strays] } : {}),
     state: c.state.map((l) => ({ name: l.name, dtype: l.dtype, shape: [...l.shape] })),
     keys: { kEpochs: { dtype: c.loop.kEpochs.dtype, shape: [...c.loop.kEpochs.shape] }, kSteps: { dtype: c.loop.kSteps.dtype, shape: [...c.loop.kSteps.shape] } },
     perms: c.loop.perms.length,
@@ -180,6 +185,8 @@ export async function loadCheckpoint<J>(dir: string): Promise<LoadedCheckpoint<J
       perms: Array.from({ length: run.perms }, (_, i) => perm(i)),
       losses: run.losses,
       ...(run.runawayHistory ? { runawayHistory: run.runawayHistory } : {}),
+      ...(run.runawayUsed ? { runawayUsed: run.runawayUsed } : {}),
+      ...(run.strays ? { strays: run.strays } : {}),
     },
     state,
     ...(run.trajectory

@@ -90,10 +90,11 @@ export interface FitJobResult {
 type SavedJob = Omit<FitJobOptions, "monitor" | "onProgress" | "onSelect" | "resume">;
 
 /**
- * The warnings of a run's chain restarts (run/loop.ts): one per divergence (at most 3 per chain), and
- * one per chain for its runaways, with their count, steps and largest score.
+ * The warnings of a run's chain restarts (run/loop.ts): one per divergence (at most 3 per chain), one
+ * per chain for its runaways, with their count, steps and largest score, and one per chain that went
+ * on running away with its restarts used up, with how many of its draws were left out.
  */
-export function restartWarnings(restarts: readonly Restart[]): string[] {
+export function restartWarnings(restarts: readonly Restart[], strays?: FitResult["strays"]): string[] {
   const out: string[] = [];
   for (const r of restarts) {
     if (r.reason === "non-finite") out.push(`chain ${r.copy + 1} diverged (objective or state not finite) at step ${r.step} and was restarted from its last good state; lower --lr if this recurs`);
@@ -105,6 +106,14 @@ export function restartWarnings(restarts: readonly Restart[]): string[] {
     const when = rs.length === 1 ? `at step ${rs[0].step}` : `${rs.length} times (steps ${rs[0].step} to ${rs[rs.length - 1].step})`;
     out.push(
       `chain ${c + 1} ran away ${when}, its objective up to ${worst.excess.toPrecision(3)} per datum above the chains' median (${worst.z.toFixed(0)} robust sd), and was restarted from an earlier state${rs.length > 1 ? " each time" : ""}; lower --lr if this recurs`,
+    );
+  }
+  const strayChains = [...new Set((strays?.at ?? []).map((r) => r.copy))].sort((a, b) => a - b);
+  for (const c of strayChains) {
+    const at = strays!.at.filter((r) => r.copy === c);
+    const n = strays!.leftOut[c] ?? 0;
+    out.push(
+      `chain ${c + 1} ran away again with its restarts used up, ${at.length === 1 ? `at step ${at[0].step}` : `${at.length} times (steps ${at[0].step} to ${at[at.length - 1].step})`}; ${n} of its draws ${n === 1 ? "was" : "were"} taken then and ${n === 1 ? "is" : "are"} not in the posterior; lower --lr`,
     );
   }
   return out;
@@ -188,8 +197,9 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
     const numSamples = result.sampled.size!;
     const chains = typeof result.options.chains === "number" ? result.options.chains : 1;
     const warnings = [
-      ...restartWarnings(result.restarts ?? []),
-      ...(result.diagnostics ? convergenceWarnings(result.diagnostics, chains, numSamples / chains) : []),
+      ...restartWarnings(result.restarts ?? [], result.strays),
+      // Per chain as run: draws left out of the posterior (strays) are still in the traces.
+      ...(result.diagnostics ? convergenceWarnings(result.diagnostics, chains, (numSamples + (result.strays?.leftOut ?? []).reduce((a, b) => a + b, 0)) / chains) : []),
     ];
     const wallTimeSeconds = (performance.now() - t0) / 1000;
     const extra = {

@@ -27,7 +27,7 @@ import { initMembers, logDensity, type Batch, type Model, type ModelMethod, type
 import type { Method } from "../methods.js";
 import { spec as mapSpec } from "../baselines/map.js";
 import { hostSeed, stepsPerEpoch } from "./batches.js";
-import { runSteps, type LoopPosition, type Progress, type Restart } from "./loop.js";
+import { runSteps, type LoopPosition, type Progress, type Restart, type Stray } from "./loop.js";
 
 /** A learning-curve callback: every `every` steps, `samples` draws from the current posterior. */
 export interface Monitor {
@@ -101,6 +101,11 @@ export interface FitResult {
   readonly diagnostics?: TraceDiagnostics[];
   /** Samplers with several chains: chains whose objective or state went non-finite and were restarted from their last good state. */
   readonly restarts?: readonly Restart[];
+  /**
+   * Where chains were runaways with their restarts used up (run/loop.ts strays), and how many draws
+   * of each chain were taken there and left out of the posterior.
+   */
+  readonly strays?: { readonly at: readonly Stray[]; readonly leftOut: readonly number[] };
   /** How the parameters were initialised, when not from the model's initialiser (`map, E epochs`). */
   readonly warmStart?: string;
 }
@@ -131,10 +136,11 @@ export const RUNAWAY_Z = 20;
 export const RUNAWAY_SPREAD_SDS = 10;
 
 /**
- * Runaway restarts allowed per chain (a budget apart from {@link MAX_CHAIN_RESTARTS}). Large: a chain
- * left to run away puts wild draws into the posterior (on UCI yacht split 19 one chain ran away 10
- * times in 1,000 steps; left alone after its tenth, its draws' RMSE was 56-926 against 1.3-5 for the
- * others), while a restarted one only repeats part of its path.
+ * Runaway restarts allowed per chain (a budget apart from {@link MAX_CHAIN_RESTARTS}); after them, draws
+ * a chain gives while it is a runaway are left out. Large: a restarted chain only repeats part of its
+ * path, while a chain left to run away puts wild draws into the posterior (on UCI yacht split 19 one
+ * chain ran away 10 times in 1,000 steps; left alone after its tenth, its draws' RMSE was 56-926
+ * against 1.3-5 for the others).
  */
 export const MAX_RUNAWAY_RESTARTS = 100;
 
@@ -295,7 +301,7 @@ async function runTrajectory(
   const align = [...plan.collectAt, plan.steps, ...(mon ? [mon.every] : [])].reduce(gcd, 0);
   let fuse = b.paramCount <= FUSE_MAX_PARAMS ? 8 : 1;
   while (fuse > 1 && align % fuse !== 0) fuse--;
-  const { state, lastInfo, restarts } = await runSteps(kRun, chains, state0, train, {
+  const { state, lastInfo, restarts, strays } = await runSteps(kRun, chains, state0, train, {
     batchSize: b.batchSize,
     steps: plan.steps,
     fuse,
@@ -352,10 +358,29 @@ async function runTrajectory(
   heldLl?.dispose();
   free([heldX, heldY]);
   const diagnostics = Object.entries(traces).map(([name, tr]) => diagnose(name, tr));
-  const tensors = template.map((l, i) => ({ name: l.path, shape: [K * S, ...l.shape], data: buffers[i] }));
-  const posterior = sampleSetFromTensors(like, tensors, K * S);
+  // Draws taken where a chain was a runaway with its restarts used up (a stray) are left out; the
+  // traces keep them, so the diagnostics show the chain as it ran.
+  const keep = Array.from({ length: K * S }, (_, i) => !strays.some((r) => r.copy === Math.floor(i / S) && r.step === plan.collectAt[i % S]));
+  const kept = keep.filter(Boolean).length;
+  const leftOut = Array.from({ length: K }, (_, c) => keep.slice(c * S, (c + 1) * S).filter((k) => !k).length);
+  const tensors = template.map((l, i) => ({ name: l.path, shape: [kept, ...l.shape], data: keptDraws(buffers[i], sizes[i], keep) }));
+  const posterior = sampleSetFromTensors(like, tensors, kept);
   free(like);
-  return { options: b.options, warmStart: b.warmStart, posterior, sampled: posterior, steps: plan.steps, lastInfo, traces, diagnostics, restarts };
+  return { options: b.options, warmStart: b.warmStart, posterior, sampled: posterior, steps: plan.steps, lastInfo, traces, diagnostics, restarts, ...(strays.length > 0 ? { strays: { at: strays, leftOut } } : {}) };
+}
+
+/**
+ * The draws flagged in `keep` from a buffer of `keep.length` draws of `size` floats each, in order;
+ * the buffer itself when every draw is kept.
+ */
+export function keptDraws(buf: Float32Array, size: number, keep: readonly boolean[]): Float32Array {
+  if (keep.every(Boolean)) return buf;
+  const out = new Float32Array(keep.filter(Boolean).length * size);
+  let j = 0;
+  keep.forEach((k, i) => {
+    if (k) out.set(buf.subarray(i * size, (i + 1) * size), j++ * size);
+  });
+  return out;
 }
 
 /**

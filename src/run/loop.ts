@@ -75,7 +75,8 @@ export interface LoopOptions<S = unknown> {
      * the objective's own units (the scale collapses where the copies agree, e.g. when a cyclical
      * schedule's exploring phase takes them all to one mode). It restarts from a snapshot
      * ({@link RUNAWAY_ANCHOR_CALLS}), at most `maxPerCopy` times per copy (a budget of its own); after
-     * that the copy goes on as it is. Default: off.
+     * that the copy goes on as it is, and each call it ends as a runaway is recorded
+     * ({@link LoopResult.strays}): its state there is no draw of the target. Default: off.
      */
     readonly runaway?: { readonly z: number; readonly minExcess: number; readonly maxPerCopy: number };
     /** Each copy's sum of every float of its state, `[copies]` (borrows the state; traced). */
@@ -92,6 +93,15 @@ export interface LoopOptions<S = unknown> {
 export type Restart =
   | { readonly copy: number; readonly step: number; readonly reason: "non-finite" }
   | { readonly copy: number; readonly step: number; readonly reason: "runaway"; readonly z: number; readonly excess: number };
+
+/**
+ * The end of a call where a copy was a runaway with its restarts used up ({@link LoopOptions.restart}):
+ * which copy, and the step count after the call.
+ */
+export interface Stray {
+  readonly copy: number;
+  readonly step: number;
+}
 
 /** Deviations from the copies' median kept for the runaway check's scale ({@link LoopOptions.restart}). */
 export const RUNAWAY_HISTORY = 512;
@@ -155,6 +165,9 @@ export interface LoopPosition {
    * is where a resumed run starts.
    */
   readonly runawayHistory?: readonly number[];
+  /** The runaway check's restarts used so far per copy, and its strays; absent when it is off. */
+  readonly runawayUsed?: readonly number[];
+  readonly strays?: readonly Stray[];
 }
 
 /** A run stopped by a non-finite objective or state. */
@@ -184,6 +197,8 @@ export interface LoopResult<S> {
   readonly lastInfo: Record<string, number>;
   /** Copies restarted from their last good state ({@link LoopOptions.restart}), in order. */
   readonly restarts: readonly Restart[];
+  /** Runaways left as they were, their restarts used up ({@link LoopOptions.restart}), in order, including those of a run this one resumed. */
+  readonly strays: readonly Stray[];
 }
 
 /**
@@ -232,6 +247,8 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
   const limit = opts.restart?.runaway?.z ?? Infinity;
   const minExcess = opts.restart?.runaway?.minExcess ?? 0;
   const runawayHistory: number[] = watch && r?.runawayHistory ? [...r.runawayHistory] : [];
+  const runawayUsed: number[] = watch && r?.runawayUsed ? [...r.runawayUsed] : new Array<number>(copies).fill(0);
+  const strays: Stray[] = watch && r?.strays ? [...r.strays] : [];
   let anchor: S | undefined = watch && r ? keep(state) : undefined;
   let callsSinceAnchor = 0;
   const snapshot = () => {
@@ -260,7 +277,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
     kSteps: await toHostExact(kSteps.ref),
     perms: [...perms],
     losses: [...losses],
-    ...(watch ? { runawayHistory: [...runawayHistory] } : {}),
+    ...(watch ? { runawayHistory: [...runawayHistory], runawayUsed: [...runawayUsed], strays: [...strays] } : {}),
   });
   const shuffles = epochShuffles(lead, data.n);
   /** Row indices of step `t` (0-based), reshuffling at epoch boundaries: copies x bs. */
@@ -301,7 +318,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
       const rs = opts.restart;
       // Each step's objective per copy ([u x copies], step-major), read back when restarts are on.
       const perCopy = read.subarray(u + 1, u + 1 + u * copies);
-      const used = (c: number, reason: Restart["reason"]) => restarts.filter((r) => r.copy === c && r.reason === reason).length;
+      const used = (c: number) => restarts.filter((r) => r.copy === c && r.reason === "non-finite").length;
       let runaways: { c: number; z: number; excess: number }[] = [];
       let runawayMax = Infinity;
       if (bad < 0 && stateOk && watch) {
@@ -319,7 +336,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
           return Number.isFinite(totals[c]) ? -1 : u - 1;
         });
         const badCopies = firstBad.flatMap((i, c) => (i >= 0 ? [c] : []));
-        if (badCopies.length > 0 && badCopies.length < copies && badCopies.every((c) => used(c, "non-finite") < rs.maxPerCopy)) {
+        if (badCopies.length > 0 && badCopies.length < copies && badCopies.every((c) => used(c) < rs.maxPerCopy)) {
           state = rs.merge(state, kept, badCopies);
           for (const c of badCopies) restarts.push({ copy: c, step: done + firstBad[c] + 1, reason: "non-finite" });
           restarted.push(...badCopies);
@@ -327,11 +344,15 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
           stateOk = true;
         }
       }
-      // Runaways (finite) restart while their copy has restarts left (used up, the copy goes on).
-      const retry = runaways.filter((r) => used(r.c, "runaway") < rs!.runaway!.maxPerCopy);
+      // Runaways (finite) restart while their copy has restarts left; used up, the copy goes on as a stray.
+      const retry = runaways.filter((r) => runawayUsed[r.c] < rs!.runaway!.maxPerCopy);
+      for (const r of runaways) if (!retry.includes(r)) strays.push({ copy: r.c, step: done + u });
       if (retry.length > 0) {
         state = rs!.merge(state, anchor ?? kept, retry.map((r) => r.c));
-        for (const r of retry) restarts.push({ copy: r.c, step: done + u, reason: "runaway", z: r.z, excess: r.excess });
+        for (const r of retry) {
+          restarts.push({ copy: r.c, step: done + u, reason: "runaway", z: r.z, excess: r.excess });
+          runawayUsed[r.c]++;
+        }
         restarted.push(...retry.map((r) => r.c));
       }
       if (restarted.length > 0) {
@@ -376,7 +397,7 @@ export async function runSteps<S extends Tree>(k: Key, method: Pick<InferenceMet
   }
   const lastInfo: Record<string, number> = {};
   if (info) for (const [name, v] of Object.entries(info)) lastInfo[name] = (await toHost(v))[0];
-  return { state, losses, lastInfo, restarts };
+  return { state, losses, lastInfo, restarts, strays };
 }
 
 /**
