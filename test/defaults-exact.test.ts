@@ -101,7 +101,7 @@ function regression(sigma: number): Target {
     z.push([1, ...row]);
   }
   const post = blrPosterior(z, Array.from(y), sigma, 1);
-  const model = makeModel(mlp({ inputShape: [INPUTS], hidden: [], outputDim: 1 }), gaussian({ sigma, learned: false }), { kind: "gaussian", scale: 1 });
+  const model = makeModel(mlp({ inputShape: [INPUTS], hidden: [], outputDim: 1 }), gaussian({ sigma, noise: "fixed" }), { kind: "gaussian", scale: 1 });
   return { data: { x, y, n: N, xShape: [INPUTS] }, model, z, y: Array.from(y), sigma, ...post };
 }
 

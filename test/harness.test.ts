@@ -65,7 +65,7 @@ function regression(name: Target["name"], n: number, d: number, corr: number, si
     z.push([1, ...Array.from(x.subarray(i * d, (i + 1) * d))]);
   }
   const post = blrPosterior(z, Array.from(y), sigma, priorScale);
-  const model = makeModel(mlp({ inputShape: [d], hidden: [], outputDim: 1 }), gaussian({ sigma, learned: false }), { kind: "gaussian", scale: priorScale });
+  const model = makeModel(mlp({ inputShape: [d], hidden: [], outputDim: 1 }), gaussian({ sigma, noise: "fixed" }), { kind: "gaussian", scale: priorScale });
   return { name, data: { x, y, n, xShape: [d] }, model, batchSize, ...post };
 }
 

@@ -93,7 +93,7 @@ test("categorical log-likelihood and its gradient match the softmax formulas", a
 });
 
 test("learned Gaussian noise: log sigma is a parameter with its N(log sigma0, 1) prior", async () => {
-  const model = makeModel(networkFromSpec("mlp:", [1], 1), gaussian({ sigma: 1, learned: true }), { kind: "gaussian", scale: 1 });
+  const model = makeModel(networkFromSpec("mlp:", [1], 1), gaussian({ sigma: 1, noise: "learned" }), { kind: "gaussian", scale: 1 });
   const p = model.init(key(0));
   assert.ok(p.lik);
   const ls = Math.log(0.5);

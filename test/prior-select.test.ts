@@ -45,7 +45,7 @@ test("selectPriorScale: picks the scale that does not shrink large weights, from
   // The held-out part is poisoned: if it entered, every score would be NaN and no scale could be chosen.
   const test = { x: new Float32Array(10).fill(NaN), xShape: [2], y: new Float32Array(5).fill(NaN), n: 5 };
   const data: DataSplit = { task: "regression", train: { x, xShape: [2], y, n }, test, source: "test", splitInfo: {} };
-  const model = makeModel(mlp({ inputShape: [2], hidden: [], outputDim: 1 }), gaussian({ sigma: 0.5, learned: false }), { kind: "gaussian", scale: 1, scaling: "fan-in" });
+  const model = makeModel(mlp({ inputShape: [2], hidden: [], outputDim: 1 }), gaussian({ sigma: 0.5, noise: "fixed" }), { kind: "gaussian", scale: 1, scaling: "fan-in" });
   const lines: string[] = [];
   const sel = await selectPriorScale(key(3), methodSpec("map"), model, data, { grid: [0.01, 0.1, 10], folds: 4, seed: 0, batchSize: 40, options: { epochs: 300, lr: 0.05 }, log: (l) => lines.push(l) });
   assert.equal(sel.chosen, 10);

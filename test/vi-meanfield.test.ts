@@ -343,7 +343,7 @@ test("local reparameterisation and flipout give the per-example output mean and 
 test("a short BBB fit improves the ELBO, stays finite, and is deterministic under a fixed key", async () => {
   const N = 64, D = 2;
   const { x, y } = regression(N, D, 9);
-  const model = makeModel(mlp({ inputShape: [D], hidden: [8], outputDim: 1, activation: "tanh" }), gaussian({ sigma: 0.3, learned: true }), { kind: "gaussian", scale: 1 });
+  const model = makeModel(mlp({ inputShape: [D], hidden: [8], outputDim: 1, activation: "tanh" }), gaussian({ sigma: 0.3, noise: "learned" }), { kind: "gaussian", scale: 1 });
   const batch = { x: fromHost(x, [N, D]), y: fromHost(y, [N]) };
   const run = async (opts: Parameters<typeof bbb>[1], steps: number) => {
     const vi = bbb(model, opts);

@@ -59,10 +59,10 @@ export const HETEROSCEDASTIC_MIN_SIGMA = 1e-3;
  *   take the network's prior, so the noise's dependence on x is learned and averaged like the mean's.
  * Targets are float32 (standardised by the loaders for regression data).
  */
-export function gaussian(opts: { sigma?: number; learned?: boolean; noise?: GaussianNoise } = {}): Likelihood {
+export function gaussian(opts: { sigma?: number; noise?: GaussianNoise } = {}): Likelihood {
   const sigma = opts.sigma ?? 1;
   if (!(sigma > 0)) throw new RangeError(`gaussian likelihood: sigma must be > 0, got ${sigma}`);
-  const noise: GaussianNoise = opts.noise ?? (opts.learned ? "learned" : "fixed");
+  const noise = opts.noise ?? "fixed";
   const m = HETEROSCEDASTIC_MIN_SIGMA;
   if (noise === "heteroscedastic" && !(sigma > m)) throw new RangeError(`gaussian likelihood: heteroscedastic sigma must be > ${m}, got ${sigma}`);
   const shift = noise === "heteroscedastic" ? inverseSoftplus(sigma - m, "heteroscedastic sigma") : 0;
