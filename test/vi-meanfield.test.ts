@@ -19,6 +19,8 @@ import { mlp } from "../src/models/mlp.js";
 import { meanSe } from "./exact.js";
 import { cnn } from "../src/models/cnn.js";
 import {
+  MAX_DRAW_VALUES,
+  meanFieldDraws,
   meanFieldEntropy,
   meanFieldInit,
   meanFieldKlToPrior,
@@ -400,4 +402,43 @@ test("analytic KL to a fan-in prior: weights against N(0, s^2 / fanIn), biases a
   want += klHand(mu[2][0], sigma[2][0], m0, 1);
   const got = (await toHost(meanFieldKlToPrior(q, { kind: "gaussian", scale: s0, scaling: "fan-in" }, { logSigmaMean: m0 })))[0];
   assert.ok(Math.abs(got - want) < 1e-4 * Math.max(1, want), `${got} vs ${want}`);
+});
+
+test("many mean-field draws of a large leaf come in calls that fit in Wasm memory, with the right law", async () => {
+  // A leaf of 3 million values: MAX_DRAW_VALUES (8.4 million) fits 2 draws per call, so 5 draws take
+  // 3 calls (2 + 2 + 1), each moved to the host before the next; 2 draws take one call with the key itself.
+  const size = 3_000_000;
+  const mu = 0.25;
+  const sigma = 0.5;
+  const q = (): MeanField => ({ mu: { net: { w: np.full([size], mu) } }, rho: { net: { w: np.full([size], Math.log(Math.expm1(sigma))) } } });
+  assert.equal(Math.floor(MAX_DRAW_VALUES / size), 2);
+  const leaf = (p: Params): JArray => (p.net as { w: JArray }).w;
+  const qa = q();
+  const chunked = leaf(meanFieldDraws(key(3), qa, 5));
+  assert.deepEqual(chunked.shape, [5, size]);
+  const v = await toHost(chunked);
+  // Per draw: mean within 4 standard errors (sigma / sqrt(size)), sd within 4 of its own (sigma / sqrt(2 size)).
+  const rows: number[][] = [];
+  for (let d = 0; d < 5; d++) {
+    let s = 0;
+    let ss = 0;
+    for (let i = d * size; i < (d + 1) * size; i++) {
+      s += v[i];
+      ss += v[i] * v[i];
+    }
+    const m = s / size;
+    const sd = Math.sqrt(ss / size - m * m);
+    assert.ok(Math.abs(m - mu) < (4 * sigma) / Math.sqrt(size), `draw ${d}: mean ${m}`);
+    assert.ok(Math.abs(sd - sigma) < (4 * sigma) / Math.sqrt(2 * size), `draw ${d}: sd ${sd}`);
+    rows.push([v[d * size], v[d * size + 1]]);
+  }
+  // The calls use different keys: no two draws repeat.
+  for (let a = 0; a < 5; a++) for (let b = a + 1; b < 5; b++) assert.notDeepEqual(rows[a], rows[b], `draws ${a} and ${b}`);
+  // Within one call's limit the draws are exactly meanFieldSampleStacked's with the same key.
+  const qb = q();
+  const one = await toHost(leaf(meanFieldDraws(key(4), qb, 2)));
+  const direct = await toHost(leaf(meanFieldSampleStacked(key(4), qb, 2)));
+  assert.deepEqual(Array.from(one.subarray(0, 8)), Array.from(direct.subarray(0, 8)));
+  assert.deepEqual(Array.from(one.subarray(one.length - 8)), Array.from(direct.subarray(direct.length - 8)));
+  tree.dispose([qa.mu, qa.rho]);
 });

@@ -13,12 +13,12 @@
  * Every function here is pure and traceable (use it inside `jit`, `grad`, `vmap`) and consumes its
  * array arguments (jax-js move semantics); pass `keep(q)` to keep using a q.
  */
-import { np, type JArray, type Key } from "../core/engine.js";
+import { np, split, type JArray, type Key } from "../core/engine.js";
 import { inverseSoftplus, inverseSoftplusArray, LOG_2PI, softplus } from "../core/math.js";
 import type { NamedTensor, Posterior, PosteriorKind } from "../core/method.js";
 import { normalTree } from "../core/normal.js";
 import { distribution, tensorsToTree, treeToTensors } from "../core/posterior.js";
-import { keep, leaves, mapTree, sumAll } from "../core/tree.js";
+import { keep, leaves, mapTree, rebuildFrom, sumAll } from "../core/tree.js";
 import type { Model, Params } from "../models/model.js";
 import { layerList, leafScales, type PriorSpec } from "../models/prior.js";
 
@@ -217,9 +217,43 @@ export async function meanFieldTensors(q: MeanField): Promise<NamedTensor[]> {
   return [...(await treeToTensors(q.mu, "mu")), ...(await treeToTensors(q.rho, "rho"))];
 }
 
+/**
+ * Values of one leaf that one call of {@link meanFieldDraws} draws at most. Drawing a leaf's noise
+ * allocates several temporaries of its full size in Wasm memory (4 GiB at most): 100 draws of
+ * `mlp:400,400` at once (31 million values in its first layer) ran out of it, and so did 26 at a time
+ * while the earlier calls' draws stayed in Wasm memory (the freed temporaries are not reused around
+ * them); 40 at once, or 26 at a time with each call's draws moved to the host, do not.
+ */
+export const MAX_DRAW_VALUES = 1 << 23;
+
+/**
+ * `n` draws from q stacked on a leading axis: one call with `k` itself when every leaf's draws have at
+ * most {@link MAX_DRAW_VALUES} values; otherwise calls of as many draws as fit, each moved to the host
+ * before the next, and the stack built from the host copies. Consumes `k`, borrows `q`.
+ */
+export function meanFieldDraws(k: Key, q: MeanField, n: number): Params {
+  const shapes = leaves(q.mu).map((l) => l.shape);
+  const sizes = shapes.map((sh) => sh.reduce((a, b) => a * b, 1));
+  const per = Math.max(1, Math.floor(MAX_DRAW_VALUES / Math.max(1, ...sizes)));
+  if (n <= per) return meanFieldSampleStacked(k, keep(q), n);
+  const host = sizes.map((s) => new Float32Array(n * s));
+  const keys = split(k, Math.ceil(n / per));
+  keys.forEach((kc, i) => {
+    const part = meanFieldSampleStacked(kc, keep(q), Math.min(per, n - i * per));
+    // dataSync consumes each leaf, so the call's draws leave Wasm memory here.
+    leaves(part).forEach((l, j) => host[j].set(l.dataSync() as Float32Array, i * per * sizes[j]));
+  });
+  let j = 0;
+  return rebuildFrom(q.mu, () => {
+    const a = np.array(host[j], { shape: [n, ...shapes[j]] });
+    j++;
+    return a;
+  });
+}
+
 /** The posterior q (consumed): draws theta = mu + softplus(rho) eps, saved as its `mu` and `rho` tensors. */
 export function meanFieldPosterior(q: MeanField): Posterior<Params> {
-  return distribution({ kind: "meanfield", q, draw: (k, qq, n) => meanFieldSampleStacked(k, keep(qq), n), tensors: meanFieldTensors });
+  return distribution({ kind: "meanfield", q, draw: meanFieldDraws, tensors: meanFieldTensors });
 }
 
 /** Rebuilds saved mean-field posteriors (`variational.safetensors` with `mu.*` and `rho.*`). */
