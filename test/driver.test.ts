@@ -43,8 +43,9 @@ test("an option the method does not take is an error naming it; a bad value name
 test("the resolved options record every default, computed from the data where the spec says so", async () => {
   const r = await fit(key(0), methodSpec("sghmc"), model, data, { batchSize: 8, options: { samples: 2, thin: 3, burnin: 4 } });
   r.posterior.dispose();
-  // N = 40, batch 8, regression: the default step is 1e-3 / N, constant (the drop factor is recorded, unused).
-  assert.deepEqual(r.options, { temperature: 1, chains: 1, samples: 2, burnin: 4, thin: 3, lr: 1e-3 / N, schedule: "constant", dropFactor: 0.1, friction: 0.05 });
+  // N = 40, batch 8, regression: the default step is 1e-3 / N, constant (the drop factor is recorded, unused);
+  // two chains.
+  assert.deepEqual(r.options, { temperature: 1, chains: 2, samples: 2, burnin: 4, thin: 3, lr: 1e-3 / N, schedule: "constant", dropFactor: 0.1, friction: 0.05 });
   assert.equal(r.steps, 10);
 });
 
