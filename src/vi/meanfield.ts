@@ -219,10 +219,8 @@ export async function meanFieldTensors(q: MeanField): Promise<NamedTensor[]> {
 
 /**
  * Values of one leaf that one call of {@link meanFieldDraws} draws at most. Drawing a leaf's noise
- * allocates several temporaries of its full size in Wasm memory (4 GiB at most): 100 draws of
- * `mlp:400,400` at once (31 million values in its first layer) ran out of it, and so did 26 at a time
- * while the earlier calls' draws stayed in Wasm memory (the freed temporaries are not reused around
- * them); 40 at once, or 26 at a time with each call's draws moved to the host, do not.
+ * allocates several temporaries of its full size in Wasm memory, which holds 4 GiB at most, and earlier
+ * calls' draws kept there stop the freed temporaries from being reused (docs/engine-notes.md).
  */
 export const MAX_DRAW_VALUES = 1 << 23;
 
