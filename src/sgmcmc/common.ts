@@ -79,8 +79,8 @@ export function taskStep(classification: number, regression: number): [(c: Defau
  * Chains a sampler runs by default, for both tasks: two, the fewest from which R-hat can say whether
  * chains mixed (one chain's R-hat only compares its halves). For classification a second chain also
  * lowered the validation NLL on 6,000 / 2,000 of the training digits in 9 of 10 runs (sghmc, sgnht,
- * psgld and csghmc on two seeds, csgld on one; sgld's one run was worse; docs/priors.md): the chains
- * settle in different modes, and their union predicts like a small ensemble. The UCI protocol runs 4.
+ * psgld and csghmc on two seeds, csgld on one; sgld's one run was worse; docs/priors.md): the union of
+ * two chains predicts like a small ensemble. The UCI protocol runs 4.
  */
 export const DEFAULT_CHAINS = 2;
 
