@@ -12,7 +12,8 @@
  *
  *   node scripts/meanfield-elbo.mjs <posterior dir> [--draws K]
  *
- * Plain JavaScript arithmetic, no engine: a check independent of the code that fitted q.
+ * Plain JavaScript arithmetic, no engine (the tensors are read with the project's safetensors reader):
+ * a check independent of the code that fitted q.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -24,25 +25,21 @@ const dir = positionals[0];
 const K = Number(values.draws);
 if (!Number.isInteger(K) || K < 2) throw new Error(`--draws expects an integer >= 2, got '${values.draws}'`);
 const { loadData } = await import(new URL("../dist/data/index.js", import.meta.url).href);
+const { readSafetensors } = await import(new URL("../dist/io/safetensors-file.js", import.meta.url).href);
 
 const meta = JSON.parse(readFileSync(join(dir, "posterior.json"), "utf8"));
 if (meta.variational?.family !== "meanfield") throw new Error(`${dir}: not a mean-field posterior (variational family ${meta.variational?.family})`);
 if (!/^mlp(:|$)/.test(meta.model) || meta.likelihood.kind !== "categorical") throw new Error(`${dir}: only MLP classifiers are handled, got ${meta.model} with a ${meta.likelihood.kind} likelihood`);
 if (meta.prior.kind !== "gaussian" || (meta.prior.perLayer ?? null) !== null) throw new Error(`${dir}: only a Gaussian prior with one scale is handled`);
 
-// The safetensors file: an 8-byte header length, the JSON header, then the raw float32 tensors.
-const buf = readFileSync(join(dir, "variational.safetensors"));
-const headerLen = Number(buf.readBigUInt64LE(0));
-const header = JSON.parse(buf.subarray(8, 8 + headerLen).toString("utf8"));
+const { tensors } = await readSafetensors(join(dir, "variational.safetensors"));
 const tensor = (name) => {
-  const e = header[name];
-  if (!e || e.dtype !== "F32") throw new Error(`${dir}: no float32 tensor ${name}`);
-  const [a, b] = e.data_offsets;
-  const bytes = buf.subarray(8 + headerLen + a, 8 + headerLen + b);
-  return { shape: e.shape, v: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)) };
+  const t = tensors[name];
+  if (!t || t.dtype !== "F32") throw new Error(`${dir}: no float32 tensor ${name}`);
+  return { shape: t.shape, v: t.data };
 };
 const layers = [];
-for (let l = 0; header[`mu.net.layers.${l}.w`]; l++) {
+for (let l = 0; tensors[`mu.net.layers.${l}.w`]; l++) {
   layers.push({ mw: tensor(`mu.net.layers.${l}.w`), rw: tensor(`rho.net.layers.${l}.w`), mb: tensor(`mu.net.layers.${l}.b`), rb: tensor(`rho.net.layers.${l}.b`) });
 }
 const softplus = (r) => (r > 20 ? r : Math.log1p(Math.exp(r)));

@@ -231,7 +231,7 @@ export const MAX_DRAW_VALUES = 1 << 23;
  */
 export function meanFieldDraws(k: Key, q: MeanField, n: number): Params {
   const shapes = leaves(q.mu).map((l) => l.shape);
-  const sizes = shapes.map((sh) => sh.reduce((a, b) => a * b, 1));
+  const sizes = leaves(q.mu).map((l) => l.size);
   const per = Math.max(1, Math.floor(MAX_DRAW_VALUES / Math.max(1, ...sizes)));
   if (n <= per) return meanFieldSampleStacked(k, keep(q), n);
   const host = sizes.map((s) => new Float32Array(n * s));
