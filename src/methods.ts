@@ -47,10 +47,10 @@ export function methodsTaking(key: string): Method[] {
 }
 
 /** How each saved posterior kind is rebuilt, gathered from the specs' `kinds`. */
-export const POSTERIOR_KINDS: Readonly<Record<string, PosteriorKind<Params>>> = Object.fromEntries(METHODS.flatMap((m) => m.kinds ?? []).map((k) => [k.kind, k]));
+export const POSTERIOR_KINDS: Readonly<Record<string, PosteriorKind<Params, Model>>> = Object.fromEntries(METHODS.flatMap((m) => m.kinds ?? []).map((k) => [k.kind, k]));
 
 /** The posterior kind `kind`. @throws naming the kind and the known ones. */
-export function posteriorKind(kind: string): PosteriorKind<Params> {
+export function posteriorKind(kind: string): PosteriorKind<Params, Model> {
   const k = Object.prototype.hasOwnProperty.call(POSTERIOR_KINDS, kind) ? POSTERIOR_KINDS[kind] : undefined;
   if (!k) throw new RangeError(`unknown posterior kind '${kind}' (known: ${Object.keys(POSTERIOR_KINDS).join(", ")})`);
   return k;

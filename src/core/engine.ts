@@ -21,6 +21,8 @@ import {
   vmap,
   grad,
   valueAndGrad,
+  jvp,
+  vjp,
   numpy as np,
   random,
   tree,
@@ -159,6 +161,24 @@ export function gradient<P, R extends unknown[]>(f: (x: P, ...rest: R) => JArray
 /** `[df/dx, aux]` for `f` returning `[value, aux]`. Traceable; consumes its arguments. */
 export function gradientWithAux<P, A, R extends unknown[]>(f: (x: P, ...rest: R) => [JArray, A]): (x: P, ...rest: R) => [P, A] {
   return grad(f as never, { hasAux: true }) as unknown as (x: P, ...rest: R) => [P, A];
+}
+
+/**
+ * Forward-mode product `[f(x), J_f(x) t]` (tangent shaped like x). Traceable; consumes `x` and `t`.
+ * The linearised predictive and sampled Laplace use it for J z without building J.
+ */
+export function jvpOf<P>(f: (x: P) => JArray, x: P, t: P): [JArray, JArray] {
+  return jvp(f as never, [x] as never, [t] as never) as unknown as [JArray, JArray];
+}
+
+/**
+ * Reverse-mode product: `[f(x), back]` with `back(c) = J_f(x)^T c` shaped like x. Traceable; consumes
+ * `x`; `back` consumes its cotangent and may be called more than once; `back.dispose()` releases the
+ * residuals it holds (needed outside `jit`).
+ */
+export function vjpOf<P>(f: (x: P) => JArray, x: P): [JArray, ((c: JArray) => P) & { dispose(): void }] {
+  const [out, back] = vjp(f as never, [x] as never) as unknown as [JArray, ((c: JArray) => P[]) & { dispose(): void }];
+  return [out, Object.assign((c: JArray) => back(c)[0], { dispose: () => back.dispose() })];
 }
 
 /** `vmap(f, inAxes)` with the caller's argument and result types (jax-js types them over its own trees). */

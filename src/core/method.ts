@@ -42,8 +42,20 @@ export interface NamedTensor {
 }
 
 /**
+ * A predictive in function space for a block of inputs, from posteriors that predict without applying
+ * the network to weight draws (the linearised Laplace predictive):
+ * - classification: p(y | x) `[m, k]` and the mean entropy of the per-draw class distributions `[m]`
+ *   (the aleatoric part of the predictive entropy);
+ * - regression: an equal-weight mixture of `S` Gaussians per input, means and standard deviations
+ *   `[S, m]` in the model's (standardised) units; `S = 1` for a closed-form Gaussian predictive.
+ */
+export type OutputPredictive =
+  | { readonly kind: "categorical"; readonly probs: JArray; readonly meanEntropy: JArray }
+  | { readonly kind: "gaussian"; readonly means: JArray; readonly stds: JArray };
+
+/**
  * What a fit returns and evaluation loads: a set of draws (MAP, ensembles, SG-MCMC), or a distribution
- * that draws (variational q; Laplace to come).
+ * that draws (variational q, Laplace).
  */
 export interface Posterior<P = Tree> {
   /** `"samples"` for a set of draws; the family name of a distribution (`"meanfield"`, `"fullrank"`, ...). */
@@ -62,13 +74,22 @@ export interface Posterior<P = Tree> {
    * `mu.net.layers.0.w`); a sample set's draws, one tensor per leaf with the leading sample axis.
    */
   tensors(): Promise<NamedTensor[]>;
+  /**
+   * Posteriors whose predictive is not the network averaged over weight draws (linearised Laplace):
+   * the predictive at inputs `x` `[m, ...inputShape]`. Evaluation and prediction use it when present,
+   * and `draws` otherwise. Consumes the key and `x`.
+   */
+  predict?(key: Key, x: JArray): OutputPredictive;
   /** Release its arrays. */
   dispose(): void;
 }
 
-/** How a saved posterior of one kind is rebuilt: from the model's parameter template, options and tensors. */
-export interface PosteriorKind<P = Tree> {
+/**
+ * How a saved posterior of one kind is rebuilt: from the model's parameter template, options and
+ * tensors, and the model `M` itself for kinds that predict through the network (Laplace).
+ */
+export interface PosteriorKind<P = Tree, M = unknown> {
   readonly kind: string;
   /** Borrows `template` (only shapes are read); the tensors are uploaded. */
-  load(template: P, options: Readonly<Record<string, unknown>>, tensors: readonly NamedTensor[]): Posterior<P>;
+  load(template: P, options: Readonly<Record<string, unknown>>, tensors: readonly NamedTensor[], model: M): Posterior<P>;
 }

@@ -77,6 +77,24 @@ function choice<C extends string>(key: string, meaning: string, choices: readonl
   };
 }
 
+/** A free-text option: the value is kept as given after `validate` accepts it (it throws OptionError otherwise). */
+function text(key: string, arg: string, meaning: string, validate: (v: string) => void): OptionDef<string> {
+  const check = (v: unknown): void => {
+    if (typeof v !== "string" || v.trim() === "") throw new OptionError(key, `expects ${arg}, got ${JSON.stringify(v)}`);
+    validate(v);
+  };
+  return {
+    key,
+    arg,
+    meaning,
+    parse(t) {
+      check(t);
+      return t;
+    },
+    check,
+  };
+}
+
 /** Every method option (see the module comment). */
 export const OPTIONS = {
   epochs: int("epochs", "n", "passes over the training data", 0),
@@ -107,4 +125,19 @@ export const OPTIONS = {
   lambda: positive("lambda", "l", "proximal strength: weight of KL(q_t || q) against the score-matching term; larger means smaller steps"),
   innerSteps: int("innerSteps", "k", "inner optimisation steps per outer step", 1),
   flowLayers: int("flowLayers", "k", "coupling layers of the flow", 1),
+  hessian: choice("hessian", "structure of the Laplace posterior precision: diagonal, Kronecker-factored per layer (KFAC), full matrix (small models), or top eigenpairs plus diagonal", ["diag", "kron", "full", "lowrank"] as const),
+  subset: text("subset", "all|last-layer|<regex>", "the weights the Laplace approximation covers (the rest stay at the mode): all, the last layer, or the parameter paths a regular expression matches (e.g. 'layers\\.2\\.')", (v) => {
+    if (v === "all" || v === "last-layer") return;
+    try {
+      new RegExp(v);
+    } catch (e) {
+      throw new OptionError("subset", `expects all, last-layer or a regular expression, got '${v}' (${(e as Error).message})`);
+    }
+  }),
+  curvature: choice("curvature", "the curvature of the negative log-likelihood: generalised Gauss-Newton, empirical Fisher, or the exact Hessian (full structure only)", ["ggn", "ef", "hessian"] as const),
+  pred: choice("pred", "the Laplace predictive: the linearised network (glm) or the network at weight draws (nn)", ["glm", "nn"] as const),
+  link: choice("link", "how the linearised classifier's Gaussian logits become probabilities: probit approximation, Laplace bridge (Dirichlet), or Monte Carlo", ["probit", "bridge", "mc"] as const),
+  priorOpt: choice("priorOpt", "how the Laplace prior precision (and regression noise) is tuned after the fit: maximise the Laplace evidence, a validation-NLL grid on held-out training examples, or not at all", ["marglik", "grid", "none"] as const),
+  rank: int("rank", "k", "eigenpairs kept by the low-rank Laplace", 1),
+  emSteps: int("emSteps", "e", "sample-based EM steps for the prior precision (0 keeps the prior)", 0),
 } as const;

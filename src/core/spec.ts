@@ -97,7 +97,7 @@ export interface MethodSpec<O, M = unknown, P = Tree, B = unknown> {
   /** The options it takes, in resolution order (a default may read the options before it). */
   readonly options: OptionUses<O>;
   /** Posterior kinds its fits save beyond a set of draws, so that evaluation can rebuild them. */
-  readonly kinds?: readonly PosteriorKind<P>[];
+  readonly kinds?: readonly PosteriorKind<P, M>[];
   /** How the driver runs it. */
   plan(o: O, c: DefaultContext): RunPlan;
   /** The method itself. */

@@ -7,7 +7,8 @@
  * - regression: per-sample Gaussian means and standard deviations `[S * n]` (standardised units),
  *   i.e. an equal-weight Gaussian mixture that the metrics evaluate in original units.
  */
-import { compile, fromHost, nn, toHost, type JArray } from "../core/engine.js";
+import { compile, fromHost, nn, split, toHost, type JArray, type Key } from "../core/engine.js";
+import type { Posterior } from "../core/method.js";
 import { free, leaves, sliceTree } from "../core/tree.js";
 import type { ArrayData } from "../data/types.js";
 import type { Model, Params } from "../models/model.js";
@@ -78,4 +79,55 @@ export async function predict(model: Model, samples: Params, data: ArrayData, ch
   if (!gaussian) for (let i = 0; i < sum!.length; i++) probs![i] = sum![i] / s;
   if (gaussian) return { kind: "gaussian", samples: s, means: means!, stds: stds! };
   return { kind: "categorical", numClasses: k, probs: probs!, meanEntropy: Float32Array.from(entropySum!, (h) => h / s) };
+}
+
+/**
+ * The predictive of a posterior on every row of `data`: its own function-space predictive in chunks
+ * when it has one (linearised Laplace; each chunk with its own key), else {@link predict} of its draws
+ * (a set's stored draws, or `samples` fresh ones from a distribution). Borrows the posterior; consumes
+ * the key.
+ */
+export async function predictPosterior(model: Model, posterior: Posterior<Params>, data: ArrayData, k: Key, samples?: number, chunk = 500): Promise<Predictive> {
+  if (!posterior.predict) {
+    const draws = posterior.draws(k, posterior.size === undefined ? samples : undefined);
+    try {
+      return await predict(model, draws, data);
+    } finally {
+      free(draws);
+    }
+  }
+  const n = data.n;
+  const d = data.xShape.reduce((a, b) => a * b, 1);
+  const chunks = Math.max(1, Math.ceil(n / chunk));
+  const keys = split(k, chunks);
+  let probs: Float32Array | undefined;
+  let meanEntropy: Float32Array | undefined;
+  let means: Float32Array | undefined;
+  let stds: Float32Array | undefined;
+  let s = 0;
+  for (let c = 0; c < chunks; c++) {
+    const start = c * chunk;
+    const m = Math.min(chunk, n - start);
+    const x = fromHost(data.x.subarray(start * d, (start + m) * d), [m, ...data.xShape]);
+    const out = posterior.predict(keys[c], x);
+    if (out.kind === "categorical") {
+      const kk = out.probs.shape[1];
+      probs ??= new Float32Array(n * kk);
+      meanEntropy ??= new Float32Array(n);
+      probs.set(await toHost(out.probs), start * kk);
+      meanEntropy.set(await toHost(out.meanEntropy), start);
+    } else {
+      s = out.means.shape[0];
+      means ??= new Float32Array(s * n);
+      stds ??= new Float32Array(s * n);
+      const mu = await toHost(out.means);
+      const sd = await toHost(out.stds);
+      for (let j = 0; j < s; j++) {
+        means.set(mu.subarray(j * m, (j + 1) * m), j * n + start);
+        stds.set(sd.subarray(j * m, (j + 1) * m), j * n + start);
+      }
+    }
+  }
+  if (probs) return { kind: "categorical", numClasses: model.network.outputDim, probs, meanEntropy: meanEntropy! };
+  return { kind: "gaussian", samples: s, means: means!, stds: stds! };
 }

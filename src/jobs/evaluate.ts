@@ -3,10 +3,9 @@
  */
 import type { ArrayData, DataSplit } from "../data/types.js";
 import { classificationMetrics, oodAuroc, regressionMetrics } from "../eval/metrics.js";
-import { predict, type Predictive } from "../eval/predict.js";
-import { key as makeKey, type Key } from "../core/engine.js";
+import { predictPosterior, type Predictive } from "../eval/predict.js";
+import { key as makeKey, split as split_, type Key } from "../core/engine.js";
 import type { Posterior } from "../core/method.js";
-import { free } from "../core/tree.js";
 import type { Model, Params } from "../models/model.js";
 
 /** Metrics of one evaluation, all numbers; names as printed and saved. */
@@ -41,24 +40,30 @@ export function checkCompatible(model: Model, data: ArrayData, what: string): vo
 }
 
 /**
- * Predictive metrics of `samples` on `split.test`: accuracy, error, NLL, Brier and ECE for
- * classification; RMSE and test log-likelihood per point, in original units, for regression.
- * With `ood`, also the AUROC of predictive entropy separating `ood` inputs (positive) from the test set.
+ * Predictive metrics of a posterior on `split.test`: accuracy, error, NLL, Brier and ECE for
+ * classification; RMSE and test log-likelihood per point, in original units, for regression. With
+ * `ood`, also the AUROC of predictive entropy separating `ood` inputs (positive) from the test set.
+ * The predictive is the posterior's own (eval/predict.ts `predictPosterior`): its stored draws, `samples`
+ * fresh draws of a distribution, or a function-space predictive. Borrows the posterior; consumes `k`.
  */
-export async function evaluateSamples(model: Model, samples: Params, split: DataSplit, ood?: ArrayData): Promise<{ metrics: Metrics; predictive: Predictive }> {
+export async function evaluateSamples(model: Model, posterior: Posterior<Params>, split: DataSplit, ood?: ArrayData, k: Key = makeKey(0), samples?: number): Promise<{ metrics: Metrics; predictive: Predictive }> {
   checkCompatible(model, split.test, "evaluate");
-  const predictive = await predict(model, samples, split.test);
+  const [kTest, kOod] = split_(k);
+  const predictive = await predictPosterior(model, posterior, split.test, kTest, samples);
   checkFinite(predictive);
   if (predictive.kind === "categorical") {
     const m = classificationMetrics(predictive.probs, split.test.y as Int32Array, predictive.numClasses);
     const metrics: Metrics = { ...m };
     if (ood) {
-      const po = await predict(model, samples, ood);
+      const po = await predictPosterior(model, posterior, ood, kOod, samples);
       if (po.kind !== "categorical") throw new Error("unreachable: OOD predictive of a categorical model");
       metrics.oodAuroc = oodAuroc(predictive.probs, po.probs, predictive.numClasses);
+    } else {
+      kOod.dispose();
     }
     return { metrics, predictive };
   }
+  kOod.dispose();
   const scale = split.targetScale ?? { mean: 0, std: 1 };
   const yOrig = Float64Array.from(split.test.y, (z) => scale.mean + scale.std * z);
   return { metrics: { ...regressionMetrics(predictive.means, predictive.stds, yOrig, scale) }, predictive };
@@ -75,14 +80,9 @@ export function checkFinite(p: Predictive): void {
 }
 
 /**
- * {@link evaluateSamples} of a posterior's draws: a set's stored draws, or `samples` fresh draws from a
- * distribution (keyed by `key`, consumed). Borrows the posterior.
+ * {@link evaluateSamples} of a posterior: a set's stored draws, `samples` fresh draws from a
+ * distribution, or its function-space predictive (keyed by `key`, consumed). Borrows the posterior.
  */
 export async function evaluatePosterior(model: Model, posterior: Posterior<Params>, split: DataSplit, ood?: ArrayData, draw: { key?: Key; samples?: number } = {}): Promise<Metrics> {
-  const draws = posterior.draws(draw.key ?? makeKey(0), posterior.size === undefined ? draw.samples : undefined);
-  try {
-    return (await evaluateSamples(model, draws, split, ood)).metrics;
-  } finally {
-    free(draws);
-  }
+  return (await evaluateSamples(model, posterior, split, ood, draw.key ?? makeKey(0), draw.samples)).metrics;
 }

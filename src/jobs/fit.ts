@@ -186,7 +186,8 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
     throw new Error(`${e.message}.${ckDir ? ` The last good state is saved in ${ckDir}.` : ""}`);
   }
   try {
-    const metrics: Metrics = await evaluatePosterior(model, result.sampled, data);
+    // A posterior with its own function-space predictive (Laplace) is scored by it; others by their draws.
+    const metrics: Metrics = await evaluatePosterior(model, result.posterior.predict ? result.posterior : result.sampled, data, undefined, { key: key(o.seed) });
     for (const d of result.diagnostics ?? []) {
       metrics[`rhat: ${d.name}`] = d.rhat;
       metrics[`essBulk: ${d.name}`] = d.essBulk;

@@ -42,7 +42,7 @@ export function savedDraws(model: Model, leaves: readonly PosteriorLeafSamples[]
 export function savedDistribution(model: Model, v: NonNullable<PosteriorMeta["variational"]>, tensors: readonly NamedTensor[]): Posterior<Params> {
   const template = model.init(key(0));
   try {
-    return posteriorKind(v.family).load(template, v.options, tensors);
+    return posteriorKind(v.family).load(template, v.options, tensors, model);
   } finally {
     free(template);
   }
@@ -50,11 +50,17 @@ export function savedDistribution(model: Model, v: NonNullable<PosteriorMeta["va
 
 /**
  * The posterior a loaded directory holds: its saved draws, or, with `samples`, the saved variational q
- * to draw that many fresh samples from. `where` names the directory in the error for a posterior that
- * has no q.
+ * to draw that many fresh samples from. A saved distribution that predicts in function space (Laplace)
+ * is always rebuilt: its own predictive is the posterior's. `where` names the directory in the error
+ * for a posterior that has no q.
  */
 export function savedPosterior(model: Model, loaded: LoadedPosterior, samples: number | undefined, where: string): Posterior<Params> {
   const { meta, variational } = loaded;
+  if (samples === undefined && meta.variational !== undefined && variational !== undefined) {
+    const q = savedDistribution(model, meta.variational, variational);
+    if (q.predict) return q;
+    q.dispose();
+  }
   if (samples === undefined) return savedDraws(model, loaded.samples, meta.numSamples);
   if (meta.variational === undefined || variational === undefined) {
     throw new Error(`--samples: ${where} holds ${meta.numSamples} saved samples of a ${meta.method} posterior, not a variational one to draw from`);

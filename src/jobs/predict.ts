@@ -11,10 +11,9 @@
  */
 import { stat } from "node:fs/promises";
 import { key } from "../core/engine.js";
-import { free } from "../core/tree.js";
 import { loadCsvInputs, loadIdxImages } from "../data/index.js";
 import type { ArrayData } from "../data/types.js";
-import { predict as predictive } from "../eval/predict.js";
+import { predictPosterior } from "../eval/predict.js";
 import { DEFAULT_QUANTILES, summarise, type PredictiveSummary } from "../eval/summary.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { loadPosterior, type PosteriorMeta } from "../io/posterior.js";
@@ -91,14 +90,9 @@ export async function runPredict(o: PredictJobOptions): Promise<PredictJobResult
   const posterior = savedPosterior(model, loaded, o.samples, o.posterior);
   let summary: PredictiveSummary;
   try {
-    const draws = posterior.draws(key(o.seed ?? meta.seed), posterior.size === undefined ? o.samples : undefined);
-    try {
-      const p = await predictive(model, draws, data);
-      checkFinite(p);
-      summary = summarise(p, data.n, meta.data.targetScale ?? { mean: 0, std: 1 }, o.quantiles ?? DEFAULT_QUANTILES);
-    } finally {
-      free(draws);
-    }
+    const p = await predictPosterior(model, posterior, data, key(o.seed ?? meta.seed), o.samples);
+    checkFinite(p);
+    summary = summarise(p, data.n, meta.data.targetScale ?? { mean: 0, std: 1 }, o.quantiles ?? DEFAULT_QUANTILES);
   } finally {
     posterior.dispose();
   }
