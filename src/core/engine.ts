@@ -23,6 +23,7 @@ import {
   valueAndGrad,
   jvp,
   vjp,
+  hessian,
   numpy as np,
   random,
   tree,
@@ -179,6 +180,11 @@ export function jvpOf<P>(f: (x: P) => JArray, x: P, t: P): [JArray, JArray] {
 export function vjpOf<P>(f: (x: P) => JArray, x: P): [JArray, ((c: JArray) => P) & { dispose(): void }] {
   const [out, back] = vjp(f as never, [x] as never) as unknown as [JArray, ((c: JArray) => P[]) & { dispose(): void }];
   return [out, Object.assign((c: JArray) => back(c)[0], { dispose: () => back.dispose() })];
+}
+
+/** The Hessian `[d, d]` of a scalar function of a vector `x` `[d]` (forward over reverse). Traceable; consumes `x`. */
+export function hessianOf(f: (x: JArray) => JArray, x: JArray): JArray {
+  return (hessian(f as never) as unknown as (x: JArray) => JArray)(x);
 }
 
 /** `vmap(f, inAxes)` with the caller's argument and result types (jax-js types them over its own trees). */

@@ -125,7 +125,7 @@ export const OPTIONS = {
   lambda: positive("lambda", "l", "proximal strength: weight of KL(q_t || q) against the score-matching term; larger means smaller steps"),
   innerSteps: int("innerSteps", "k", "inner optimisation steps per outer step", 1),
   flowLayers: int("flowLayers", "k", "coupling layers of the flow", 1),
-  hessian: choice("hessian", "structure of the Laplace posterior precision: diagonal, Kronecker-factored per layer (KFAC), full matrix (small models), or top eigenpairs plus diagonal", ["diag", "kron", "full", "lowrank"] as const),
+  hessian: choice("hessian", "structure of the Laplace posterior precision: diagonal, Kronecker-factored per layer (KFAC), or the full matrix (small models)", ["diag", "kron", "full"] as const),
   subset: text("subset", "all|last-layer|<regex>", "the weights the Laplace approximation covers (the rest stay at the mode): all, the last layer, or the parameter paths a regular expression matches (e.g. 'layers\\.2\\.')", (v) => {
     if (v === "all" || v === "last-layer") return;
     try {
@@ -137,7 +137,7 @@ export const OPTIONS = {
   curvature: choice("curvature", "the curvature of the negative log-likelihood: generalised Gauss-Newton, empirical Fisher, or the exact Hessian (full structure only)", ["ggn", "ef", "hessian"] as const),
   pred: choice("pred", "the Laplace predictive: the linearised network (glm) or the network at weight draws (nn)", ["glm", "nn"] as const),
   link: choice("link", "how the linearised classifier's Gaussian logits become probabilities: probit approximation, Laplace bridge (Dirichlet), or Monte Carlo", ["probit", "bridge", "mc"] as const),
-  priorOpt: choice("priorOpt", "how the Laplace prior precision (and regression noise) is tuned after the fit: maximise the Laplace evidence, a validation-NLL grid on held-out training examples, or not at all", ["marglik", "grid", "none"] as const),
+  priorOpt: choice("priorOpt", "how the Laplace prior precision per layer (and a learned regression noise) is tuned after the fit: maximise the Laplace evidence, or not at all", ["marglik", "none"] as const),
   rank: int("rank", "k", "eigenpairs kept by the low-rank Laplace", 1),
   emSteps: int("emSteps", "e", "sample-based EM steps for the prior precision (0 keeps the prior)", 0),
 } as const;

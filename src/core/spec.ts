@@ -56,7 +56,7 @@ export function use<T extends OptionValue, O = never>(def: OptionDef<T>, value: 
  *   sends chains there by design (a cyclical schedule's exploring phases).
  */
 export type RunPlan =
-  | { readonly collect: "final"; readonly epochs: number; readonly copies?: number; readonly draws?: number; readonly warmStart?: { readonly epochs: number } }
+  | { readonly collect: "final"; readonly epochs: number; readonly copies?: number; readonly draws?: number; readonly warmStart?: { readonly epochs: number; readonly lr?: number } }
   | { readonly collect: "trajectory"; readonly steps: number; readonly collectAt: readonly number[]; readonly copies: number; readonly runawayCheck: boolean };
 
 /**

@@ -9,7 +9,7 @@
  */
 import { np, split, type JArray, type Key } from "../core/engine.js";
 import type { Tree } from "../core/tree.js";
-import { activate, dense, initDense, type Activation, type DenseFn, type DenseParams, type Network } from "./network.js";
+import { activate, affine, dense, initDense, type Activation, type DenseFn, type DenseParams, type LinearFn, type Network } from "./network.js";
 
 /** Kernel size of every convolution. */
 const K = 3;
@@ -41,17 +41,24 @@ export interface CnnOptions {
  * @param w kernel `[3, 3, cin, cout]`; @param b bias `[cout]`.
  */
 export function conv3x3(x: JArray, w: JArray, b: JArray): JArray {
+  return conv3x3With(x, { w, b }, 0, affine);
+}
+
+/**
+ * {@link conv3x3} with its matrix product done by `linearFn` on the patch rows `[n*H'*W', 9*C]`
+ * (see Network.applyLinear). Consumes `x` and `layer`.
+ */
+function conv3x3With(x: JArray, layer: DenseParams, index: number, linearFn: LinearFn): JArray {
   const [n, h, wd, c] = x.shape;
   const ho = h - K + 1;
   const wo = wd - K + 1;
-  const cout = w.shape[3];
+  const cout = layer.w.shape[3];
   const shifts = Array.from({ length: K }, (_, i) => i);
   const cols = np.concatenate(shifts.map((j) => x.ref.slice([], [], [j, j + wo], [])), -1); // [n, h, wo, 3c]
   x.dispose();
   const patches = np.concatenate(shifts.map((i) => cols.ref.slice([], [i, i + ho], [], [])), -1); // [n, ho, wo, 9c]
   cols.dispose();
-  const out = np.matmul(patches.reshape([n * ho * wo, K * K * c]), w.reshape([K * K * c, cout])).add(b);
-  return out.reshape([n, ho, wo, cout]);
+  return linearFn(layer, patches.reshape([n * ho * wo, K * K * c]), index).reshape([n, ho, wo, cout]);
 }
 
 /** 2x2 max-pool with stride 2 on NHWC input; odd trailing rows/columns are dropped (consumes x). */
@@ -86,15 +93,17 @@ export function cnn(opts: CnnOptions): Network {
   const denseSizes = [flat, ...hidden, opts.outputDim];
   const gain = act === "tanh" ? 1 : 2;
   /** The forward pass; dense layers (not convolutions) go through `denseFn`. */
-  function run(params: Tree, x: JArray, denseFn: DenseFn): JArray {
+  function run(params: Tree, x: JArray, denseFn: DenseFn, convFn: LinearFn = affine, denseOffset = 0): JArray {
     const p = params as CnnParams;
     const n = x.shape[0];
     // [n, C, H, W] -> NHWC; a single channel needs only a reshape.
     let h = c0 === 1 ? x.reshape([n, h0, w0, 1]) : x.reshape([n, c0, h0, w0]).transpose([0, 2, 3, 1]);
-    for (const conv of p.convs) h = maxPool2(activate(conv3x3(h, conv.w, conv.b), act));
+    p.convs.forEach((conv, i) => {
+      h = maxPool2(activate(conv3x3With(h, conv, i, convFn), act));
+    });
     h = h.reshape([n, flat]);
     p.dense.forEach((layer, i) => {
-      h = denseFn(layer, h, i);
+      h = denseFn(layer, h, i + denseOffset);
       if (i < p.dense.length - 1) h = activate(h, act);
     });
     return h;
@@ -120,6 +129,7 @@ export function cnn(opts: CnnOptions): Network {
     apply(params: Tree, x: JArray): JArray {
       return run(params, x, (layer, h) => dense(layer as DenseParams, h));
     },
-    applyWith: run,
+    applyWith: (params, x, denseFn) => run(params, x, denseFn),
+    applyLinear: (params, x, linearFn) => run(params, x, linearFn, linearFn, opts.channels.length),
   };
 }

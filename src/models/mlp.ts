@@ -53,5 +53,6 @@ export function mlp(opts: MlpOptions): Network {
       return run(params, x, (layer, h) => dense(layer as DenseParams, h));
     },
     applyWith: run,
+    applyLinear: (params, x, linearFn) => run(params, x, linearFn),
   };
 }

@@ -30,6 +30,26 @@ export interface Network {
    * as in `apply`. Consumes its arguments.
    */
   applyWith?(params: Tree, x: JArray, denseFn: DenseFn): JArray;
+  /**
+   * `apply` with every layer's affine map, dense or convolutional, written as one matrix product
+   * `rows W + b` and done by `linearFn` (for methods that need each layer's inputs and output
+   * gradients: Laplace curvature, KFAC). `linearFn(layer, rows, i)` receives the layer's slot of
+   * `params` (`w` of shape `[..., fanOut]`, `b` `[fanOut]`), the layer's input rows `[R, fanIn]` (R = n
+   * for dense layers, n times the output positions for convolutions, as im2col patches) and the
+   * layer's index in `layerList` order (models/prior.ts); it returns the pre-activations `[R, fanOut]`.
+   * Consumes its arguments.
+   */
+  applyLinear?(params: Tree, x: JArray, linearFn: LinearFn): JArray;
+}
+
+/** A layer's affine map on its input rows (see {@link Network.applyLinear}). Consumes `layer` and `rows`. */
+export type LinearFn = (layer: Tree, rows: JArray, index: number) => JArray;
+
+/** `rows W + b` with `W` reshaped to `[fanIn, fanOut]`: the plain {@link LinearFn}. */
+export function affine(layer: Tree, rows: JArray): JArray {
+  const { w, b } = layer as DenseParams;
+  const out = w.shape[w.ndim - 1];
+  return np.matmul(rows, w.reshape([-1, out])).add(b);
 }
 
 /** A replacement for a dense layer `h W + b` (see {@link Network.applyWith}). Consumes `layer` and `h`. */

@@ -182,7 +182,7 @@ export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, 
     free(kParams);
     params = copies === undefined ? keep(o.initParams) : stackTrees(Array.from({ length: copies }, () => keep(o.initParams!)));
   } else if (plan.collect === "final" && plan.warmStart) {
-    const w = await fit(kParams, mapSpec, model, train, { batchSize, options: { epochs: plan.warmStart.epochs } });
+    const w = await fit(kParams, mapSpec, model, train, { batchSize, options: { epochs: plan.warmStart.epochs, ...(plan.warmStart.lr !== undefined ? { lr: plan.warmStart.lr } : {}) } });
     const one = w.posterior.draws(makeKey(0));
     w.posterior.dispose();
     params = sliceTree(one, 0);
