@@ -33,7 +33,7 @@ function checkLength(fn: string, name: string, arr: ArrayLike<number>, expected:
   }
 }
 
-/** Throws unless every entry of `arr` is finite (a NaN or infinity would stall the iterations). */
+/** Throws unless every entry of `arr` is finite (a NaN or infinity would poison every result). */
 function checkFinite(fn: string, name: string, arr: ArrayLike<number>): void {
   for (let i = 0; i < arr.length; i++) {
     if (!Number.isFinite(arr[i])) throw new RangeError(`${fn}: ${name} must be finite, but entry ${i} is ${arr[i]}`);
@@ -54,10 +54,16 @@ function hypot2(x: number, y: number): number {
   return Math.sqrt(ax * ax + ay * ay);
 }
 
-/** The n rows of an n x n row-major matrix as views (no copy). */
-function rowViews(m: Float64Array, n: number): Float64Array[] {
-  const rows = new Array<Float64Array>(n);
-  for (let j = 0; j < n; j++) rows[j] = m.subarray(j * n, j * n + n);
+/** x 2^e, exact barring underflow, for |e| up to about 2000 (2^e itself may not be representable). */
+function timesPow2(x: number, e: number): number {
+  const half = Math.trunc(e / 2);
+  return x * 2 ** half * 2 ** (e - half);
+}
+
+/** The rows of a row-major count x len matrix (len = count when omitted) as views (no copy). */
+function rowViews(m: Float64Array, count: number, len = count): Float64Array[] {
+  const rows = new Array<Float64Array>(count);
+  for (let j = 0; j < count; j++) rows[j] = m.subarray(j * len, j * len + len);
   return rows;
 }
 
@@ -251,7 +257,8 @@ function reflectPair(z: Float64Array, u1: Float64Array, h1: number, u2: Float64A
 }
 
 /**
- * Z = Q^T = P_1 P_2 ... P_{n-1} from the reflectors left by {@link tridiagonalise}. Row r of Z is
+ * Z = Q^T = P_1 P_2 ... P_{n-1} from the reflectors left by {@link tridiagonalise} (P_i = I where
+ * hs[i] = 0, always so for i = 1). Row r of Z is
  * e_r^T P_{r+1} ... P_{n-1} (P_i fixes e_r when i <= r), so rows are independent; they are built
  * ACCUMULATE_ROWS at a time, each reflector u_i being read once per block while the block stays in
  * cache. Reflectors are applied two at a time ({@link reflectPair}); a lone one is a dot product and
@@ -468,10 +475,21 @@ export function symEig(a: Float64Array, n: number): { values: Float64Array; vect
   const fn = "symEig";
   checkDim(fn, "n", n);
   checkLength(fn, "a", a, n * n, "n*n");
-  checkFinite(fn, "a", a);
   if (n === 0) return { values: new Float64Array(0), vectors: new Float64Array(0) };
 
+  // Entries far from 1 are scaled by a power of two (exactly) so that no square or norm of T overflows
+  // or underflows; the eigenvalues are scaled back at the end.
+  let maxAbs = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      const v = a[i * n + j];
+      if (!Number.isFinite(v)) throw new RangeError(`symEig: a must be finite, but entry (${i}, ${j}) is ${v}`);
+      maxAbs = Math.max(maxAbs, Math.abs(v));
+    }
+  }
   const w = Float64Array.from(a);
+  const exponent = maxAbs > 2 ** 500 || (maxAbs > 0 && maxAbs < 2 ** -500) ? -Math.round(Math.log2(maxAbs)) : 0;
+  if (exponent !== 0) for (let i = 0; i < w.length; i++) w[i] = timesPow2(w[i], exponent);
   const d = new Float64Array(n);
   const e = new Float64Array(n);
   const hs = new Float64Array(n);
@@ -485,7 +503,7 @@ export function symEig(a: Float64Array, n: number): { values: Float64Array; vect
   const vectors = new Float64Array(n * n);
   for (let j = 0; j < n; j++) {
     const src = order[j];
-    values[j] = d[src];
+    values[j] = exponent === 0 ? d[src] : timesPow2(d[src], -exponent);
     const rs = src * n;
     for (let r = 0; r < n; r++) vectors[r * n + j] = z[rs + r];
   }
@@ -508,16 +526,12 @@ export function cholesky(a: Float64Array, n: number): Float64Array {
   checkDim(fn, "n", n);
   checkLength(fn, "a", a, n * n, "n*n");
   const l = new Float64Array(n * n);
+  const rows = rowViews(l, n);
   for (let i = 0; i < n; i++) {
     const ri = i * n;
-    for (let j = 0; j < i; j++) {
-      const rj = j * n;
-      let s = a[ri + j];
-      for (let k = 0; k < j; k++) s -= l[ri + k] * l[rj + k];
-      l[ri + j] = s / l[rj + j];
-    }
-    let s = a[ri + i];
-    for (let k = 0; k < i; k++) s -= l[ri + k] * l[ri + k];
+    const li = rows[i];
+    for (let j = 0; j < i; j++) li[j] = (a[ri + j] - dot(li, rows[j], j)) / rows[j][j];
+    const s = a[ri + i] - dot(li, li, i);
     if (!(s > 0) || !Number.isFinite(s)) {
       throw new RangeError(`cholesky: a is not positive definite: pivot ${i} is ${s} (must be a finite number > 0)`);
     }
@@ -625,68 +639,59 @@ export function qrOrthonormal(a: Float64Array, rows: number, cols: number): Floa
   checkLength(fn, "a", a, rows * cols, "rows*cols");
   checkFinite(fn, "a", a);
   const qt = transpose(a, rows, cols); // cols x rows: column j of A is the contiguous row j of qt
+  const q = rowViews(qt, cols, rows);
   const minNorm = 0.5 / Math.sqrt(rows);
   let nextCoordinate = 0;
   for (let j = 0; j < cols; j++) {
-    const rj = j * rows;
-    const norm0 = vecNorm(qt, rj, rows);
-    let norm1 = orthogonalise(qt, rows, j, norm0 === 0);
-    let norm2 = orthogonalise(qt, rows, j, norm1 === 0);
+    const v = q[j];
+    let norm1 = orthogonalise(q, j, rows);
+    let norm2 = norm1 === 0 ? 0 : orthogonalise(q, j, rows);
     let isCoordinate = false;
     while (!(norm2 > 0.5 * norm1) || (isCoordinate && norm2 < minNorm)) {
       if (nextCoordinate >= rows) throw new Error(`qrOrthonormal: could not complete the basis at column ${j}`);
-      qt.fill(0, rj, rj + rows);
-      qt[rj + nextCoordinate++] = 1;
+      v.fill(0);
+      v[nextCoordinate++] = 1;
       isCoordinate = true;
-      norm1 = orthogonalise(qt, rows, j, false);
-      norm2 = orthogonalise(qt, rows, j, false);
+      norm1 = orthogonalise(q, j, rows);
+      norm2 = orthogonalise(q, j, rows);
     }
     const inv = 1 / norm2;
-    for (let t = 0; t < rows; t++) qt[rj + t] *= inv;
+    for (let t = 0; t < rows; t++) v[t] *= inv;
   }
   return transpose(qt, cols, rows);
 }
 
-/** Euclidean norm of v[off .. off+len). */
-function vecNorm(v: Float64Array, off: number, len: number): number {
-  let s = 0;
-  for (let t = 0; t < len; t++) s += v[off + t] * v[off + t];
-  return Math.sqrt(s);
-}
-
 /**
- * One modified Gram-Schmidt pass over row j of `qt` (cols x rows) against the orthonormal rows 0..j-1:
- * for i = 0..j-1, v <- v - (q_i . v) q_i, with the dot product for q_{i+1} accumulated in the same loop
- * as the update for q_i. Returns the norm of the result (0 without work when `isZero`).
+ * One modified Gram-Schmidt pass over q[j] against the orthonormal q[0..j-1] (each of length `len`):
+ * for i = 0..j-1, v <- v - (q_i . v) q_i, the dot product for q_{i+1} being accumulated in the same
+ * loop as the update for q_i (and the squared norm of the result in the last one). Returns |v|.
  */
-function orthogonalise(qt: Float64Array, rows: number, j: number, isZero: boolean): number {
-  const rj = j * rows;
-  if (isZero) return 0;
-  if (j === 0) return vecNorm(qt, rj, rows);
-  let r = 0;
-  for (let t = 0; t < rows; t++) r += qt[t] * qt[rj + t];
+function orthogonalise(q: Float64Array[], j: number, len: number): number {
+  const v = q[j];
+  if (j === 0) return Math.sqrt(dot(v, v, len));
+  let r = dot(q[0], v, len);
   for (let i = 0; i < j; i++) {
-    const ri = i * rows;
-    if (i + 1 < j) {
-      const rn = ri + rows;
-      let next = 0;
-      for (let t = 0; t < rows; t++) {
-        const v = qt[rj + t] - r * qt[ri + t];
-        qt[rj + t] = v;
-        next += qt[rn + t] * v;
-      }
-      r = next;
-    } else {
-      let ss = 0;
-      for (let t = 0; t < rows; t++) {
-        const v = qt[rj + t] - r * qt[ri + t];
-        qt[rj + t] = v;
-        ss += v * v;
-      }
-      return Math.sqrt(ss);
+    const qi = q[i];
+    const qn = i + 1 < j ? q[i + 1] : v; // the last pass accumulates |v|^2
+    let s0 = 0;
+    let s1 = 0;
+    let t = 0;
+    for (; t + 1 < len; t += 2) {
+      const v0 = v[t] - r * qi[t];
+      const v1 = v[t + 1] - r * qi[t + 1];
+      v[t] = v0;
+      v[t + 1] = v1;
+      s0 += qn[t] * v0;
+      s1 += qn[t + 1] * v1;
     }
+    if (t < len) {
+      const v0 = v[t] - r * qi[t];
+      v[t] = v0;
+      s0 += qn[t] * v0;
+    }
+    r = s0 + s1;
   }
-  return 0; // unreachable: the loop returns at i = j - 1
+  return Math.sqrt(r);
 }
 
 /**
