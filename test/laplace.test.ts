@@ -92,7 +92,7 @@ function exactGgn(model: Model, jac: { j: Float64Array; n: number; k: number; p:
   return ggn;
 }
 
-const OPTS: LaplaceMethodOptions = { epochs: 20, lr: 3e-3, hessian: "diag", subset: "all", curvature: "ggn", pred: "glm", link: "probit", priorOpt: "none", samples: 100 };
+const OPTS: LaplaceMethodOptions = { epochs: 20, lr: 3e-3, hessian: "diag", subset: "all", curvature: "ggn", pred: "glm", link: "probit", temperature: 1, priorOpt: "none", samples: 100 };
 
 /** One curvature pass over `batch` (all of it as one step); returns the state and blocks. */
 function pass(model: Model, params: Params, batch: Batch, o: Partial<LaplaceMethodOptions>): { state: LaplaceState; blocks: Block[] } {
@@ -170,13 +170,19 @@ for (const [name, makeM, shape] of [
             const exact = Float64Array.from({ length: b.fanOut * b.fanOut }, (_, i) => block(Math.floor(i / b.fanOut), i % b.fanOut));
             assert.ok(relErr(g, exact) < REL, `${b.path} bias block rel err ${relErr(g, exact)}`);
           }
-        } else if (n === 1 && a.length === b.fanIn * b.fanIn && (name.startsWith("mlp") || b.fanIn === 8)) {
+        } else {
+          // A carries the appended ones: its corner counts the rows (n times the output positions).
+          const corner = a[(b.fanIn + 1) * (b.fanIn + 1) - 1];
+          const positions = name.startsWith("mlp") || b.fanIn === 8 ? 1 : 16;
+          assert.equal(corner, n * positions, `${b.path}: A's ones corner ${corner}`);
+        }
+        if (b.kind === "w" && n === 1 && (name.startsWith("mlp") || b.fanIn === 8)) {
           // One example, a dense layer: GGN_W = (a a^T) (x) (sum_c delta_c delta_c^T) exactly (R = 1).
           const kron = new Float64Array(b.size * b.size);
           for (let i1 = 0; i1 < b.fanIn; i1++)
             for (let o1 = 0; o1 < b.fanOut; o1++)
               for (let i2 = 0; i2 < b.fanIn; i2++)
-                for (let o2 = 0; o2 < b.fanOut; o2++) kron[(i1 * b.fanOut + o1) * b.size + i2 * b.fanOut + o2] = a[i1 * b.fanIn + i2] * g[o1 * b.fanOut + o2];
+                for (let o2 = 0; o2 < b.fanOut; o2++) kron[(i1 * b.fanOut + o1) * b.size + i2 * b.fanOut + o2] = a[i1 * (b.fanIn + 1) + i2] * g[o1 * b.fanOut + o2];
           const exact = Float64Array.from({ length: b.size * b.size }, (_, i) => block(Math.floor(i / b.size), i % b.size));
           assert.ok(relErr(kron, exact) < REL, `${b.path} one-example Kronecker block rel err ${relErr(kron, exact)}`);
         }
@@ -395,4 +401,83 @@ test("laplace: batchCholesky factors a batch of SPD matrices", async () => {
   const back = await toHost(np.matmul(l.ref, l.transpose([0, 2, 1])));
   const want = await toHost(a);
   assert.ok(relErr(back, want) < 1e-6);
+});
+
+test("laplace: the Monte Carlo Fisher (one drawn label per example) averages to the GGN", async () => {
+  const model = tinyMlp();
+  const params = model.init(key(8));
+  const batch = data(6, [3], 3, 61);
+  const exact = Float64Array.from(await toHost(pass(model, params, batch, { hessian: "full" }).state.acc[0].ref));
+  const p = Math.round(Math.sqrt(exact.length));
+  const reps = 400;
+  const sum = new Float64Array(p * p);
+  const sumSq = new Float64Array(p * p);
+  const m = create(model, 6, { ...OPTS, hessian: "full", curvature: "mc" });
+  for (let r = 0; r < reps; r++) {
+    const s0 = m.init(key(1), keep(params));
+    const [s1, info] = m.step(key(100 + r), s0, { x: batch.x.ref, y: batch.y.ref });
+    info.loss.dispose();
+    const v = await toHost(s1.acc[0].ref);
+    v.forEach((x, i) => {
+      sum[i] += x;
+      sumSq[i] += x * x;
+    });
+  }
+  // Every entry within 5 standard errors of its exact value (the draws are independent across repetitions).
+  let worst = 0;
+  for (let i = 0; i < p * p; i++) {
+    const mean = sum[i] / reps;
+    const se = Math.sqrt(Math.max(sumSq[i] / reps - mean * mean, 0) / reps) + 1e-7;
+    worst = Math.max(worst, Math.abs(mean - exact[i]) / se);
+  }
+  assert.ok(worst < 5, `largest deviation ${worst.toFixed(2)} standard errors`);
+});
+
+test("laplace --from: starts from a saved MAP's weights (and a safetensors file of them), skipping the warm start", async () => {
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { runFit } = await import("../src/jobs/fit.js");
+  const { loadPosterior } = await import("../src/io/posterior.js");
+  const { writeSafetensors } = await import("../src/io/safetensors-file.js");
+  const dir = mkdtempSync(join(tmpdir(), "bayesdl-laplace-"));
+  try {
+    const base = { data: "toy:two-moons", model: "mlp:8", seed: 3, quiet: true } as const;
+    const map = await runFit({ ...base, method: "map", options: { epochs: 30 }, out: join(dir, "map") });
+    const saved = await loadPosterior(join(dir, "map"));
+    const lap = await runFit({ ...base, method: "laplace", options: { hessian: "full", subset: "all" }, from: join(dir, "map"), out: join(dir, "lap") });
+    assert.equal(lap.meta.methodOptions.warmStart, undefined);
+    assert.equal(lap.meta.methodOptions.from, join(dir, "map"));
+    // The Laplace posterior's mode is the MAP's weights, bit for bit.
+    const loaded = await loadPosterior(join(dir, "lap"));
+    for (const leaf of saved.samples) {
+      const t = loaded.variational!.find((v) => v.name === `mode.${leaf.name}`)!;
+      assert.deepEqual([...t.data], [...leaf.data], leaf.name);
+    }
+    // The same from a safetensors file of the leaves.
+    const file = join(dir, "weights.safetensors");
+    await writeSafetensors(file, Object.fromEntries(saved.samples.map((l) => [l.name, { dtype: "F32", shape: [...l.shape], data: l.data }])));
+    const lap2 = await runFit({ ...base, method: "laplace", options: { hessian: "full", subset: "all" }, from: file });
+    assert.equal(lap2.metrics.nll, lap.metrics.nll);
+    assert.ok(lap.metrics.accuracy >= map.metrics.accuracy - 1e-9, "the linearised predictive keeps the MAP's predictions' argmax here");
+    await assert.rejects(runFit({ ...base, model: "mlp:9", method: "laplace", from: join(dir, "map") }), /holds a mlp:8 posterior, but the fit's model is mlp:9/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("--prior-scale evidence: MAP rounds with the prior tuned per layer by the Laplace evidence, recorded with the posterior", async () => {
+  const { runFit } = await import("../src/jobs/fit.js");
+  const lines: string[] = [];
+  const r = await runFit({ data: "toy:regression-gap", model: "mlp:8", method: "map", seed: 1, options: { epochs: 30 }, priorSelect: { by: "evidence", rounds: 3, epochs: 30 }, onSelect: (l) => lines.push(l) });
+  const sel = r.meta.prior.selected;
+  assert.ok(sel && sel.by === "evidence");
+  assert.equal(sel.rounds.length, 3);
+  assert.equal(lines.length, 3);
+  // The prior the final fit used is the last round's choice, one finite positive scale per layer.
+  assert.deepEqual(r.meta.prior.perLayer, [...sel.chosen]);
+  assert.equal(sel.chosen.length, 2);
+  for (const s of sel.chosen) assert.ok(Number.isFinite(s) && s > 0);
+  // The evidence is tuned, so it does not fall from round to round by more than the MAP's own change moves it.
+  assert.ok(sel.rounds.every((x) => Number.isFinite(x.logEvidence)));
 });

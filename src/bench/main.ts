@@ -18,6 +18,7 @@ import type { Info } from "../core/method.js";
 import { replicate } from "../core/replicate.js";
 import { stackTrees, type Tree } from "../core/tree.js";
 import { create as createMap } from "../baselines/map.js";
+import { create as createLaplace } from "../laplace/laplace.js";
 import { categorical, gaussian } from "../models/likelihood.js";
 import { logDensity, makeModel, type Batch, type LogDensityFn, type Model, type ModelMethod } from "../models/model.js";
 import { create as createBbb } from "../vi/bbb.js";
@@ -105,6 +106,9 @@ const sgld: MethodFactory = (ld, n) => createSgld(ld, { stepSize: 1e-4, dataSize
 const sghmc: MethodFactory = (ld, n) => createSghmc(ld, { stepSize: 1e-4, friction: 0.05, dataSize: n });
 const bbb: MethodFactory = (_ld, n, model) => createBbb(model, { dataSize: n, learningRate: 1e-3 });
 const bbbLrt: MethodFactory = (_ld, n, model) => createBbb(model, { dataSize: n, learningRate: 1e-3, estimator: "lrt" });
+/** KFAC accumulation with the Monte Carlo Fisher (one label drawn per example), A with ones appended, at fixed weights. */
+const kfac: MethodFactory = (_ld, n, model) =>
+  createLaplace(model, n, { epochs: 0, lr: 1e-3, hessian: "kron", subset: "all", curvature: "mc", pred: "glm", link: "probit", temperature: 1, priorOpt: "none", samples: 1 }) as unknown as ModelMethod<Tree, Info>;
 const MNIST_MLP = { spec: "mlp:400,400", inputShape: [784], classes: 10, n: 60000, batch: 128 };
 const MNIST_CNN = { spec: "cnn:32,64", inputShape: [1, 28, 28], classes: 10, n: 60000, batch: 64 };
 const UCI_MLP = { spec: "mlp:50", inputShape: [13], classes: 1, n: 455, batch: 32 };
@@ -119,6 +123,7 @@ const WORKLOADS: Workload[] = [
   workload({ name: "bbb-mlp-mnist", peer: "bbb-mlp-mnist", note: "Bayes-by-backprop, one reparameterised draw, closed-form KL, Adam", ...MNIST_MLP, method: bbb, warmup: 5, steps: 100 }),
   workload({ name: "bbb-lrt-mlp-mnist", peer: "bbb-mlp-mnist", note: "the same ELBO step with local reparameterisation (noise on pre-activations, not weights)", ...MNIST_MLP, method: bbbLrt, warmup: 5, steps: 100 }),
   workload({ name: "map-mlp-mnist", peer: "sgld-mlp-mnist", note: "MAP step (grad + Adam) vs the peer's SGLD step (grad + noise)", ...MNIST_MLP, method: map, warmup: 10, steps: 200 }),
+  workload({ name: "kfac-mlp-mnist", peer: "kfac-mlp-mnist", note: "KFAC factors A += [a,1]^T [a,1], G += g^T g with one sampled label per example (the laplace method's curvature step)", ...MNIST_MLP, method: kfac, warmup: 5, steps: 100 }),
   workload({ name: "map-cnn-mnist", peer: "sgld-cnn-mnist", note: "MAP step (grad + Adam) vs the peer's SGLD step (grad + noise)", ...MNIST_CNN, method: map, warmup: 3, steps: 40 }),
 ];
 

@@ -2,6 +2,7 @@
 /**
  * The `bayesdl` command line: `fit` a posterior, `evaluate` a saved one, `predict` with it on new inputs.
  */
+import { EVIDENCE_ROUNDS } from "../jobs/fit.js";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { OptionError, type OptionDef, type OptionValue } from "../core/options.js";
 import { DATA_SOURCE_FORMS } from "../data/index.js";
@@ -39,10 +40,11 @@ function positive(flag: string) {
   };
 }
 
-function priorScales(v: string): number[] | "cv" {
+function priorScales(v: string): number[] | "cv" | "evidence" {
   if (v.trim() === "cv") return "cv";
+  if (v.trim() === "evidence") return "evidence";
   const parts = v.split(",").map((p) => Number(p));
-  if (parts.some((p) => !Number.isFinite(p) || p <= 0)) throw new InvalidArgumentError(`--prior-scale expects positive numbers separated by commas, or cv, got '${v}'.`);
+  if (parts.some((p) => !Number.isFinite(p) || p <= 0)) throw new InvalidArgumentError(`--prior-scale expects positive numbers separated by commas, cv or evidence, got '${v}'.`);
   return parts;
 }
 
@@ -104,7 +106,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--method <name>", `inference method: ${METHODS.map((m) => `${m.name} (${m.summary}; cost: ${m.cost})`).join("; ")}`).choices(METHOD_NAMES).default("map"))
     .option("--batch-size <n>", "minibatch size (default 128)", int("--batch-size", 1))
     .addOption(new Option("--prior <kind>", "prior on the network's parameters: fan-in (weights N(0, s^2 / fan-in), biases N(0, s^2)) or iid (N(0, s^2) on every parameter)").choices(["fan-in", "iid"]).default("fan-in"))
-    .option("--prior-scale <s>", `the prior's scale s: one number, one per layer separated by commas (e.g. 1,0.5,0.1), or cv (chosen by cross-validation on the training part from ${CV_GRID.join(", ")}) (default ${DEFAULT_PRIOR_SCALE} with --prior fan-in, 1 with iid)`, priorScales)
+    .option("--prior-scale <s>", `the prior's scale s: one number, one per layer separated by commas (e.g. 1,0.5,0.1), cv (chosen by cross-validation on the training part from ${CV_GRID.join(", ")}), or evidence (per layer, by the Laplace evidence over ${EVIDENCE_ROUNDS} rounds of MAP training; any method) (default ${DEFAULT_PRIOR_SCALE} with --prior fan-in, 1 with iid)`, priorScales)
     .option("--cv-folds <k>", "folds of --prior-scale cv (1: one random 20% of the training part)", int("--cv-folds", 1), 1)
     .addOption(new Option("--noise <kind>", "regression: observation noise fixed, learned (one scale) or heteroscedastic (a second network output)").choices(["fixed", "learned", "heteroscedastic"]).default("learned"))
     .option("--sigma <s>", "regression: (initial) noise standard deviation in standardised target units", positive("--sigma"), 1)
@@ -117,6 +119,7 @@ export function buildProgram(): Command {
     .option("--force", "replace a non-empty --out directory")
     .option("--checkpoint-every <steps>", "write the run's full state to <out>.checkpoint every this many steps (atomically; removed when the posterior is saved)", int("--checkpoint-every", 1))
     .option("--resume <dir>", "continue a checkpointed run (its --out, or the .checkpoint directory) exactly where it stopped; every other setting comes from the checkpoint")
+    .option("--from <path>", "start from these weights instead of a fresh initialisation or MAP warm start: a directory written by fit --out (its first draw, e.g. a MAP fit) or a .safetensors file with one tensor per leaf (net.layers.0.w, ...)")
     .option("--quiet", "no progress output");
   addMethodOptions(fit).action(async (opts, cmd: Command) => {
     if (opts.resume !== undefined) {
@@ -130,6 +133,7 @@ export function buildProgram(): Command {
     const progress = progressReporter(opts.resume === undefined ? `fit ${method}` : "fit (resumed)", Boolean(opts.quiet));
     const result = await runFit({
       resume: opts.resume,
+      from: opts.from,
       checkpointEvery: opts.checkpointEvery,
       data: opts.data,
       model: opts.model,
@@ -139,7 +143,7 @@ export function buildProgram(): Command {
       batchSize: opts.batchSize,
       priorScale: Array.isArray(opts.priorScale) ? opts.priorScale[0] : undefined,
       priorPerLayer: Array.isArray(opts.priorScale) && opts.priorScale.length > 1 ? opts.priorScale : undefined,
-      priorSelect: opts.priorScale === "cv" ? { folds: opts.cvFolds } : undefined,
+      priorSelect: opts.priorScale === "cv" ? { folds: opts.cvFolds } : opts.priorScale === "evidence" ? { by: "evidence" } : undefined,
       onSelect: opts.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`),
       priorScaling: opts.prior === "iid" ? "none" : "fan-in",
       noise: opts.noise,

@@ -4,6 +4,7 @@
  * errors, and the README's method and flag tables (`npm run docs` writes them; a test checks that the
  * README matches).
  */
+import { EVIDENCE_ROUNDS } from "../jobs/fit.js";
 import { OPTIONS, type OptionDef } from "../core/options.js";
 import type { OptionUse } from "../core/spec.js";
 import { METHODS, methodsTaking, type Method } from "../methods.js";
@@ -60,7 +61,7 @@ export const FIT_JOB_FLAGS: readonly JobFlag[] = [
   { flag: "--method <name>", default: "`map`", meaning: "the inference method (see [Methods](#methods))" },
   { flag: "--batch-size <n>", default: "128", meaning: "minibatch size" },
   { flag: "--prior fan-in\\|iid", default: "`fan-in`", meaning: "prior on the network's parameters: `fan-in` puts N(0, s^2 / fan-in) on weights and N(0, s^2) on biases (see [Priors](#priors)); `iid` puts N(0, s^2) on every parameter" },
-  { flag: "--prior-scale <s>", default: `fan-in: ${DEFAULT_PRIOR_SCALE}; iid: 1`, meaning: `the prior's scale s; one number, one per layer (\`1,0.5,0.1\`), or \`cv\`: chosen from ${CV_GRID.join(", ")} by the validation NLL of the method itself on the training part (costs ${CV_GRID.length} x \`--cv-folds\` extra fits; saved as \`prior.selected\`)` },
+  { flag: "--prior-scale <s>", default: `fan-in: ${DEFAULT_PRIOR_SCALE}; iid: 1`, meaning: `the prior's scale s; one number, one per layer (\`1,0.5,0.1\`), or \`cv\`: chosen from ${CV_GRID.join(", ")} by the validation NLL of the method itself on the training part (costs ${CV_GRID.length} x \`--cv-folds\` extra fits; saved as \`prior.selected\`), or \`evidence\`: one scale per layer, by the Laplace evidence of the MAP, over ${EVIDENCE_ROUNDS} rounds of MAP training (20 + 3 x 10 epochs) and KFAC evidence maximisation, for any method (saved as \`prior.selected\`)` },
   { flag: "--cv-folds <k>", default: "1", meaning: "folds of `--prior-scale cv`; 1 is one random 20% of the training part" },
   { flag: "--noise fixed\\|learned\\|heteroscedastic", default: "`learned`", meaning: "regression: observation noise fixed, log sigma learned, or heteroscedastic: sigma(x) from a second network output (see [Regression noise](#regression-noise))" },
   { flag: "--sigma <s>", default: "1", meaning: "regression: (initial) noise std in standardised target units" },

@@ -31,7 +31,7 @@ import {
   type JsTree,
 } from "@jax-js/jax";
 
-export { np, nn, lax, random, tree, jit, vmap, grad, valueAndGrad };
+export { np, nn, lax, random, tree, jit, vmap, grad, valueAndGrad, vjp };
 export type { JArray, JsTree };
 
 /** A PRNG key (jax-js threefry key, `uint32[2]`). */

@@ -134,10 +134,14 @@ export const OPTIONS = {
       throw new OptionError("subset", `expects all, last-layer or a regular expression, got '${v}' (${(e as Error).message})`);
     }
   }),
-  curvature: choice("curvature", "the curvature of the negative log-likelihood: generalised Gauss-Newton, empirical Fisher, or the exact Hessian (full structure only)", ["ggn", "ef", "hessian"] as const),
+  curvature: choice("curvature", "the curvature of the negative log-likelihood: generalised Gauss-Newton, its Monte Carlo estimate (the Fisher with one label drawn per example: one backward pass instead of one per class), empirical Fisher, or the exact Hessian (full structure only)", ["ggn", "mc", "ef", "hessian"] as const),
   pred: choice("pred", "the Laplace predictive: the linearised network (glm) or the network at weight draws (nn)", ["glm", "nn"] as const),
   link: choice("link", "how the linearised classifier's Gaussian logits become probabilities: probit approximation, Laplace bridge (Dirichlet), or Monte Carlo", ["probit", "bridge", "mc"] as const),
-  priorOpt: choice("priorOpt", "how the Laplace prior precision per layer (and a learned regression noise) is tuned after the fit: maximise the Laplace evidence, or not at all", ["marglik", "none"] as const),
+  priorOpt: choice(
+    "priorOpt",
+    "how the Laplace prior precision per layer (and a learned regression noise) is tuned: online (rounds of MAP training and evidence maximisation, then post-hoc), marglik (maximise the Laplace evidence post hoc at the given mode), or none",
+    ["online", "marglik", "none"] as const,
+  ),
   rank: int("rank", "k", "eigenpairs kept by the low-rank Laplace", 1),
   emSteps: int("emSteps", "e", "sample-based EM steps for the prior precision (0 keeps the prior)", 0),
 } as const;

@@ -3,7 +3,7 @@
  * and its metrics out, saved when asked. Front ends call these and only format what they return.
  */
 import { key, split } from "../core/engine.js";
-import { free } from "../core/tree.js";
+import { free, rebuildFrom, sliceTree } from "../core/tree.js";
 import type { OptionValue } from "../core/options.js";
 import { sharedRows, splitFingerprint } from "../data/fingerprint.js";
 import { absoluteSource, baseSource, loadData, type LoadDataOptions } from "../data/index.js";
@@ -15,6 +15,7 @@ import { makeModel } from "../models/model.js";
 import { DEFAULT_PRIOR_SCALE, type PriorScaling, type PriorSelection, type PriorSpec } from "../models/prior.js";
 import { networkFromSpec } from "../models/spec.js";
 import { DEFAULT_BATCH_SIZE, fit, type FitResult, type Monitor } from "../run/driver.js";
+import { evidenceWarmStart } from "../run/evidence.js";
 import { DivergenceError, type Progress, type Restart } from "../run/loop.js";
 import { resolve } from "node:path";
 import { checkpointDirOf, findCheckpoint, loadCheckpoint, removeCheckpoint, saveCheckpoint } from "./checkpoint.js";
@@ -22,7 +23,10 @@ import { convergenceWarnings } from "../diagnostics/warnings.js";
 import { selectPriorScale } from "./select.js";
 import { VERSION } from "../version.js";
 import { checkCompatible, checkInputs, evaluatePosterior, type Metrics } from "./evaluate.js";
-import { drawsToLeaves, inPosteriorUnits, modelFromMeta, savedPosterior } from "./posterior.js";
+import { drawsToLeaves, inPosteriorUnits, modelFromMeta, savedDraws, savedPosterior } from "./posterior.js";
+import { readSafetensors } from "../io/safetensors-file.js";
+import { tensorsToTree } from "../core/posterior.js";
+import type { Model, Params } from "../models/model.js";
 
 /** Everything `bayesdl fit` needs. */
 export interface FitJobOptions {
@@ -43,7 +47,7 @@ export interface FitJobOptions {
    * Choose the prior scale s by cross-validation on the training part (jobs/select.ts) before the fit;
    * `priorScale` is then ignored and the choice is saved in posterior.json (`prior.selected`).
    */
-  readonly priorSelect?: { readonly folds?: number; readonly grid?: readonly number[] };
+  readonly priorSelect?: { readonly by?: "cv"; readonly folds?: number; readonly grid?: readonly number[] } | { readonly by: "evidence"; readonly rounds?: number; readonly epochs?: number };
   /** Set by the job itself after a `priorSelect` run: what cross-validation chose (saved with the posterior). */
   readonly priorSelected?: PriorSelection;
   /** Progress lines of a `priorSelect` run. */
@@ -58,6 +62,12 @@ export interface FitJobOptions {
   /** CSV: the task, when the target column does not settle it. */
   readonly task?: Task;
   readonly testSize?: number;
+  /**
+   * Start from these weights instead of the model's initialiser or the method's MAP warm start: a
+   * directory written by `fit --out` (its first draw: the mode of a MAP fit) or a safetensors file
+   * with one tensor per parameter leaf named by its path (`net.layers.0.w`, ...).
+   */
+  readonly from?: string;
   /** Learning-curve callback (run/driver.ts). */
   readonly monitor?: Monitor;
   /** Output directory; nothing is written when omitted. It must not exist or be empty unless `force`. */
@@ -119,6 +129,48 @@ export function restartWarnings(restarts: readonly Restart[], strays?: FitResult
   return out;
 }
 
+/**
+ * The weights `--from` names (see {@link FitJobOptions.from}), checked against the model.
+ * @throws naming the path and what does not match.
+ */
+export async function startingWeights(model: Model, from: string, modelSpec: string): Promise<Params> {
+  const template = model.init(key(0));
+  try {
+    if (from.endsWith(".safetensors")) {
+      const { tensors } = await readSafetensors(from);
+      const named = Object.entries(tensors).map(([name, t]) => {
+        if (t.dtype !== "F32" && t.dtype !== "F64") throw new Error(`--from ${from}: tensor '${name}' is ${t.dtype}; expected F32 or F64 weights`);
+        const size = t.shape.reduce((a, d) => a * d, 1);
+        // A leading axis of one (a single draw) is dropped.
+        const shape = t.shape.length > 0 && t.shape[0] === 1 && t.data.length === size ? t.shape.slice(1) : t.shape;
+        return { name, shape, data: Float32Array.from(t.data as ArrayLike<number>) };
+      });
+      try {
+        return tensorsToTree(template, named);
+      } catch (e) {
+        throw new Error(`--from ${from}: ${(e as Error).message}`);
+      }
+    }
+    const loaded = await loadPosterior(from);
+    if (loaded.meta.model !== modelSpec) throw new Error(`--from ${from}: holds a ${loaded.meta.model} posterior, but the fit's model is ${modelSpec}`);
+    const draws = savedDraws(model, loaded.samples, loaded.meta.numSamples);
+    const all = draws.draws(key(0));
+    draws.dispose();
+    const first = sliceTree(all, 0);
+    const own = rebuildFrom(first, (a) => a.ref.mul(1));
+    free(first);
+    free(all);
+    return own;
+  } finally {
+    free(template);
+  }
+}
+
+/** MAP epochs of the first round of `--prior-scale evidence` (later rounds half as many each). */
+export const EVIDENCE_EPOCHS = 20;
+/** Rounds of `--prior-scale evidence`. */
+export const EVIDENCE_ROUNDS = 4;
+
 /** The prior a fit job's options ask for. */
 export function priorOf(o: Pick<FitJobOptions, "priorScale" | "priorPerLayer" | "priorScaling">): PriorSpec {
   const scaling = o.priorScaling ?? "fan-in";
@@ -157,7 +209,17 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
   let model = makeModel(network, likelihood, priorOf(o));
   checkCompatible(model, data.train, `--data ${o.data}`);
   const [kFit, kSelect] = split(key(o.seed), 2);
-  if (o.priorSelect && !resumed) {
+  if (o.priorSelect?.by === "evidence" && !resumed) {
+    // MAP rounds with the prior tuned per layer by the Laplace evidence (run/evidence.ts).
+    const ps = o.priorSelect;
+    const batchSize = Math.min(o.batchSize ?? DEFAULT_BATCH_SIZE, data.train.n);
+    const e = await evidenceWarmStart(fit, kSelect, model, data.train, { epochs: ps.epochs ?? EVIDENCE_EPOCHS, rounds: ps.rounds ?? EVIDENCE_ROUNDS, batchSize });
+    free(e.params);
+    for (const r of e.rounds) o.onSelect?.(`evidence round: ${r.epochs} MAP epochs -> prior scales ${r.priorScales.map((v) => v.toPrecision(3)).join(", ")} (log evidence ${r.logEvidence.toFixed(1)})`);
+    const chosen = [...(e.prior.perLayer ?? [e.prior.scale])];
+    o = { ...o, priorScale: chosen[0], priorPerLayer: chosen, priorSelect: undefined, priorSelected: { by: "evidence", rounds: e.rounds, chosen } };
+    model = makeModel(network, likelihood, priorOf(o));
+  } else if (o.priorSelect && !resumed) {
     const selected = await selectPriorScale(kSelect, spec, model, data, { ...o.priorSelect, seed: o.seed, batchSize: o.batchSize, options: o.options, log: o.onSelect });
     // From here on (and in a checkpoint of this run) the job is the fit at the chosen scale.
     o = { ...o, priorScale: selected.chosen, priorSelect: undefined, priorSelected: selected };
@@ -169,9 +231,11 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
   const ckDir = o.out && o.checkpointEvery !== undefined ? checkpointDirOf(o.out) : undefined;
   const { monitor: _monitor, onProgress: _onProgress, onSelect: _onSelect, resume: _resume, ...settings } = o;
   const job: SavedJob = { ...settings, data: absoluteSource(o.data), out: o.out === undefined ? undefined : resolve(o.out) };
+  const initParams = o.from !== undefined && !resumed ? await startingWeights(model, o.from, o.model) : undefined;
   let result: FitResult;
   try {
     result = await fit(kFit, spec, model, data.train, {
+      initParams,
       batchSize: o.batchSize,
       options: o.options,
       heldOut: data.test,
@@ -181,10 +245,12 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
       checkpoint: ckDir ? { every: o.checkpointEvery!, save: (c) => saveCheckpoint(ckDir, job, fingerprint, c) } : undefined,
     });
   } catch (e) {
+    free(initParams);
     if (!(e instanceof DivergenceError)) throw e;
     free(e.lastGood);
     throw new Error(`${e.message}.${ckDir ? ` The last good state is saved in ${ckDir}.` : ""}`);
   }
+  free(initParams);
   try {
     // A posterior with its own function-space predictive (Laplace) is scored by it; others by their draws.
     const metrics: Metrics = await evaluatePosterior(model, result.posterior.predict ? result.posterior : result.sampled, data, undefined, { key: key(o.seed) });
@@ -224,7 +290,7 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
         ...(o.priorSelected ? { selected: o.priorSelected } : {}),
       },
       method: o.method,
-      methodOptions: { ...result.options, batchSize: Math.min(o.batchSize ?? DEFAULT_BATCH_SIZE, data.train.n), ...(result.warmStart ? { warmStart: result.warmStart } : {}) },
+      methodOptions: { ...result.options, batchSize: Math.min(o.batchSize ?? DEFAULT_BATCH_SIZE, data.train.n), ...(result.warmStart ? { warmStart: result.warmStart } : {}), ...(o.from !== undefined ? { from: resolve(o.from) } : {}) },
       seed: o.seed,
       data: {
         source: absoluteSource(o.data),

@@ -55,7 +55,7 @@ export function foldsOf(n: number, folds: number, seed: number): Int32Array[] {
  * replaced by each grid value; per-layer scales are not searched) for `method` on `data.train`.
  * Consumes `k`.
  */
-export async function selectPriorScale(k: Key, method: Method, model: Model, data: DataSplit, o: SelectOptions): Promise<PriorSelection> {
+export async function selectPriorScale(k: Key, method: Method, model: Model, data: DataSplit, o: SelectOptions): Promise<Extract<PriorSelection, { by: "cv" }>> {
   if (model.prior.perLayer) throw new RangeError("cross-validation of the prior scale searches one s for all layers; drop the per-layer scales");
   const grid = [...(o.grid ?? CV_GRID)];
   const folds = foldsOf(data.train.n, o.folds ?? 1, o.seed);
@@ -88,7 +88,7 @@ export async function selectPriorScale(k: Key, method: Method, model: Model, dat
         break;
       }
       try {
-        const metrics = await evaluatePosterior(m, result.sampled, valSplit);
+        const metrics = await evaluatePosterior(m, result.posterior.predict ? result.posterior : result.sampled, valSplit);
         total += metrics.nll;
       } finally {
         result.posterior.dispose();

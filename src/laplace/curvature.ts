@@ -14,11 +14,13 @@
  *   and the bias block sum_c delta_c^T delta_c;
  * - full: the per-example gradients J_i^T L_ic of the chosen weights as rows, GGN = V^T V.
  * Square roots L of H: softmax, column c = sqrt(p_c) (e_c - p) (since diag(p) - p p^T = L L^T when
- * sum p = 1); Gaussian, 1/sigma. The empirical Fisher uses the one column grad_f log p(y_i | f_i).
+ * sum p = 1); Gaussian, 1/sigma. The Monte Carlo Fisher uses one column grad_f log p(y~_i | f_i) with
+ * y~_i drawn from the model's own predictive (its expectation is the GGN; one backward pass instead of
+ * k); the empirical Fisher the same with the observed y_i.
  *
  * The exact Hessian (full structure, small models) is the Hessian of the flattened chosen weights.
  */
-import { hessianOf, np, nn, vjpOf, type JArray } from "../core/engine.js";
+import { hessianOf, np, nn, random, vjp, type JArray, type Key } from "../core/engine.js";
 import { free, keep, leaves, namedLeaves, type Tree } from "../core/tree.js";
 import type { Batch, Model, Params } from "../models/model.js";
 import { affine, type DenseParams } from "../models/network.js";
@@ -28,7 +30,7 @@ import { layerList } from "../models/prior.js";
 export type Structure = "diag" | "kron" | "full" | "lowrank";
 
 /** Curvatures. */
-export type Curvature = "ggn" | "ef" | "hessian";
+export type Curvature = "ggn" | "mc" | "ef" | "hessian";
 
 /** One parameter leaf the Laplace approximation covers, as a `[fanIn, fanOut]` matrix (a bias: `[1, fanOut]`). */
 export interface Block {
@@ -107,43 +109,46 @@ export interface LayerGrads {
 export function layerGrads(model: Model, net: Tree, x: JArray, layers: readonly number[], directions: (out: JArray) => JArray): LayerGrads {
   const network = model.network;
   if (!network.applyLinear) throw new Error(`Laplace: network ${network.spec} does not expose its layers (applyLinear)`);
-  const chosen = new Set(layers);
-  // Pass 1: the chosen layers' input rows (they do not depend on the perturbations below).
-  const rowsByLayer = new Map<number, JArray>();
-  const out0 = network.applyLinear(keep(net), x.ref, (layer, rows, i) => {
-    if (chosen.has(i)) rowsByLayer.set(i, rows.ref);
+  const n = x.shape[0];
+  // Rows per example of each chosen layer (1 dense, the output positions of a convolution), from a
+  // forward pass of one example; the widths from the parameters.
+  const perExample = new Map<number, number>();
+  network.applyLinear(keep(net), x.ref.slice([0, 1]), (layer, rows, i) => {
+    perExample.set(i, rows.shape[0]);
     return affine(layer, rows);
-  });
-  const shapes = layers.map((l) => {
-    const r = rowsByLayer.get(l)!;
-    return [r.shape[0], 0];
-  });
-  // Output widths of the chosen layers, from the parameters.
+  }).dispose();
   const all = layerList(net);
-  layers.forEach((l, j) => {
+  const shapes = layers.map((l) => {
     const w = (all[l] as DenseParams).w;
-    shapes[j][1] = w.shape[w.ndim - 1];
+    return [n * perExample.get(l)!, w.shape[w.ndim - 1]];
   });
-  // Pass 2: zero perturbations added to the chosen pre-activations; their cotangents are the deltas.
-  const zeros = shapes.map((s) => np.zeros(s));
-  const [out, back] = vjpOf((eps: JArray[]) => {
-    const index = new Map(layers.map((l, j) => [l, j]));
-    return network.applyLinear!(keep(net), x.ref, (layer, rows, i) => {
-      const s = affine(layer, rows);
-      const j = index.get(i);
-      return j === undefined ? s : s.add(eps[j]);
-    });
-  }, zeros);
-  out0.dispose();
+  // Zero perturbations added to the chosen pre-activations: their cotangents are the deltas; the
+  // layers' input rows come out of the same pass as auxiliary values.
+  const zeros = shapes.map((sh) => np.zeros(sh));
+  const index = new Map(layers.map((l, j) => [l, j]));
+  const [out, back, rowsOut] = vjp(
+    (eps: JArray[]) => {
+      const rows: JArray[] = new Array(layers.length);
+      const o = network.applyLinear!(keep(net), x.ref, (layer, r, i) => {
+        const j = index.get(i);
+        if (j === undefined) return affine(layer, r);
+        rows[j] = r.ref;
+        return affine(layer, r).add(eps[j]);
+      });
+      return [o, rows];
+    },
+    [zeros] as never,
+    { hasAux: true },
+  ) as unknown as [JArray, ((c: JArray) => JArray[][]) & { dispose(): void }, JArray[]];
   const dirs = directions(out.ref);
   const d = dirs.shape[0];
-  const perDir = Array.from({ length: d }, (_, c) => back(dirs.ref.slice(c)));
+  const perDir = Array.from({ length: d }, (_, c) => back(dirs.ref.slice(c))[0]);
   dirs.dispose();
   back.dispose();
   free(net);
   x.dispose();
   const deltas = layers.map((_, j) => np.stack(perDir.map((g) => g[j])));
-  return { out, rows: layers.map((l) => rowsByLayer.get(l)!), deltas };
+  return { out, rows: rowsOut, deltas };
 }
 
 
@@ -153,10 +158,16 @@ export function layerGrads(model: Model, net: Tree, x: JArray, layers: readonly 
  * gradient of the log-likelihood itself (one direction).
  * @param sigma the Gaussian noise scale (regression).
  */
-export function outputDirections(model: Model, curvature: "ggn" | "ef", out: JArray, y: JArray, sigma: number): JArray {
+export function outputDirections(model: Model, curvature: "ggn" | "mc" | "ef", out: JArray, y: JArray, sigma: number, key?: Key): JArray {
   const spec = model.likelihood.spec;
   const [n, k] = out.shape;
+  if (curvature === "mc" && !key) throw new Error("outputDirections: the Monte Carlo Fisher needs a key");
   if (spec.kind === "categorical") {
+    if (curvature === "mc") {
+      y.dispose();
+      const drawn = random.categorical(key!, out.ref, { axis: -1 });
+      return nn.oneHot(drawn, k).sub(nn.softmax(out, -1)).reshape([1, n, k]);
+    }
     const p = nn.softmax(out, -1); // [n, k]
     if (curvature === "ef") return nn.oneHot(y, k).sub(p).reshape([1, n, k]);
     y.dispose();
@@ -166,6 +177,11 @@ export function outputDirections(model: Model, curvature: "ggn" | "ef", out: JAr
     return eye.sub(p.reshape([1, n, k])).mul(sq);
   }
   if (spec.kind === "gaussian" && spec.noise !== "heteroscedastic") {
+    if (curvature === "mc") {
+      y.dispose();
+      out.dispose();
+      return random.normal(key!, [1, n, 1]).mul(1 / sigma);
+    }
     if (curvature === "ef") return y.sub(out.reshape([n])).mul(1 / (sigma * sigma)).reshape([1, n, 1]);
     y.dispose();
     out.dispose();
@@ -207,20 +223,29 @@ export type BatchCurvature =
  * summed log-likelihood at the mode. Traceable; consumes `params` and `batch`.
  *
  * - diag: one `[fanIn, fanOut]` (or `[fanOut]`) sum per block;
- * - kron: per chosen layer (in `blockLayers` order), A = rows^T rows `[fanIn, fanIn]` and
+ * - kron: per chosen layer (in `blockLayers` order), A = [rows, 1]^T [rows, 1] `[fanIn + 1, fanIn + 1]` and
  *   G = sum_c delta_c^T delta_c `[fanOut, fanOut]`;
  * - full: V^T V over the blocks' concatenated per-example gradients.
  */
-export function batchCurvature(model: Model, params: Params, batch: Batch, blocks: readonly Block[], structure: "diag" | "kron" | "full", curvature: "ggn" | "ef", sigma: number): { curv: BatchCurvature; logLik: JArray } {
+export function batchCurvature(model: Model, params: Params, batch: Batch, blocks: readonly Block[], structure: "diag" | "kron" | "full", curvature: "ggn" | "mc" | "ef", sigma: number, key?: Key): { curv: BatchCurvature; logLik: JArray } {
   const layers = blockLayers(blocks);
   const n = batch.x.shape[0];
   const y = batch.y;
-  const g = layerGrads(model, params.net, batch.x, layers, (out) => outputDirections(model, curvature, out, y.ref, sigma));
+  const g = layerGrads(model, params.net, batch.x, layers, (out) => outputDirections(model, curvature, out, y.ref, sigma, key));
   const logLik = model.likelihood.logLik(g.out, y, params.lik).sum();
   const at = (layer: number) => layers.indexOf(layer);
   if (structure === "kron") {
     const rows = g.rows.map((r) => r.shape[0]);
-    const a = g.rows.map((r) => np.matmul(r.ref.transpose(), r));
+    // A of the input rows with a column of ones appended (the bias's row and column), assembled from
+    // rows^T rows, the column sums and the row count: a product of the concatenated rows runs far
+    // slower on the engine (its concatenation is lowered to padded views read inside the product).
+    const a = g.rows.map((r) => {
+      const [rr, d] = r.shape;
+      const s = r.ref.sum(0).reshape([d, 1]);
+      const top = np.concatenate([np.matmul(r.ref.transpose(), r), s.ref], 1);
+      const bottom = np.concatenate([s.reshape([1, d]), np.full([1, 1], rr)], 1);
+      return np.concatenate([top, bottom], 0);
+    });
     const gs = g.deltas.map((dl) => {
       const [d, r, o] = dl.shape;
       const flat = dl.reshape([d * r, o]);

@@ -10,8 +10,8 @@
  * - `glm`: the network linearised at theta*, f_lin(x) = f(x; theta*) + J(x)(theta - theta*), whose
  *   outputs are Gaussian, N(f(x; theta*), J Sigma J^T). J Sigma J^T is computed per input from the
  *   layers' input rows and backpropagated output directions (laplace/curvature.ts), never from J.
- *   Classification turns the Gaussian logits into probabilities by the probit approximation
- *   (softmax(mu_c / sqrt(1 + pi/8 var_c)); MacKay 1992), the Laplace bridge (Hobbhahn, Kristiadi &
+ *   Classification turns the Gaussian logits into probabilities by the probit approximation (MacKay
+ *   1992, in the pairwise form of Lu, Ie & Sha 2020 that sees only logit differences), the Laplace bridge (Hobbhahn, Kristiadi &
  *   Hennig 2022: a Dirichlet matched to the Gaussian after projecting out the softmax-invariant
  *   direction) or Monte Carlo; regression is the closed form N(f, J Sigma J^T + sigma^2).
  * - `nn`: the network at weight draws theta ~ N(theta*, Sigma) (`draws`).
@@ -60,6 +60,8 @@ export interface LaplaceOptions {
   /** The tuned prior scale s_l per layer (`layerList` order; 1/s^2 the layer's beta), and what tuned it. */
   readonly priorScales: readonly number[];
   readonly priorOpt: string;
+  /** T of the tempered posterior the factors describe. */
+  readonly temperature: number;
   /** The Laplace log evidence at the tuned hyperparameters (nats), when computed. */
   readonly logEvidence?: number;
 }
@@ -183,8 +185,15 @@ export function glmPredict(model: Model, mode: Params, blocks: readonly Block[],
     out.dispose();
   } else if (link === "probit") {
     pr.dispose();
-    cov.dispose();
-    probs = nn.softmax(out.div(np.sqrt(variance.mul(Math.PI / 8).add(1))), -1);
+    // Pairwise probit (Lu, Ie & Sha 2020): p_c = 1 / sum_j exp(-(mu_c - mu_j) / sqrt(1 + pi/8 Var(f_c - f_j))).
+    // Only differences of logits enter, which softmax sees; their variances do not include the common
+    // shift of all logits, whose variance is the prior's (the data never determine it).
+    const diag = variance; // [n, k]
+    const vd = diag.ref.reshape([n, kk, 1]).add(diag.reshape([n, 1, kk])).sub(cov.mul(2)); // Var(f_c - f_j)
+    const md = out.ref.reshape([n, kk, 1]).sub(out.reshape([n, 1, kk])); // mu_c - mu_j
+    const z = np.clip(md.mul(-1).div(np.sqrt(np.maximum(vd, 0).mul(Math.PI / 8).add(1))), -80, 80);
+    const unnorm = np.reciprocal(np.exp(z).sum(-1)); // [n, k]
+    probs = unnorm.ref.div(unnorm.sum(-1).reshape([n, 1]));
   } else {
     pr.dispose();
     // Laplace bridge: project out the direction softmax ignores (mu and Sigma conditioned on sum f = const).

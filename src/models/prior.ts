@@ -35,15 +35,25 @@ export interface PriorSpec {
   readonly scaling?: PriorScaling;
 }
 
-/** What a cross-validated choice of s saw, as saved in posterior.json (`prior.selected`). */
-export interface PriorSelection {
-  readonly by: "cv";
-  readonly folds: number;
-  readonly grid: readonly number[];
-  /** Mean validation NLL per grid value (nats per example, in the units metrics are reported in). */
-  readonly nll: readonly number[];
-  readonly chosen: number;
-}
+/**
+ * How the prior's scale was chosen, as saved in posterior.json (`prior.selected`): by cross-validation
+ * of one s (what it saw), or per layer by the Laplace evidence (each round's choice; run/evidence.ts).
+ */
+export type PriorSelection =
+  | {
+      readonly by: "cv";
+      readonly folds: number;
+      readonly grid: readonly number[];
+      /** Mean validation NLL per grid value (nats per example, in the units metrics are reported in). */
+      readonly nll: readonly number[];
+      readonly chosen: number;
+    }
+  | {
+      readonly by: "evidence";
+      /** Per round: MAP epochs, the per-layer scales chosen after them, and the log evidence there. */
+      readonly rounds: readonly { readonly epochs: number; readonly priorScales: readonly number[]; readonly logEvidence: number }[];
+      readonly chosen: readonly number[];
+    };
 
 /** The fan-in prior with scale `s` (one number or one per layer): the default of the CLI. */
 export function fanInPrior(scale: number | readonly number[] = DEFAULT_PRIOR_SCALE): PriorSpec {

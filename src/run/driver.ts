@@ -23,9 +23,10 @@ import { free, keep, namedLeaves, sliceTree, stackTrees, treeSize, type Tree } f
 import type { ArrayData } from "../data/types.js";
 import { essBulk, essTail, rhat } from "../diagnostics/convergence.js";
 import { createRng } from "../data/prng.js";
-import { initMembers, logDensity, type Batch, type Model, type ModelMethod, type Params } from "../models/model.js";
+import { initMembers, logDensity, makeModel, type Batch, type Model, type ModelMethod, type Params } from "../models/model.js";
 import type { Method } from "../methods.js";
 import { spec as mapSpec } from "../baselines/map.js";
+import { evidenceWarmStart } from "./evidence.js";
 import { hostSeed, stepsPerEpoch } from "./batches.js";
 import { runSteps, type LoopPosition, type Progress, type Restart, type Stray } from "./loop.js";
 
@@ -181,6 +182,16 @@ export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, 
   } else if (o.initParams) {
     free(kParams);
     params = copies === undefined ? keep(o.initParams) : stackTrees(Array.from({ length: copies }, () => keep(o.initParams!)));
+  } else if (plan.collect === "final" && plan.warmStart?.evidenceRounds !== undefined) {
+    const w = plan.warmStart;
+    const e = await evidenceWarmStart(fit, kParams, model, train, { epochs: w.epochs, lr: w.lr, rounds: w.evidenceRounds!, batchSize });
+    params = e.params;
+    // The method runs under the prior the rounds chose.
+    const tuned = makeModel(model.network, model.likelihood, e.prior);
+    const t = tuned.init(makeKey(0));
+    method = spec.build({ model: tuned, dataSize: train.n, logDensity: logDensity(tuned, { dataSize: train.n, temperature }), temperature, template: t, paramCount, batchSize, stepsPerEpoch: c.stepsPerEpoch }, options);
+    free(t);
+    warmStart = `map with its prior tuned by the Laplace evidence: ${e.rounds.map((r) => `${r.epochs} epochs -> scales ${r.priorScales.map((v) => v.toPrecision(3)).join(",")} (log evidence ${r.logEvidence.toFixed(1)})`).join("; ")}`;
   } else if (plan.collect === "final" && plan.warmStart) {
     const w = await fit(kParams, mapSpec, model, train, { batchSize, options: { epochs: plan.warmStart.epochs, ...(plan.warmStart.lr !== undefined ? { lr: plan.warmStart.lr } : {}) } });
     const one = w.posterior.draws(makeKey(0));
