@@ -481,3 +481,13 @@ test("--prior-scale evidence: MAP rounds with the prior tuned per layer by the L
   // The evidence is tuned, so it does not fall from round to round by more than the MAP's own change moves it.
   assert.ok(sel.rounds.every((x) => Number.isFinite(x.logEvidence)));
 });
+
+test("laplace refuses a structure that would not fit in memory, saying how much it needs and what fits", () => {
+  // 20,000 inputs: KFAC's input factor alone is 20,001^2 values.
+  const model = makeModel(mlp({ inputShape: [20000], hidden: [2], outputDim: 2 }), categorical(), fanInPrior(1));
+  const params = model.init(key(1));
+  const m = create(model, 100, { ...OPTS, hessian: "kron", subset: "all" });
+  assert.throws(() => m.init(key(2), keep(params)), /--hessian kron: the curvature of the chosen weights needs 7\.45 GiB .*--hessian diag needs 0\.00 GiB/);
+  const f = create(model, 100, { ...OPTS, hessian: "full", subset: "all" });
+  assert.throws(() => f.init(key(2), keep(params)), /--hessian full: the chosen weights number 40008; a full precision needs .* GiB .*limit 3000 weights/);
+});

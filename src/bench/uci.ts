@@ -95,7 +95,8 @@ export const UCI_PER_SET: Readonly<Record<string, { readonly noise?: GaussianNoi
  * variational methods 40 epochs in minibatches of 32 (variational: 50 draws from q); samplers
  * minibatches of 128, 4 chains, step size 1e-3 / N, a burn-in of {@link UCI_BURNIN} steps, and 50
  * samples per chain half an epoch apart, clipped to [20, 100] steps; then the set's own departures
- * ({@link UCI_PER_SET}). Only the options the method takes are set.
+ * ({@link UCI_PER_SET}; the Laplace family keeps the learned homoscedastic noise). Only the options the
+ * method takes are set.
  */
 export function uciDefaults(method: string, nTrain: number, dataset?: string): { batchSize: number; noise: GaussianNoise; options: Record<string, OptionValue> } {
   const own = (dataset !== undefined ? UCI_PER_SET[dataset] : undefined) ?? {};
@@ -112,7 +113,9 @@ export function uciDefaults(method: string, nTrain: number, dataset?: string): {
         lr: (own.lrPerDatum ?? UCI_LR_PER_DATUM) / nTrain,
       }
     : { epochs: 40, samples: 50 };
-  return { batchSize: bs, noise: own.noise ?? UCI_NOISE, options: Object.fromEntries(Object.entries(all).filter(([k]) => k in spec.options)) };
+  // The Laplace family models homoscedastic noise only (its noise is tuned by the evidence).
+  const noise = spec.family === "laplace" ? UCI_NOISE : own.noise ?? UCI_NOISE;
+  return { batchSize: bs, noise, options: Object.fromEntries(Object.entries(all).filter(([k]) => k in spec.options)) };
 }
 
 /** The nine standard data sets found under `dir` (folder names), in a fixed order. */

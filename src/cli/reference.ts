@@ -73,6 +73,7 @@ export const FIT_JOB_FLAGS: readonly JobFlag[] = [
   { flag: "--out <dir>", default: "", meaning: "save the posterior (see [Saved posteriors](#saved-posteriors)), written whole; refused if the directory is not empty" },
   { flag: "--force", default: "", meaning: "replace a non-empty `--out` directory" },
   { flag: "--checkpoint-every <steps>", default: "", meaning: "write the run's full state to `<out>.checkpoint` every this many steps (see [Checkpoints](#checkpoints-and-resume))" },
+  { flag: "--from <path>", default: "", meaning: "start from these weights instead of a fresh initialisation or the method's MAP warm start: a directory written by `fit --out` (its first draw, e.g. a MAP fit) or a `.safetensors` file with one tensor per parameter leaf named by its path (`net.layers.0.w`, ...); the model must match" },
   { flag: "--resume <dir>", default: "", meaning: "continue a checkpointed run (its `--out`) where it stopped, bit-identically; takes no other flags but `--quiet`" },
   { flag: "--quiet", default: "", meaning: "no progress output" },
 ];

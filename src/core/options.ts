@@ -78,9 +78,9 @@ function choice<C extends string>(key: string, meaning: string, choices: readonl
 }
 
 /** A free-text option: the value is kept as given after `validate` accepts it (it throws OptionError otherwise). */
-function text(key: string, arg: string, meaning: string, validate: (v: string) => void): OptionDef<string> {
+function text(key: string, arg: string, meaning: string, expects: string, validate: (v: string) => void): OptionDef<string> {
   const check = (v: unknown): void => {
-    if (typeof v !== "string" || v.trim() === "") throw new OptionError(key, `expects ${arg}, got ${JSON.stringify(v)}`);
+    if (typeof v !== "string" || v.trim() === "") throw new OptionError(key, `expects ${expects}, got ${JSON.stringify(v)}`);
     validate(v);
   };
   return {
@@ -126,7 +126,7 @@ export const OPTIONS = {
   innerSteps: int("innerSteps", "k", "inner optimisation steps per outer step", 1),
   flowLayers: int("flowLayers", "k", "coupling layers of the flow", 1),
   hessian: choice("hessian", "structure of the Laplace posterior precision: diagonal, Kronecker-factored per layer (KFAC), or the full matrix (small models)", ["diag", "kron", "full"] as const),
-  subset: text("subset", "all|last-layer|<regex>", "the weights the Laplace approximation covers (the rest stay at the mode): all, the last layer, or the parameter paths a regular expression matches (e.g. 'layers\\.2\\.')", (v) => {
+  subset: text("subset", "which", "the weights the Laplace approximation covers (the rest stay at the mode): all, last-layer, or the parameter paths a regular expression matches (e.g. 'layers\\.2\\.')", "all, last-layer or a regular expression", (v) => {
     if (v === "all" || v === "last-layer") return;
     try {
       new RegExp(v);

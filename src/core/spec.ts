@@ -21,6 +21,8 @@ export interface DefaultContext {
   readonly stepsPerEpoch: number;
   /** Whether the likelihood is categorical (defaults validated separately for classification). */
   readonly classification?: boolean;
+  /** Parameters of one copy of the model, when known. */
+  readonly paramCount?: number;
 }
 
 /** An option a method takes, with its default for that method. */

@@ -48,7 +48,7 @@ export interface LaplaceMethodOptions {
 export type LaplaceState = { params: Params; acc: JArray[]; seen: JArray; logLik: JArray; sse: JArray };
 
 /** Parameters of a full structure above which it is refused (the float64 host matrix and its eigendecomposition). */
-export const FULL_MAX_PARAMS = 4096;
+export const FULL_MAX_PARAMS = 3000;
 
 /** The noise the curvature is computed at (unit), and the Gaussian likelihood's noise at the mode. */
 function modeSigma(model: Model, params: Params): number | undefined {
@@ -107,6 +107,13 @@ export function create(model: Model, dataSize: number, o: LaplaceMethodOptions):
         const gb = ((p * p * 8 * 3) / 2 ** 30).toFixed(1);
         throw new Error(`--hessian full: the chosen weights number ${p}; a full precision needs ${gb} GiB of float64 host memory and a ${p}x${p} eigendecomposition (limit ${FULL_MAX_PARAMS} weights). Use --hessian kron or diag, or --subset last-layer`);
       }
+      const need = curvatureBytes(params, blocks);
+      if (need[structure] > MAX_CURVATURE_BYTES) {
+        const fits = (["kron", "diag"] as const).filter((s2) => need[s2] <= MAX_CURVATURE_BYTES);
+        throw new Error(
+          `--hessian ${structure}: the curvature of the chosen weights needs ${gib(need[structure])} (float32 sums on the engine, float64 copies on the host), over the ${gib(MAX_CURVATURE_BYTES)} this allows (the engine's Wasm memory is 4 GiB). ${fits.length ? `--hessian ${fits[0]} needs ${gib(need[fits[0]])}` : "Choose fewer weights with --subset (e.g. last-layer)"}`,
+        );
+      }
       let acc: JArray[];
       if (structure === "diag") acc = blocks.map((b) => np.zeros(b.kind === "b" ? [b.fanOut] : [b.fanIn, b.fanOut]));
       else if (structure === "kron") {
@@ -121,6 +128,26 @@ export function create(model: Model, dataSize: number, o: LaplaceMethodOptions):
       return buildPosterior(model, dataSize, keep(state.params), blocks, state, o, rowsPerExample);
     },
   };
+}
+
+/** The most memory a structure's curvature may take: half of the engine's 4 GiB of Wasm memory. */
+export const MAX_CURVATURE_BYTES = 2 * 2 ** 30;
+
+const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+
+/**
+ * Bytes each structure's curvature takes for these blocks: the float32 sums on the engine plus, for
+ * kron and full, the float64 host copies and eigenvectors the posterior is built from.
+ */
+export function curvatureBytes(params: Params, blocks: readonly Block[]): Record<"diag" | "kron" | "full", number> {
+  const p = blocks.reduce((a, b) => a + b.size, 0);
+  const layers = blockLayers(blocks);
+  const kron = layers.reduce((a, l) => {
+    const d = fanInOf(params, l) + 1;
+    const o = blocks.find((b) => b.layer === l)!.fanOut;
+    return a + (d * d + o * o) * (4 + 16);
+  }, 0);
+  return { diag: p * 4 * 2, kron, full: p * p * (4 + 24) };
 }
 
 function fanInOf(params: Params, layer: number): number {
@@ -303,12 +330,16 @@ export const spec: ModelMethodSpec<LaplaceMethodOptions> = {
   family: "laplace",
   summary: "Laplace approximation at the MAP: GGN/EF/Hessian curvature, diag/KFAC/full, linearised predictive, evidence-tuned prior",
   paper: "MacKay 1992; Ritter, Botev & Barber 2018 (KFAC Laplace); Immer, Korzepa & Bauer 2021 (linearised predictive); Daxberger et al. 2021, Laplace Redux",
-  cost: "1.05x MAP (20 MAP epochs, then one curvature pass; --prior-opt online: 2.7x)",
+  cost: "1.05x MAP (20 MAP epochs, then one curvature pass); with --prior-opt online (regression's default) 2.5x (20 + 3 x 10 epochs, a curvature pass after each)",
   options: {
     epochs: use(OPTIONS.epochs, 20, "20 (the MAP's; ignored with --from)"),
     lr: use(OPTIONS.lr, MAP_DEFAULTS.learningRate, `${MAP_DEFAULTS.learningRate} (the MAP's)`),
-    hessian: use(OPTIONS.hessian, "kron" as LaplaceMethodOptions["hessian"]),
-    subset: use(OPTIONS.subset, "last-layer"),
+    hessian: use(
+      OPTIONS.hessian,
+      (c: DefaultContext) => (!c.classification && (c.paramCount ?? Infinity) <= FULL_MAX_PARAMS ? "full" : "kron"),
+      `regression with at most ${FULL_MAX_PARAMS.toLocaleString("en-US")} weights full, otherwise kron (docs/laplace.md)`,
+    ),
+    subset: use(OPTIONS.subset, (c: DefaultContext) => (c.classification ? "last-layer" : "all"), "classification last-layer, regression all"),
     curvature: use(OPTIONS.curvature, "ggn" as LaplaceMethodOptions["curvature"]),
     pred: use(OPTIONS.pred, "glm" as LaplaceMethodOptions["pred"]),
     link: use(OPTIONS.link, "probit" as Link),
@@ -317,7 +348,7 @@ export const spec: ModelMethodSpec<LaplaceMethodOptions> = {
       (c: DefaultContext, o: Readonly<Partial<LaplaceMethodOptions>>) => (c.classification ? (o.subset === "last-layer" ? LAPLACE_CLASSIFICATION_T.lastLayer : LAPLACE_CLASSIFICATION_T.other) : 1),
       `classification ${LAPLACE_CLASSIFICATION_T.lastLayer} with --subset last-layer, ${LAPLACE_CLASSIFICATION_T.other} otherwise (cold posteriors, chosen on training digits: docs/laplace.md); regression 1`,
     ),
-    priorOpt: use(OPTIONS.priorOpt, "marglik" as LaplaceMethodOptions["priorOpt"]),
+    priorOpt: use(OPTIONS.priorOpt, (c: DefaultContext) => (c.classification ? "marglik" : "online"), "classification marglik, regression online (docs/laplace.md)"),
     samples: use(OPTIONS.samples, 100),
   } satisfies OptionUses<LaplaceMethodOptions>,
   kinds: laplaceKinds,

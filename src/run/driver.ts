@@ -158,11 +158,17 @@ const TRACE_POINTS = 500;
 export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, o: FitOptions = {}): Promise<FitResult> {
   if (train.n < 1) throw new RangeError("the training set is empty");
   const batchSize = Math.min(o.batchSize ?? DEFAULT_BATCH_SIZE, train.n);
-  const c: DefaultContext = { n: train.n, batchSize, stepsPerEpoch: stepsPerEpoch(train.n, batchSize), classification: model.likelihood.spec.kind === "categorical" };
-  const options = resolveOptions(spec, o.options ?? {}, c) as Record<string, OptionValue>;
-  const temperature = typeof options.temperature === "number" ? options.temperature : 1;
   const template = model.init(makeKey(0));
   const paramCount = treeSize(template);
+  const c: DefaultContext = { n: train.n, batchSize, stepsPerEpoch: stepsPerEpoch(train.n, batchSize), classification: model.likelihood.spec.kind === "categorical", paramCount };
+  let options: Record<string, OptionValue>;
+  try {
+    options = resolveOptions(spec, o.options ?? {}, c) as Record<string, OptionValue>;
+  } catch (e) {
+    free(template);
+    throw e;
+  }
+  const temperature = typeof options.temperature === "number" ? options.temperature : 1;
   let method: ModelMethod;
   try {
     method = spec.build({ model, dataSize: train.n, logDensity: logDensity(model, { dataSize: train.n, temperature }), temperature, template, paramCount, batchSize, stepsPerEpoch: c.stepsPerEpoch }, options);
