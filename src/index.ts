@@ -6,7 +6,7 @@
  *
  * Layers: `core` (engine, trees, keys, the InferenceMethod / Posterior / MethodSpec contract) ->
  * `models` (networks, likelihoods, priors, logDensity) -> method families (`baselines/`, `sgmcmc/`,
- * `vi/`, `scorevi/`) -> `methods` (the table) -> `run` (the driver) -> `eval`, `diagnostics`.
+ * `vi/`, `scorevi/`, `laplace/`) -> `methods` (the table) -> `run` (the driver) -> `eval`, `diagnostics`.
  */
 
 // core: engine boundary, trees, math, the contract
@@ -152,6 +152,14 @@ export { createFullRank as createProximalFullRank, type FullRankProximalInfo, ty
 export { create as createGsm, gsmUpdate, type GsmOptions } from "./scorevi/gsm.js";
 export { create as createBam, bamUpdate, type BamOptions } from "./scorevi/bam.js";
 export { gaussianKind, gaussianPosterior, sampleState as sampleGaussianState, type GaussianState, type ScoreViInfo, type ScoreViOptions } from "./scorevi/gaussian-state.js";
+
+// Laplace: curvature, evidence, linearised predictive
+export { create as createLaplace, curvatureBytes, FULL_MAX_PARAMS, laplaceFactors, type LaplaceMethodOptions, type LaplaceState } from "./laplace/laplace.js";
+export { batchCurvature, layerGrads, outputDirections, selectBlocks, type Block, type BatchCurvature, type Curvature, type Structure } from "./laplace/curvature.js";
+export { logEvidence, maximiseEvidence, type EigenGroup, type EvidenceProblem, type Hyper } from "./laplace/marglik.js";
+export { glmPredict, laplaceKinds, laplacePosterior, outputFactors, type Factors, type LaplaceOptions, type Link } from "./laplace/posterior.js";
+export { symEig, cholesky, solveLower, solveLowerTranspose, logDetCholesky, qrOrthonormal } from "./core/linalg.js";
+export { evidenceWarmStart, type EvidenceRound } from "./run/evidence.js";
 
 // the driver
 export { DEFAULT_BATCH_SIZE, diagnose, fit, type FitCheckpoint, type FitOptions, type FitResult, type Monitor, type TraceDiagnostics } from "./run/driver.js";
