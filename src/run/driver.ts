@@ -253,7 +253,7 @@ async function runFinal(kRun: Key, kPost: Key, kMon: Key, run: ModelMethod, stat
     batchSize: b.batchSize,
     steps,
     // Small networks fuse 8 steps per jitted call (the per-call dispatch dominates their steps).
-    fuse: !mon && b.paramCount <= FUSE_MAX_PARAMS ? 8 : 1,
+    fuse: !mon && !plan.unfused && b.paramCount <= FUSE_MAX_PARAMS ? 8 : 1,
     copies: plan.copies ?? 0,
     onProgress: o.onProgress,
     afterStep,
