@@ -298,9 +298,10 @@ export function laplacePosterior(model: Model, mode: Params, factors: Factors, o
   if (o.pred === "glm") {
     posterior.predict = (k: Key, x: JArray): OutputPredictive => {
       pred ??= compile((m: Params, f: Factors, kk: Key, xx: JArray) => glmPredict(model, m, o.blocks, f, o.link, o.samples, sigma, kk, xx), { consume: [2, 3] });
-      // Blocks of inputs small enough for per-example convolution gradients.
+      // Blocks of inputs small enough for the per-example convolution gradients (k of `[fanIn, fanOut]`
+      // per input, a few copies of them inside the call) to stay well inside the engine's 4 GiB.
       const n = x.shape[0];
-      const step = 100;
+      const step = predictBlock(o.blocks, model.network.outputDim);
       const keys = split(k, Math.ceil(n / step));
       const parts: JArray[][] = [];
       for (let i = 0; i * step < n; i++) parts.push(pred(live().mode, live().factors, keys[i], n <= step ? x.ref : x.ref.slice([i * step, Math.min(n, (i + 1) * step)])));
@@ -311,6 +312,12 @@ export function laplacePosterior(model: Model, mode: Params, factors: Factors, o
     };
   }
   return posterior;
+}
+
+/** Inputs per call of the linearised predictive: at most 100, fewer when convolution blocks make each input heavy. */
+export function predictBlock(blocks: readonly Block[], k: number): number {
+  const perInput = blocks.reduce((a, b) => a + (b.kind === "w" && b.shape.length > 2 ? 3 * b.fanIn * b.fanOut : b.fanIn + b.fanOut) * k, 0);
+  return Math.max(1, Math.min(100, Math.floor(3e6 / perInput)));
 }
 
 /** Upload host factors: per block `{ sd, qa?, qg? }` as float64 host arrays with their shapes. */
