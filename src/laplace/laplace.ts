@@ -61,7 +61,10 @@ function modeSigma(model: Model, params: Params): number | undefined {
 /**
  * Build the Laplace method for a model with N training examples.
  * @example
- * const m = create(model, 8000, { hessian: "kron", subset: "last-layer", curvature: "ggn", pred: "glm", link: "probit", priorOpt: "marglik", samples: 100 });
+ * const m = create(model, 8000, { epochs: 20, lr: 3e-3, hessian: "kron", subset: "last-layer", curvature: "ggn", pred: "glm", link: "probit", temperature: 0.1, priorOpt: "marglik", samples: 100 });
+ * let state = m.init(key(0), mapParams);                  // the mode
+ * for (const batch of epoch) [state] = m.step(key(i), state, batch);
+ * const posterior = m.posterior(state);                    // eigendecomposition, evidence, factors
  */
 export function create(model: Model, dataSize: number, o: LaplaceMethodOptions): ModelMethod<LaplaceState> {
   if (model.likelihood.spec.kind === "gaussian" && model.likelihood.spec.noise === "heteroscedastic") {
