@@ -53,15 +53,13 @@ export function use<T extends OptionValue, O = never>(def: OptionDef<T>, value: 
  *   independent initialisations (ensemble members). With `warmStart`, the parameters start from a MAP
  *   fit of that many epochs (at rate `lr`); with `evidenceRounds`, that many rounds of MAP training and
  *   prior tuning by the Laplace evidence (run/evidence.ts), and the method runs under the tuned prior.
- *   Small networks' steps are fused 8 per jitted call unless `unfused` (steps too heavy to hold 8 of:
- *   the Laplace pass backpropagates one direction per class).
  * - `trajectory`: `steps` steps of `copies` chains; the posterior is the union of the chains' states
  *   after each step in `collectAt` (1-based counts of completed steps). `runawayCheck`: whether a
  *   chain far above the others has run away and restarts (run/loop.ts); false where the schedule
  *   sends chains there by design (a cyclical schedule's exploring phases).
  */
 export type RunPlan =
-  | { readonly collect: "final"; readonly epochs: number; readonly copies?: number; readonly draws?: number; readonly warmStart?: { readonly epochs: number; readonly lr?: number; readonly evidenceRounds?: number }; readonly unfused?: boolean }
+  | { readonly collect: "final"; readonly epochs: number; readonly copies?: number; readonly draws?: number; readonly warmStart?: { readonly epochs: number; readonly lr?: number; readonly evidenceRounds?: number } }
   | { readonly collect: "trajectory"; readonly steps: number; readonly collectAt: readonly number[]; readonly copies: number; readonly runawayCheck: boolean };
 
 /**

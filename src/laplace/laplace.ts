@@ -355,6 +355,6 @@ export const spec: ModelMethodSpec<LaplaceMethodOptions> = {
     samples: use(OPTIONS.samples, 100),
   } satisfies OptionUses<LaplaceMethodOptions>,
   kinds: laplaceKinds,
-  plan: (o) => ({ collect: "final", epochs: 1, unfused: true, warmStart: { epochs: o.epochs, lr: o.lr, ...(o.priorOpt === "online" ? { evidenceRounds: ONLINE_ROUNDS } : {}) }, draws: o.pred === "nn" ? o.samples : 1 }),
+  plan: (o) => ({ collect: "final", epochs: 1, warmStart: { epochs: o.epochs, lr: o.lr, ...(o.priorOpt === "online" ? { evidenceRounds: ONLINE_ROUNDS } : {}) }, draws: o.pred === "nn" ? o.samples : 1 }),
   build: (ctx, o) => create(ctx.model, ctx.dataSize, o),
 };

@@ -145,7 +145,7 @@ export const RUNAWAY_SPREAD_SDS = 10;
  */
 export const MAX_RUNAWAY_RESTARTS = 100;
 
-/** Parameter count up to which runs fuse 8 steps per jitted call. */
+/** Parameter count up to which sampler runs fuse 8 steps per jitted call. */
 const FUSE_MAX_PARAMS = 50_000;
 
 /** Held-out points the samplers' predictive log-likelihood trace uses. */
@@ -252,8 +252,6 @@ async function runFinal(kRun: Key, kPost: Key, kMon: Key, run: ModelMethod, stat
   const { state, lastInfo } = await runSteps(kRun, run, state0, train, {
     batchSize: b.batchSize,
     steps,
-    // Small networks fuse 8 steps per jitted call (the per-call dispatch dominates their steps).
-    fuse: !mon && !plan.unfused && b.paramCount <= FUSE_MAX_PARAMS ? 8 : 1,
     copies: plan.copies ?? 0,
     onProgress: o.onProgress,
     afterStep,
