@@ -16,13 +16,12 @@
  *   direction) or Monte Carlo; regression is the closed form N(f, J Sigma J^T + sigma^2).
  * - `nn`: the network at weight draws theta ~ N(theta*, Sigma) (`draws`).
  */
-import { compile, np, nn, random, split, type JArray, type Key } from "../core/engine.js";
+import { compile, fromHost, np, nn, random, split, type JArray, type Key } from "../core/engine.js";
 import type { NamedTensor, OutputPredictive, Posterior, PosteriorKind } from "../core/method.js";
 import { tensorsToTree, treeToTensors } from "../core/posterior.js";
 import { free, keep, rebuildByPath } from "../core/tree.js";
-import { fromHost, toHost } from "../core/engine.js";
 import type { Model, Params } from "../models/model.js";
-import { blockLayers, layerGrads, leafAt, perExampleBiasGrads, perExampleWeightGrads, type Block } from "./curvature.js";
+import { blockLayers, layerGrads, perExampleBiasGrads, perExampleWeightGrads, type Block } from "./curvature.js";
 
 /** How classification turns Gaussian logits into probabilities. */
 export type Link = "probit" | "bridge" | "mc";
@@ -375,11 +374,3 @@ function kindFor(structure: LaplaceOptions["structure"]): PosteriorKind<Params, 
 
 /** The saved kinds of Laplace posteriors. */
 export const laplaceKinds: PosteriorKind<Params, Model>[] = (["diag", "kron", "full"] as const).map(kindFor);
-
-/** Host copy of an engine array as float64 (consumes it). */
-export async function hostF64(a: JArray): Promise<Float64Array> {
-  return Float64Array.from(await toHost(a));
-}
-
-/** The leaf at `path` of `params`, borrowed. */
-export { leafAt };
