@@ -302,10 +302,42 @@ export function laplacePosterior(model: Model, mode: Params, factors: Factors, o
       const n = x.shape[0];
       const step = predictBlock(o.blocks, model.network.outputDim);
       const keys = split(k, Math.ceil(n / step));
-      const parts: JArray[][] = [];
-      for (let i = 0; i * step < n; i++) parts.push(pred(live().mode, live().factors, keys[i], n <= step ? x.ref : x.ref.slice([i * step, Math.min(n, (i + 1) * step)])));
+      if (n <= step) {
+        const [a, b] = pred(live().mode, live().factors, keys[0], x);
+        return model.likelihood.spec.kind === "gaussian" ? { kind: "gaussian", means: a, stds: b } : { kind: "categorical", probs: a, meanEntropy: b };
+      }
+      // Each block's results go to the host before the next call: kept on the engine, many small
+      // results fragment its 4 GiB (the all-weights CNN ran out after a few hundred blocks).
+      const parts: { data: Float32Array; shape: number[] }[][] = [];
+      for (let i = 0; i * step < n; i++) {
+        const out = pred(live().mode, live().factors, keys[i], x.ref.slice([i * step, Math.min(n, (i + 1) * step)]));
+        parts.push(out.map((a) => ({ shape: [...a.shape], data: a.dataSync() as Float32Array })));
+      }
       x.dispose();
-      const cat = (j: number, axis: number) => (parts.length === 1 ? parts[0][j] : np.concatenate(parts.map((p) => p[j]), axis));
+      const cat = (j: number, axis: number) => {
+        const shapes = parts.map((p) => p[j].shape);
+        if (axis === 0) {
+          const rows = shapes.reduce((a, sh) => a + sh[0], 0);
+          const all = new Float32Array(parts.reduce((a, p) => a + p[j].data.length, 0));
+          let off = 0;
+          for (const p of parts) {
+            all.set(p[j].data, off);
+            off += p[j].data.length;
+          }
+          return fromHost(all, [rows, ...shapes[0].slice(1)]);
+        }
+        // Regression: [S, m] blocks side by side along the inputs.
+        const s0 = shapes[0][0];
+        const cols = shapes.reduce((a, sh) => a + sh[1], 0);
+        const all = new Float32Array(s0 * cols);
+        let c0 = 0;
+        for (const p of parts) {
+          const m = p[j].shape[1];
+          for (let r = 0; r < s0; r++) all.set(p[j].data.subarray(r * m, (r + 1) * m), r * cols + c0);
+          c0 += m;
+        }
+        return fromHost(all, [s0, cols]);
+      };
       if (model.likelihood.spec.kind === "gaussian") return { kind: "gaussian", means: cat(0, 1), stds: cat(1, 1) };
       return { kind: "categorical", probs: cat(0, 0), meanEntropy: cat(1, 0) };
     };
