@@ -41,6 +41,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fromHost, key } from "../src/core/engine.js";
+import { cholesky, logDetCholesky, solveLower } from "../src/core/linalg.js";
 import type { OptionValue } from "../src/core/options.js";
 import { unraveler } from "../src/core/ravel.js";
 import { resolveOptions } from "../src/core/spec.js";
@@ -207,25 +208,9 @@ function evidencePosterior(t: Target): { mean: Float64Array; cov: Float64Array }
     const c = new Float64Array(n * n);
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) c[i * n + j] = s2 * t.z[i].reduce((a, v, q) => a + v * t.z[j][q], 0) + (i === j ? t.sigma * t.sigma : 0);
     // Cholesky, then -1/2 y^T C^-1 y - 1/2 log det C.
-    const l = new Float64Array(n * n);
-    for (let j = 0; j < n; j++) {
-      let d = c[j * n + j];
-      for (let k = 0; k < j; k++) d -= l[j * n + k] ** 2;
-      l[j * n + j] = Math.sqrt(d);
-      for (let i = j + 1; i < n; i++) {
-        let v = c[i * n + j];
-        for (let k = 0; k < j; k++) v -= l[i * n + k] * l[j * n + k];
-        l[i * n + j] = v / l[j * n + j];
-      }
-    }
-    const a = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      let v = t.y[i];
-      for (let k = 0; k < i; k++) v -= l[i * n + k] * a[k];
-      a[i] = v / l[i * n + i];
-    }
-    let ld = 0;
-    for (let i = 0; i < n; i++) ld += Math.log(l[i * n + i]);
+    const l = cholesky(c, n);
+    const a = solveLower(l, n, Float64Array.from(t.y), 1);
+    const ld = 0.5 * logDetCholesky(l, n);
     return -0.5 * a.reduce((x, v) => x + v * v, 0) - ld;
   };
   let lo = -6;

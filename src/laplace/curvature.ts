@@ -21,7 +21,7 @@
  * The exact Hessian (full structure, small models) is the Hessian of the flattened chosen weights.
  */
 import { hessianOf, np, nn, random, vjp, type JArray, type Key } from "../core/engine.js";
-import { free, keep, leaves, namedLeaves, type Tree } from "../core/tree.js";
+import { free, keep, leaves, namedLeaves, rebuildByPath, type Tree } from "../core/tree.js";
 import type { Batch, Model, Params } from "../models/model.js";
 import { affine, type DenseParams } from "../models/network.js";
 import { layerList } from "../models/prior.js";
@@ -315,17 +315,5 @@ export function withBlocks(params: Params, blocks: readonly Block[], v: JArray):
     offset += b.size;
   }
   v.dispose();
-  const walk = (t: unknown, path: string): unknown => {
-    if (t === undefined) return undefined;
-    const r = replaced.get(path);
-    if (r) return r;
-    if (Array.isArray(t)) return t.map((c, i) => walk(c, `${path}.${i}`));
-    if (t !== null && typeof t === "object" && !("shape" in (t as object))) {
-      const o: Record<string, unknown> = {};
-      for (const [k, c] of Object.entries(t as object)) o[k] = walk(c, path === "" ? k : `${path}.${k}`);
-      return o;
-    }
-    return (t as JArray).ref;
-  };
-  return walk(params, "") as Params;
+  return rebuildByPath(params, (path, like) => replaced.get(path) ?? like.ref);
 }
