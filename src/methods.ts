@@ -7,6 +7,7 @@ import { spec as ensemble } from "./baselines/ensemble.js";
 import { spec as map } from "./baselines/map.js";
 import type { PosteriorKind } from "./core/method.js";
 import { spec as laplace } from "./laplace/laplace.js";
+import { spec as sampledLaplace } from "./laplace/sampled.js";
 import type { AnyMethodSpec } from "./core/spec.js";
 import type { Batch, Model, Params } from "./models/model.js";
 import { spec as bam } from "./scorevi/bam.js";
@@ -30,7 +31,7 @@ import { spec as fullrank } from "./vi/fullrank.js";
 export type Method = AnyMethodSpec<Model, Params, Batch>;
 
 /** Every method, in the order help and the README list them. */
-export const METHODS: readonly Method[] = [map, ensemble, sgld, psgld, sghmc, sgnht, csgld, csghmc, bbb, bbbLrt, flipout, alpha, proximalSvi, proximalSviFullrank, fullrank, flow, gsm, bam, laplace];
+export const METHODS: readonly Method[] = [map, ensemble, sgld, psgld, sghmc, sgnht, csgld, csghmc, bbb, bbbLrt, flipout, alpha, proximalSvi, proximalSviFullrank, fullrank, flow, gsm, bam, laplace, sampledLaplace];
 
 /** Method names, for help text and validation. */
 export const METHOD_NAMES: readonly string[] = METHODS.map((m) => m.name);

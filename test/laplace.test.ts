@@ -7,18 +7,20 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fromHost, key, np, toHost, vjpOf, type JArray } from "../src/core/engine.js";
-import { keep } from "../src/core/tree.js";
+import { compile, fromHost, key, np, sync, toHost, vjpOf, type JArray } from "../src/core/engine.js";
+import { cholesky, logDetCholesky, solveLower, solveLowerTranspose } from "../src/core/linalg.js";
+import { free, keep } from "../src/core/tree.js";
 import { categorical, gaussian } from "../src/models/likelihood.js";
 import { makeModel, type Batch, type Model, type Params } from "../src/models/model.js";
 import { mlp } from "../src/models/mlp.js";
 import { cnn } from "../src/models/cnn.js";
 import { fanInPrior } from "../src/models/prior.js";
 import { selectBlocks, withBlocks, leafAt, type Block } from "../src/laplace/curvature.js";
-import { create, laplaceFactors, laplaceProblem, type LaplaceMethodOptions, type LaplaceState } from "../src/laplace/laplace.js";
+import { blockPrecisions, create, laplaceFactors, laplaceProblem, type LaplaceMethodOptions, type LaplaceState } from "../src/laplace/laplace.js";
 import { logEvidence } from "../src/laplace/marglik.js";
 import { batchCholesky, glmPredict, outputFactors, uploadBlockFactors } from "../src/laplace/posterior.js";
-import { blrPosterior, lcg, gaussianFrom } from "./exact.js";
+import { create as createSampled, sampledEpochs, type SampledLaplaceOptions, type SampledState } from "../src/laplace/sampled.js";
+import { blrPosterior, gaussianErrors, lcg, gaussianFrom, sampleMoments } from "./exact.js";
 
 const REL = 1e-4;
 
@@ -490,4 +492,138 @@ test("laplace refuses a structure that would not fit in memory, saying how much 
   assert.throws(() => m.init(key(2), keep(params)), /--hessian kron: the curvature of the chosen weights needs 7\.45 GiB .*--hessian diag needs 0\.00 GiB/);
   const f = create(model, 100, { ...OPTS, hessian: "full", subset: "all" });
   assert.throws(() => f.init(key(2), keep(params)), /--hessian full: the chosen weights number 40008; a full precision needs .* GiB .*limit 3000 weights/);
+});
+
+/** Runs sampled Laplace over `batch` (all of it per step) for the plan's steps; returns the final state. */
+async function sampledRun(model: Model, params: Params, batch: Batch, o: Partial<SampledLaplaceOptions>): Promise<{ state: SampledState; method: ReturnType<typeof createSampled> }> {
+  const opts: SampledLaplaceOptions = { epochs: 0, lr: 1e-3, subset: "all", samples: 500, emSteps: 0, solveEpochs: 300, link: "probit", temperature: 1, ...o };
+  const n = batch.x.shape[0];
+  const method = createSampled(model, n, 1, opts);
+  const step = compile((k: JArray, st: SampledState, b: Batch) => method.step(k, st, b), { consume: [0, 1, 2] });
+  let state = method.init(key(1), keep(params));
+  for (let i = 0; i < sampledEpochs(opts, 1); i++) {
+    const [s2, info] = step(key(100 + i), state, { x: batch.x.ref, y: batch.y.ref });
+    info.loss.dispose();
+    state = s2;
+    // Realise the lazy state now and then (a long chain of pending steps overflows the stack).
+    if (i % 25 === 24) await sync(state as never);
+  }
+  step.dispose();
+  return { state, method };
+}
+
+/** Host P = G + A (float64) on the tiny MLP at `params` over `x`, with A the model prior's precisions. */
+async function exactPrecision(model: Model, params: Params, blocks: readonly Block[], x: JArray, rho: readonly number[] = []): Promise<{ prec: Float64Array; p: number; a: Float64Array; ggn: Float64Array }> {
+  const jac = await jacobians(model, params, blocks, x);
+  const ggn = exactGgn(model, jac);
+  const p = jac.p;
+  const tau = blockPrecisions(model, params, blocks);
+  const layers = [...new Set(blocks.map((b) => b.layer))];
+  const a = new Float64Array(p);
+  let off = 0;
+  blocks.forEach((b, i) => {
+    a.fill(tau[i] * (rho[layers.indexOf(b.layer)] ?? 1), off, off + b.size);
+    off += b.size;
+  });
+  const prec = Float64Array.from(ggn);
+  for (let i = 0; i < p; i++) prec[i * p + i] += a[i];
+  return { prec, p, a, ggn };
+}
+
+/** The state's `[K, ...]` block arrays as K host rows of the flattened chosen weights. */
+async function sampleRows(xs: readonly JArray[], k: number): Promise<Float64Array[]> {
+  const host = await Promise.all(xs.map((x) => toHost(x.ref)));
+  const sizes = host.map((h) => h.length / k);
+  return Array.from({ length: k }, (_, r) => {
+    const row = new Float64Array(sizes.reduce((s, v) => s + v, 0));
+    let off = 0;
+    host.forEach((h, i) => {
+      row.set(h.subarray(r * sizes[i], (r + 1) * sizes[i]), off);
+      off += sizes[i];
+    });
+    return row;
+  });
+}
+
+test("sampled Laplace (mlp 3-4-3): each sample is the exact minimiser P^-1 (A^1/2 eps0 + c), and the samples' mean and covariance match N(0, P^-1)", async () => {
+  const model = tinyMlp();
+  const params = model.init(key(6));
+  const batch = data(12, [3], 3, 61);
+  const blocks = selectBlocks(params, "all");
+  const K = 2000;
+  const { state } = await sampledRun(model, params, batch, { samples: K, solveEpochs: 400 });
+  const { prec, p, a } = await exactPrecision(model, params, blocks, batch.x.ref);
+  const l = cholesky(prec, p);
+  const z = await sampleRows(state.zbar, K);
+  const eps0 = await sampleRows(state.eps0, K);
+  const c = await sampleRows(state.c, K);
+  // The solver: every sample against the exact solve of its own right-hand side (S = 1 epoch step: c needs no rescaling).
+  let worst = 0;
+  for (let r = 0; r < K; r++) {
+    const b = new Float64Array(p);
+    for (let j = 0; j < p; j++) b[j] = Math.sqrt(a[j]) * eps0[r][j] + c[r][j];
+    const exact = solveLowerTranspose(l, p, solveLower(l, p, b, 1), 1);
+    worst = Math.max(worst, relErr(z[r], exact));
+  }
+  assert.ok(worst < 2e-3, `sampled Laplace: worst sample's relative error against the exact solve ${worst}`);
+  // The distribution: mean 0 and covariance P^-1 within Monte Carlo error (K = 2,000: a covariance entry's
+  // standard error is about sqrt(2 / K) = 3% of the largest variance; 5 standard errors allowed).
+  const id = new Float64Array(p * p);
+  for (let i = 0; i < p; i++) id[i * p + i] = 1;
+  const cov = solveLowerTranspose(l, p, solveLower(l, p, id, p), p);
+  const { meanErr, covErr } = gaussianErrors(sampleMoments(z).mean, sampleMoments(z).cov, new Float64Array(p), cov);
+  assert.ok(meanErr < 5 / Math.sqrt(K), `sample mean error ${meanErr} sd`);
+  assert.ok(covErr < 5 * Math.sqrt(2 / K), `sample covariance error ${covErr}`);
+  free(state);
+});
+
+test("sampled Laplace EM (mlp 3-4-3): the per-layer prior precisions reach the exact maximiser of the linearised Laplace evidence", async () => {
+  const model = tinyMlp();
+  const params = model.init(key(7));
+  const batch = data(12, [3], 3, 62);
+  const blocks = selectBlocks(params, "all");
+  const layers = [...new Set(blocks.map((b) => b.layer))];
+  const tau = blockPrecisions(model, params, blocks);
+  const w2 = await Promise.all(blocks.map(async (b) => (await toHost(leafAt(params, b.path).ref)).reduce((s, v) => s + v * v, 0)));
+  const norms = layers.map((l) => blocks.reduce((s, b, i) => (b.layer === l ? s + tau[i] * w2[i] : s), 0));
+  // log evidence in rho up to a constant: -1/2 sum_j a_j w_j^2 + 1/2 sum_j log a_j - 1/2 log det(G + A).
+  const { ggn, p } = await exactPrecision(model, params, blocks, batch.x.ref);
+  const layerOf = blocks.flatMap((b) => Array.from({ length: b.size }, () => layers.indexOf(b.layer)));
+  const tauOf = blocks.flatMap((b, i) => Array.from({ length: b.size }, () => tau[i]));
+  const evidence = (rho: number[]) => {
+    const prec = Float64Array.from(ggn);
+    let v = 0;
+    for (let j = 0; j < p; j++) {
+      const a = tauOf[j] * rho[layerOf[j]];
+      prec[j * p + j] += a;
+      v += 0.5 * Math.log(a);
+    }
+    layers.forEach((_, l) => (v -= 0.5 * rho[l] * norms[l]));
+    return v - 0.5 * logDetCholesky(cholesky(prec, p), p);
+  };
+  // The exact maximiser by MacKay's fixed point rho_l = tr_l(P^-1 G) / sum_{w in l} tau w^2, iterated to convergence.
+  let exact = layers.map(() => 1);
+  for (let it = 0; it < 500; it++) {
+    const prec = Float64Array.from(ggn);
+    for (let j = 0; j < p; j++) prec[j * p + j] += tauOf[j] * exact[layerOf[j]];
+    const l = cholesky(prec, p);
+    const pg = solveLowerTranspose(l, p, solveLower(l, p, ggn, p), p);
+    const gamma = layers.map(() => 0);
+    for (let j = 0; j < p; j++) gamma[layerOf[j]] += pg[j * p + j];
+    exact = gamma.map((g, l) => g / norms[l]);
+  }
+  // It is the maximiser: the evidence's derivative in each log rho_l vanishes, and it beats nearby points.
+  for (const l of layers.keys()) {
+    const h = 1e-4;
+    const up = exact.map((r, i) => (i === l ? r * Math.exp(h) : r));
+    const down = exact.map((r, i) => (i === l ? r * Math.exp(-h) : r));
+    assert.ok(Math.abs((evidence(up) - evidence(down)) / (2 * h)) < 1e-5, `d evidence / d log rho_${l} at the fixed point`);
+    assert.ok(evidence(exact) > evidence(exact.map((r, i) => (i === l ? r * 1.2 : r))));
+  }
+  const K = 1000;
+  const { state } = await sampledRun(model, params, batch, { samples: K, emSteps: 8, solveEpochs: 60 });
+  const rho = Array.from(await toHost(state.rho.ref));
+  // Monte Carlo error: gamma_l from K = 1,000 samples over one step; 10% relative allowed.
+  rho.forEach((r, l) => assert.ok(Math.abs(r - exact[l]) / exact[l] < 0.1, `layer ${l}: EM rho ${r} against the exact maximiser ${exact[l]} (all: ${rho} vs ${exact})`));
+  free(state);
 });

@@ -142,6 +142,6 @@ export const OPTIONS = {
     "how the Laplace prior precision per layer (and a learned regression noise) is tuned: online (rounds of MAP training and evidence maximisation, then post-hoc), marglik (maximise the Laplace evidence post hoc at the given mode), or none",
     ["online", "marglik", "none"] as const,
   ),
-  rank: int("rank", "k", "eigenpairs kept by the low-rank Laplace", 1),
   emSteps: int("emSteps", "e", "sample-based EM steps for the prior precision (0 keeps the prior)", 0),
+  solveEpochs: int("solveEpochs", "e", "epochs of each sample-then-optimise solve (sampled Laplace: one solve per EM step, and a final one)", 1),
 } as const;

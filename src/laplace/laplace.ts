@@ -50,8 +50,8 @@ export type LaplaceState = { params: Params; acc: JArray[]; seen: JArray; logLik
 /** Parameters of a full structure above which it is refused (the float64 host matrix and its eigendecomposition). */
 export const FULL_MAX_PARAMS = 3000;
 
-/** The noise the curvature is computed at (unit), and the Gaussian likelihood's noise at the mode. */
-function modeSigma(model: Model, params: Params): number | undefined {
+/** The Gaussian likelihood's noise scale at the mode (undefined for classification). */
+export function modeSigma(model: Model, params: Params): number | undefined {
   const spec = model.likelihood.spec;
   if (spec.kind !== "gaussian") return undefined;
   if (spec.noise === "learned") return Math.exp(Number((params.lik as { logSigma: JArray }).logSigma.ref.dataSync()[0]));
@@ -158,6 +158,13 @@ function fanInOf(params: Params, layer: number): number {
   return w.shape.slice(0, -1).reduce((a, d) => a * d, 1);
 }
 
+/** Each block's prior precision 1 / s_leaf^2 under the model's prior (borrows `params`; shapes only). */
+export function blockPrecisions(model: Model, params: Params, blocks: readonly Block[]): number[] {
+  const layers = layerList(params.net);
+  const scales = leafScales(model.prior, layers);
+  return blocks.map((b) => 1 / scales[b.layer][leaves(layers[b.layer]).indexOf(leafAt(params, b.path))] ** 2);
+}
+
 const host = (a: JArray): Float64Array => Float64Array.from(a.ref.dataSync() as Float32Array);
 
 /** The evidence problem and the host factors of a finished curvature pass (see the module comment). */
@@ -165,14 +172,12 @@ export function laplaceProblem(model: Model, dataSize: number, params: Params, b
   const seen = Number(state.seen.ref.dataSync()[0]);
   const scale = dataSize / seen;
   const layers = layerList(params.net);
-  const scales = leafScales(model.prior, layers);
   // Each layer's beta = 1 / s_l^2 and each leaf's pattern c = tau_leaf / beta.
   const beta0 = layers.map((_, l) => {
     const s = model.prior.perLayer ? model.prior.perLayer[l] : model.prior.scale;
     return 1 / (s * s);
   });
-  const leafIndex = (b: Block) => leaves(layers[b.layer]).indexOf(leafAt(params, b.path));
-  const tau0 = blocks.map((b) => 1 / scales[b.layer][leafIndex(b)] ** 2);
+  const tau0 = blockPrecisions(model, params, blocks);
   const chosenLayers = blockLayers(blocks);
   const full = o.hessian === "full";
   const betaOf = (b: Block) => (full ? 0 : chosenLayers.indexOf(b.layer));

@@ -160,7 +160,7 @@ export function glmPredict(model: Model, mode: Params, blocks: readonly Block[],
   const { out, d } = outputFactors(model, mode, blocks, f, x);
   const n = out.shape[0];
   const kk = out.shape[1];
-  let cov = d.map((db) => np.matmul(db.ref, db.transpose([0, 2, 1]))).reduce((a, b) => a.add(b));
+  const cov = d.map((db) => np.matmul(db.ref, db.transpose([0, 2, 1]))).reduce((a, b) => a.add(b));
   if (model.likelihood.spec.kind === "gaussian") {
     k.dispose();
     const v = cov.reshape([n]);
@@ -182,30 +182,38 @@ export function glmPredict(model: Model, mode: Params, blocks: readonly Block[],
     cov.dispose();
     variance.dispose();
     out.dispose();
-  } else if (link === "probit") {
+  } else {
     pr.dispose();
+    probs = gaussianLinkProbs(out, cov, variance, link);
+  }
+  return [probs, meanEntropy];
+}
+
+/**
+ * Class probabilities from Gaussian logits N(out, cov) (`[n, k]`, `[n, k, k]`, with `variance` the
+ * diagonal `[n, k]`; all consumed) by the probit approximation or the Laplace bridge. Traceable.
+ */
+export function gaussianLinkProbs(out: JArray, cov: JArray, variance: JArray, link: "probit" | "bridge"): JArray {
+  const [n, kk] = out.shape;
+  if (link === "probit") {
     // Pairwise probit (Lu, Ie & Sha 2020): p_c = 1 / sum_j exp(-(mu_c - mu_j) / sqrt(1 + pi/8 Var(f_c - f_j))).
     // Only differences of logits enter, which softmax sees; their variances do not include the common
     // shift of all logits, whose variance is the prior's (the data never determine it).
-    const diag = variance; // [n, k]
-    const vd = diag.ref.reshape([n, kk, 1]).add(diag.reshape([n, 1, kk])).sub(cov.mul(2)); // Var(f_c - f_j)
+    const vd = variance.ref.reshape([n, kk, 1]).add(variance.reshape([n, 1, kk])).sub(cov.mul(2)); // Var(f_c - f_j)
     const md = out.ref.reshape([n, kk, 1]).sub(out.reshape([n, 1, kk])); // mu_c - mu_j
     const z = np.clip(md.mul(-1).div(np.sqrt(np.maximum(vd, 0).mul(Math.PI / 8).add(1))), -80, 80);
     const unnorm = np.reciprocal(np.exp(z).sum(-1)); // [n, k]
-    probs = unnorm.ref.div(unnorm.sum(-1).reshape([n, 1]));
-  } else {
-    pr.dispose();
-    // Laplace bridge: project out the direction softmax ignores (mu and Sigma conditioned on sum f = const).
-    const s1 = cov.sum(-1); // [n, k] = Sigma 1
-    const tot = s1.ref.sum(-1).reshape([n, 1]); // 1^T Sigma 1
-    const mu = out.ref.sub(s1.ref.mul(out.sum(-1).reshape([n, 1]).div(tot.ref)));
-    const varC = np.maximum(variance.sub(s1.ref.mul(s1).div(tot)), 1e-12);
-    const m = np.clip(mu, -40, 40);
-    const sumExp = np.exp(m.ref.mul(-1)).sum(-1).reshape([n, 1]);
-    const alpha = np.exp(m).mul(sumExp).mul(1 / (kk * kk)).add(1 - 2 / kk).div(varC);
-    probs = alpha.ref.div(alpha.sum(-1).reshape([n, 1]));
+    return unnorm.ref.div(unnorm.sum(-1).reshape([n, 1]));
   }
-  return [probs, meanEntropy];
+  // Laplace bridge: project out the direction softmax ignores (mu and Sigma conditioned on sum f = const).
+  const s1 = cov.sum(-1); // [n, k] = Sigma 1
+  const tot = s1.ref.sum(-1).reshape([n, 1]); // 1^T Sigma 1
+  const mu = out.ref.sub(s1.ref.mul(out.sum(-1).reshape([n, 1]).div(tot.ref)));
+  const varC = np.maximum(variance.sub(s1.ref.mul(s1).div(tot)), 1e-12);
+  const m = np.clip(mu, -40, 40);
+  const sumExp = np.exp(m.ref.mul(-1)).sum(-1).reshape([n, 1]);
+  const alpha = np.exp(m).mul(sumExp).mul(1 / (kk * kk)).add(1 - 2 / kk).div(varC);
+  return alpha.ref.div(alpha.sum(-1).reshape([n, 1]));
 }
 
 /** Draws theta* + delta, delta ~ N(0, Sigma) on the chosen blocks, `[S, ...]` per leaf. Traceable; borrows. */
@@ -299,50 +307,58 @@ export function laplacePosterior(model: Model, mode: Params, factors: Factors, o
       pred ??= compile((m: Params, f: Factors, kk: Key, xx: JArray) => glmPredict(model, m, o.blocks, f, o.link, o.samples, sigma, kk, xx), { consume: [2, 3] });
       // Blocks of inputs small enough for the per-example convolution gradients (k of `[fanIn, fanOut]`
       // per input, a few copies of them inside the call) to stay well inside the engine's 4 GiB.
-      const n = x.shape[0];
-      const step = predictBlock(o.blocks, model.network.outputDim);
-      const keys = split(k, Math.ceil(n / step));
-      if (n <= step) {
-        const [a, b] = pred(live().mode, live().factors, keys[0], x);
-        return model.likelihood.spec.kind === "gaussian" ? { kind: "gaussian", means: a, stds: b } : { kind: "categorical", probs: a, meanEntropy: b };
-      }
-      // Each block's results go to the host before the next call: kept on the engine, many small
-      // results fragment its 4 GiB (the all-weights CNN ran out after a few hundred blocks).
-      const parts: { data: Float32Array; shape: number[] }[][] = [];
-      for (let i = 0; i * step < n; i++) {
-        const out = pred(live().mode, live().factors, keys[i], x.ref.slice([i * step, Math.min(n, (i + 1) * step)]));
-        parts.push(out.map((a) => ({ shape: [...a.shape], data: a.dataSync() as Float32Array })));
-      }
-      x.dispose();
-      const cat = (j: number, axis: number) => {
-        const shapes = parts.map((p) => p[j].shape);
-        if (axis === 0) {
-          const rows = shapes.reduce((a, sh) => a + sh[0], 0);
-          const all = new Float32Array(parts.reduce((a, p) => a + p[j].data.length, 0));
-          let off = 0;
-          for (const p of parts) {
-            all.set(p[j].data, off);
-            off += p[j].data.length;
-          }
-          return fromHost(all, [rows, ...shapes[0].slice(1)]);
-        }
-        // Regression: [S, m] blocks side by side along the inputs.
-        const s0 = shapes[0][0];
-        const cols = shapes.reduce((a, sh) => a + sh[1], 0);
-        const all = new Float32Array(s0 * cols);
-        let c0 = 0;
-        for (const p of parts) {
-          const m = p[j].shape[1];
-          for (let r = 0; r < s0; r++) all.set(p[j].data.subarray(r * m, (r + 1) * m), r * cols + c0);
-          c0 += m;
-        }
-        return fromHost(all, [s0, cols]);
-      };
-      if (model.likelihood.spec.kind === "gaussian") return { kind: "gaussian", means: cat(0, 1), stds: cat(1, 1) };
-      return { kind: "categorical", probs: cat(0, 0), meanEntropy: cat(1, 0) };
+      return predictInBlocks(model, k, x, predictBlock(o.blocks, model.network.outputDim), (kk, xb) => pred!(live().mode, live().factors, kk, xb));
     };
   }
   return posterior;
+}
+
+/**
+ * A function-space predictive over `x` (consumed) in blocks of `step` inputs: `call(key, xBlock)`
+ * returns `[probs, meanEntropy]` (classification) or `[means, stds]` (regression, `[S, m]`). Each
+ * block's results go to the host before the next call: kept on the engine, many small results
+ * fragment its 4 GiB (the all-weights CNN ran out after a few hundred blocks).
+ */
+export function predictInBlocks(model: Model, k: Key, x: JArray, step: number, call: (k: Key, x: JArray) => JArray[]): OutputPredictive {
+  const n = x.shape[0];
+  const gaussian = model.likelihood.spec.kind === "gaussian";
+  const keys = split(k, Math.ceil(n / step));
+  if (n <= step) {
+    const [a, b] = call(keys[0], x);
+    return gaussian ? { kind: "gaussian", means: a, stds: b } : { kind: "categorical", probs: a, meanEntropy: b };
+  }
+  const parts: { data: Float32Array; shape: number[] }[][] = [];
+  for (let i = 0; i * step < n; i++) {
+    const out = call(keys[i], x.ref.slice([i * step, Math.min(n, (i + 1) * step)]));
+    parts.push(out.map((a) => ({ shape: [...a.shape], data: a.dataSync() as Float32Array })));
+  }
+  x.dispose();
+  const cat = (j: number, axis: number) => {
+    const shapes = parts.map((p) => p[j].shape);
+    if (axis === 0) {
+      const rows = shapes.reduce((a, sh) => a + sh[0], 0);
+      const all = new Float32Array(parts.reduce((a, p) => a + p[j].data.length, 0));
+      let off = 0;
+      for (const p of parts) {
+        all.set(p[j].data, off);
+        off += p[j].data.length;
+      }
+      return fromHost(all, [rows, ...shapes[0].slice(1)]);
+    }
+    // Regression: [S, m] blocks side by side along the inputs.
+    const s0 = shapes[0][0];
+    const cols = shapes.reduce((a, sh) => a + sh[1], 0);
+    const all = new Float32Array(s0 * cols);
+    let c0 = 0;
+    for (const p of parts) {
+      const m = p[j].shape[1];
+      for (let r = 0; r < s0; r++) all.set(p[j].data.subarray(r * m, (r + 1) * m), r * cols + c0);
+      c0 += m;
+    }
+    return fromHost(all, [s0, cols]);
+  };
+  if (gaussian) return { kind: "gaussian", means: cat(0, 1), stds: cat(1, 1) };
+  return { kind: "categorical", probs: cat(0, 0), meanEntropy: cat(1, 0) };
 }
 
 /** Inputs per call of the linearised predictive: at most 100, fewer when convolution blocks make each input heavy. */

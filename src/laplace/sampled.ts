@@ -1,0 +1,521 @@
+/**
+ * Sampled linearised Laplace (Antorán, Padhy, Barbano, Nalisnick, Janz & Hernández-Lobato 2023,
+ * "Sampling-based inference for large linear models, with application to linearised Laplace", ICLR).
+ *
+ * The linearised network f_lin(x; theta) = f(x; theta*) + J(x)(theta - theta*) with the prior
+ * N(0, A^-1) has the Gaussian posterior N(theta*, P^-1), P = G + A, G = sum_i J_i^T H_i J_i (the GGN).
+ * A zero-mean draw zeta ~ N(0, P^-1) is the minimiser of the sample objective
+ *
+ *   L(z) = 1/2 sum_i ||J_i z||^2_{H_i} + 1/2 ||z - z0||^2_A,   z0 = A^-1 (A^1/2 eps0 + sum_i J_i^T L_i eps_i),
+ *
+ * (H_i = L_i L_i^T, eps ~ N(0, I)): its minimiser P^-1 (A^1/2 eps0 + sum_i J_i^T L_i eps_i) has covariance
+ * P^-1 (A + G) P^-1 = P^-1. All the noise sits in the regulariser, so the minibatch gradient
+ * (N/n) sum_{i in batch} J_i^T H_i J_i z + A (z - z0) only carries the sampling error of the GGN term.
+ * Only Jacobian-vector and vector-Jacobian products are used: J z as the forward-mode derivative of
+ * the network in perturbations of each layer's pre-activations (rows dW + db, with the layer's input
+ * rows at theta*), J^T w as the layer gradients rows^T delta of one backward pass; never a Jacobian
+ * or a curvature matrix. K samples run together, folded into the batch axis.
+ *
+ * A run of S + POWER_STEPS + solveEpochs (emSteps + 1) S steps at the fixed mode (S steps per epoch;
+ * the driver runs whole epochs, and the steps past that continue the last solve):
+ * 1. one pass for the data part of z0, c = sum_i J_i^T L_i eps_i, and the diagonal of G (the squared
+ *    per-example gradients of the same directions, E[(J^T L eps)(J^T L eps)^T] = G: the preconditioner);
+ * 2. the next POWER_STEPS steps: power iteration on D^-1/2 P D^-1/2 (D = diag(G) + A) for its
+ *    largest eigenvalue lambda; the step size is 1 / lambda (heavy ball is stable below 2 (1 + beta) / lambda);
+ * 3. solves: z starts at the prior draw A^-1/2 eps0 (the minimiser wherever the data carry no
+ *    curvature), then heavy-ball SGD preconditioned by D, m <- beta m + D^-1 g, z <- z - m / lambda,
+ *    with an exponential average of the iterates over about one epoch as the sample;
+ * 4. sample-based EM (MacKay's update with sampled traces): in the last epoch of each solve, per layer l
+ *    gamma_l = (1/K) sum_k <zeta_k,l, (G zeta_k)_l> estimates tr_l(P^-1 G), the layer's effective number
+ *    of parameters, and the prior precision multiplier becomes rho_l = gamma_l / sum_{w in l} tau_w w*^2
+ *    (tau the model prior's precisions, w* the mode; the stationarity condition of the Laplace evidence
+ *    in rho_l). Each EM step is followed by a solve under the new prior (warm-started).
+ *
+ * The posterior predicts with the linearised network at the samples: logits f(x; theta*) + J(x) zeta_k,
+ * through the probit or bridge link on their sample covariance, or averaged softmaxes (mc).
+ * A tempered posterior (T) has the same samples times sqrt(T).
+ */
+import { MAP_DEFAULTS } from "../baselines/map.js";
+import { compile, fromHost, jvpOf, nn, np, random, split, vjpOf, type JArray, type Key } from "../core/engine.js";
+import type { NamedTensor, OutputPredictive, Posterior, PosteriorKind } from "../core/method.js";
+import { OPTIONS } from "../core/options.js";
+import { tensorsToTree, treeToTensors } from "../core/posterior.js";
+import { use, type DefaultContext, type OptionUses } from "../core/spec.js";
+import { free, keep, rebuildByPath, type Tree } from "../core/tree.js";
+import type { Batch, Model, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
+import { affine } from "../models/network.js";
+import { layerList } from "../models/prior.js";
+import { blockLayers, leafAt, selectBlocks, type Block } from "./curvature.js";
+import { blockPrecisions, modeSigma } from "./laplace.js";
+import { gaussianLinkProbs, predictInBlocks, type Link } from "./posterior.js";
+
+/** Options of `sampled-laplace`. */
+export interface SampledLaplaceOptions {
+  /** MAP epochs before the solves (when the fit does not start from given weights). */
+  epochs: number;
+  /** The MAP's Adam learning rate. */
+  lr: number;
+  subset: string;
+  /** K, posterior samples solved for together. */
+  samples: number;
+  emSteps: number;
+  solveEpochs: number;
+  link: Link;
+  /** T: the samples are scaled by sqrt(T). */
+  temperature: number;
+}
+
+/** The run's state: the fixed mode and, per chosen block, `[K, ...leaf shape]` arrays (diag: leaf-shaped). */
+export type SampledState = {
+  params: Params;
+  /** The iterates: the power vectors during the power phase, the samples during the solves. */
+  z: JArray[];
+  /** Heavy-ball momentum. */
+  m: JArray[];
+  /** The averaged iterates (the samples the posterior keeps). */
+  zbar: JArray[];
+  /** sum_i J_i^T L_i eps_i over the first epoch. */
+  c: JArray[];
+  /** The prior noise eps0. */
+  eps0: JArray[];
+  /** Sum over the first epoch of the squared per-example gradients (diag G, up to N / seen). */
+  dg: JArray[];
+  /** Per chosen layer: the prior precision multiplier rho_l; EM's gamma sums and their count. */
+  rho: JArray;
+  gam: JArray;
+  gcount: JArray;
+  /** Sum and count of the power iteration's eigenvalue estimates. */
+  lam: JArray;
+  lcount: JArray;
+  /** Steps taken. */
+  t: JArray;
+};
+
+/** Heavy-ball momentum of the solves. */
+export const MOMENTUM = 0.9;
+/** Power-iteration steps after the first epoch; the solves start after them. */
+export const POWER_STEPS = 20;
+
+/**
+ * J(x) z_k for K parameter-shaped tangents `z` (per block `[K, ...shape]`, borrowed), from the chosen
+ * layers' input rows at the mode (`rows`, borrowed, `blockLayers` order): the forward-mode derivative of
+ * the network in perturbations rows dW + db of each chosen layer's pre-activations, with the K
+ * tangents folded into the batch. Returns `[K, n, d]`. Traceable; borrows `net`, consumes `x`.
+ */
+export function sampleJvp(model: Model, net: Tree, x: JArray, rows: readonly JArray[], blocks: readonly Block[], z: readonly JArray[]): JArray {
+  const network = model.network;
+  const layers = blockLayers(blocks);
+  const n = x.shape[0];
+  const k = z[0].shape[0];
+  const tangents = layers.map((l, j) => {
+    const r = rows[j];
+    const rCount = r.shape[0];
+    let t: JArray | undefined;
+    blocks.forEach((b, i) => {
+      if (b.layer !== l) return;
+      const zi = z[i].ref;
+      const term =
+        b.kind === "w"
+          ? np.matmul(r.ref, zi.reshape([k, b.fanIn, b.fanOut]).transpose([1, 0, 2]).reshape([b.fanIn, k * b.fanOut])).reshape([rCount, k, b.fanOut]).transpose([1, 0, 2])
+          : np.broadcastTo(zi.reshape([k, 1, b.fanOut]), [k, rCount, b.fanOut]);
+      t = t ? t.add(term) : term;
+    });
+    return t!.reshape([k * rCount, t!.shape[2]]);
+  });
+  const [out, u] = jvpOf(perturbed(model, net, x, k, layers), tangents.map((t) => np.zeros(t.shape)), tangents);
+  out.dispose();
+  return u.reshape([k, n, network.outputDim]);
+}
+
+/**
+ * The network at the mode on `x` repeated K times (folded into the batch, `[K n, ...]`) as a function of
+ * perturbations `[K R_j, out_j]` added to the chosen layers' pre-activations. Consumes `x` when the
+ * returned function is released by its caller's trace; borrows `net`.
+ */
+function perturbed(model: Model, net: Tree, x: JArray, k: number, layers: readonly number[]): (eps: JArray[]) => JArray {
+  const n = x.shape[0];
+  const folded = np.broadcastTo(x.reshape([1, ...x.shape]), [k, ...x.shape]).reshape([k * n, ...x.shape.slice(1)]);
+  const index = new Map(layers.map((l, j) => [l, j]));
+  let used = false;
+  return (eps: JArray[]) => {
+    if (used) throw new Error("perturbed: the function is traced once");
+    used = true;
+    return model.network.applyLinear!(keep(net), folded, (layer, r, i) => {
+      const j = index.get(i);
+      return j === undefined ? affine(layer, r) : affine(layer, r).add(eps[j]);
+    });
+  };
+}
+
+/**
+ * J^T w_k for K output cotangents `w` `[K, n, d]` (consumed), as the chosen layers' pre-activation
+ * gradients `[K, R_j, out_j]` of one backward pass with the K cotangents folded into the batch.
+ * Traceable; borrows `net` and `rows` (only their shapes are read), consumes `x`.
+ */
+export function sampleVjp(model: Model, net: Tree, x: JArray, rows: readonly JArray[], blocks: readonly Block[], w: JArray): JArray[] {
+  const layers = blockLayers(blocks);
+  const [k, n, d] = w.shape;
+  const outDims = layers.map((l) => blocks.find((b) => b.layer === l)!.fanOut);
+  const [out, back] = vjpOf(perturbed(model, net, x, k, layers), layers.map((_, j) => np.zeros([k * rows[j].shape[0], outDims[j]])));
+  out.dispose();
+  const deltas = back(w.reshape([k * n, d]));
+  back.dispose();
+  return deltas.map((g, j) => g.reshape([k, rows[j].shape[0], outDims[j]]));
+}
+
+/** The input rows of the chosen layers at the mode and the outputs, from one forward pass. Consumes `x`; borrows `net`. */
+function forwardRows(model: Model, net: Tree, x: JArray, layers: readonly number[]): { out: JArray; rows: JArray[] } {
+  const rows: JArray[] = new Array(layers.length);
+  const index = new Map(layers.map((l, j) => [l, j]));
+  const out = model.network.applyLinear!(keep(net), x, (layer, r, i) => {
+    const j = index.get(i);
+    if (j !== undefined) rows[j] = r.ref;
+    return affine(layer, r);
+  });
+  return { out, rows };
+}
+
+/**
+ * Build sampled linearised Laplace for a model with N training examples and `stepsPerEpoch` minibatches per epoch.
+ * @example
+ * const m = create(model, 8000, 62, { epochs: 20, lr: 3e-3, subset: "all", samples: 16, emSteps: 3, solveEpochs: 2, link: "probit", temperature: 1 });
+ * let state = m.init(key(0), mapParams);
+ * for (const batch of epochs) [state] = m.step(key(i), state, batch);   // 1 + 2 x 4 epochs
+ * const posterior = m.posterior(state);
+ */
+export function create(model: Model, dataSize: number, stepsPerEpoch: number, o: SampledLaplaceOptions): ModelMethod<SampledState> {
+  const spec = model.likelihood.spec;
+  if (spec.kind === "gaussian" && spec.noise === "heteroscedastic") throw new Error("--method sampled-laplace: supports categorical and homoscedastic Gaussian likelihoods; use --noise learned or fixed");
+  if (!model.network.applyLinear) throw new Error(`--method sampled-laplace: network ${model.network.spec} does not expose its layers (applyLinear)`);
+  const K = o.samples;
+  const S = stepsPerEpoch;
+  const NP = POWER_STEPS;
+  const roundLen = o.solveEpochs * S;
+  let blocks: Block[] = [];
+  let layers: number[] = [];
+  let tau0: number[] = [];
+  // Per chosen layer: sum over its leaves of tau w*^2 (EM's denominator).
+  let weightNorms: number[] = [];
+  let sigma = 1;
+  const step = (key: Key, s: SampledState, batch: Batch): [SampledState, { loss: JArray }] => {
+    const n = batch.x.shape[0];
+    batch.y.dispose();
+    const dataScale = dataSize / n;
+    const seenScale = dataSize / (S * n);
+    const t = s.t;
+    const noise = np.less(t.ref, S);
+    const powerFirst = np.equal(t.ref, S);
+    const power = np.logicalAnd(np.greaterEqual(t.ref, S), np.less(t.ref, S + NP));
+    const first = np.equal(t.ref, S + NP);
+    const solving = np.greaterEqual(t.ref, S + NP);
+    const rhoOf = (i: number) => s.rho.ref.slice(layers.indexOf(blocks[i].layer));
+    const a = blocks.map((_, i) => rhoOf(i).mul(tau0[i]));
+    const d = blocks.map((_, i) => s.dg[i].ref.mul(seenScale).add(a[i].ref));
+    // The iterate this step works on: a fresh power vector, the prior draw when the solves start, or z.
+    const zCur = blocks.map((_, i) => np.where(powerFirst.ref, s.eps0[i].ref, np.where(first.ref, s.eps0[i].ref.div(np.sqrt(a[i].ref)), s.z[i].ref)));
+    const tan = blocks.map((_, i) => np.where(power.ref, zCur[i].ref.div(np.sqrt(d[i].ref)), zCur[i].ref));
+    const fw = forwardRows(model, s.params.net, batch.x.ref, layers);
+    const u = sampleJvp(model, s.params.net, batch.x.ref, fw.rows, blocks, tan);
+    // The cotangents: L eps (first epoch) or H J z, per sample.
+    const out = fw.out;
+    const [nn_, dd] = out.shape;
+    const eps = random.normal(key, [K, nn_, dd]);
+    let lEps: JArray;
+    let hu: JArray;
+    if (spec.kind === "categorical") {
+      const p = nn.softmax(out, -1).reshape([1, nn_, dd]);
+      const sq = np.sqrt(p.ref);
+      lEps = sq.ref.mul(eps.ref).sub(p.ref.mul(sq.mul(eps).sum(-1, { keepdims: true })));
+      hu = p.ref.mul(u.ref).sub(p.ref.mul(p.mul(u.ref).sum(-1, { keepdims: true })));
+    } else {
+      out.dispose();
+      lEps = eps.mul(1 / sigma);
+      hu = u.ref.mul(1 / (sigma * sigma));
+    }
+    const deltas = sampleVjp(model, s.params.net, batch.x, fw.rows, blocks, np.where(noise.ref, lEps, hu));
+    const g = { rows: fw.rows, deltas };
+    // J^T w per block `[K, ...shape]`, and the squared per-example gradients averaged over the samples
+    // (per row for convolutions: a positive approximation, used only to precondition).
+    const r: JArray[] = [];
+    const sq: JArray[] = [];
+    blocks.forEach((b) => {
+      const j = layers.indexOf(b.layer);
+      const delta = g.deltas[j].ref; // [K, R, out]
+      const rCount = delta.shape[1];
+      const d2 = delta.ref.mul(delta.ref).mean(0); // [R, out]
+      if (b.kind === "b") {
+        r.push(delta.sum(1).reshape([K, ...b.shape]));
+        sq.push(d2.sum(0).reshape([...b.shape]));
+        return;
+      }
+      const rows = g.rows[j];
+      r.push(np.matmul(rows.ref.transpose(), delta.transpose([1, 0, 2]).reshape([rCount, K * b.fanOut])).reshape([b.fanIn, K, b.fanOut]).transpose([1, 0, 2]).reshape([K, ...b.shape]));
+      sq.push(np.matmul(rows.ref.mul(rows.ref).transpose(), d2).reshape([...b.shape]));
+    });
+    g.rows.forEach((x) => x.dispose());
+    g.deltas.forEach((x) => x.dispose());
+    const perSample = (xs: JArray[]) => xs.map((x) => x.reshape([K, -1]).sum(1)).reduce((p, q) => p.add(q)); // [K]
+    // 1. The noise pass.
+    const c = blocks.map((_, i) => np.where(noise.ref, s.c[i].ref.add(r[i].ref), s.c[i].ref));
+    const dg = blocks.map((_, i) => np.where(noise.ref, s.dg[i].ref.add(sq[i]), s.dg[i].ref));
+    // 2. Power iteration: y = D^-1/2 P D^-1/2 v (v = zCur), lambda_k = |y_k| / |v_k|.
+    const y = blocks.map((_, i) => r[i].ref.mul(dataScale).add(a[i].ref.mul(tan[i].ref)).div(np.sqrt(d[i].ref)));
+    const yNorm = np.sqrt(perSample(y.map((v) => v.ref.mul(v.ref))));
+    const vNorm = np.sqrt(perSample(zCur.map((v) => v.ref.mul(v.ref))));
+    const lamK = yNorm.ref.div(vNorm).max();
+    const counting = np.logicalAnd(power.ref, np.greaterEqual(t.ref, S + Math.floor(NP / 2)));
+    const lam = s.lam.ref.add(np.where(counting.ref, lamK, 0));
+    const lcount = s.lcount.ref.add(counting.astype(np.float32));
+    const yUnit = y.map((v) => v.div(yNorm.ref.reshape([K, ...v.shape.slice(1).map(() => 1)])));
+    yNorm.dispose();
+    // 3. The solve: g = (N/n) J^T H J z + A (z - z0), heavy ball preconditioned by D, step 1 / lambda.
+    const lr = np.maximum(lcount.ref, 1).div(np.maximum(lam.ref, 1e-30));
+    const cScale = Math.sqrt(seenScale);
+    const z0 = blocks.map((_, i) => s.eps0[i].ref.div(np.sqrt(a[i].ref)).add(c[i].ref.mul(cScale).div(a[i].ref)));
+    const gdata = r.map((x) => x.mul(dataScale));
+    const resid = blocks.map((_, i) => zCur[i].ref.sub(z0[i]));
+    const grad = blocks.map((_, i) => gdata[i].ref.add(a[i].ref.mul(resid[i].ref)));
+    const mNew = blocks.map((_, i) => np.where(first.ref, 0, s.m[i].ref).mul(MOMENTUM).add(grad[i].div(d[i].ref)));
+    const zSolve = blocks.map((_, i) => zCur[i].ref.sub(mNew[i].ref.mul(lr.ref)));
+    const avg = 1 / Math.max(1, S);
+    const zbar = blocks.map((_, i) => np.where(solving.ref, np.where(first.ref, zSolve[i].ref, s.zbar[i].ref.mul(1 - avg).add(zSolve[i].ref.mul(avg))), s.zbar[i].ref));
+    const z = blocks.map((_, i) => np.where(noise.ref, s.z[i].ref, np.where(power.ref, yUnit[i], zSolve[i])));
+    const m = blocks.map((_, i) => np.where(solving.ref, mNew[i], s.m[i].ref));
+    // 4. EM: gamma_l from the last epoch of each solve; rho_l = gamma_l / sum tau w*^2 at its end.
+    const since = t.ref.sub(S + NP);
+    const pos = np.remainder(since.ref, roundLen);
+    const inLast = np.logicalAnd(solving.ref, np.greaterEqual(pos.ref, roundLen - S));
+    const gl = np.stack(layers.map((l) => blocks.reduce((acc: JArray, b, i) => (b.layer === l ? acc.add(perSample([zCur[i].ref.mul(gdata[i].ref)]).mean()) : acc), np.array(0))));
+    let gam = s.gam.ref.add(np.where(inLast.ref, gl, 0));
+    let gcount = s.gcount.ref.add(inLast.ref.astype(np.float32));
+    const roundEnd = np.logicalAnd(np.logicalAnd(solving.ref, np.equal(pos, roundLen - 1)), np.logicalAnd(np.less(since, o.emSteps * roundLen), np.greater(gcount.ref, 0)));
+    const norms = np.array(weightNorms.map((v) => Math.max(v, 1e-30)));
+    const rhoNew = np.maximum(gam.ref.div(np.maximum(gcount.ref, 1)).div(norms), 1e-8);
+    const rho = np.where(roundEnd.ref, rhoNew, s.rho.ref);
+    gam = np.where(roundEnd.ref, 0, gam);
+    gcount = np.where(roundEnd, 0, gcount);
+    // The sample objective per training example (0 before the solves).
+    const objective = perSample(blocks.map((_, i) => zCur[i].ref.mul(gdata[i].ref).mul(0.5).add(a[i].ref.mul(resid[i].ref.mul(resid[i].ref)).mul(0.5)))).mean();
+    const loss = np.where(solving.ref, objective, 0).mul(1 / dataSize);
+    [noise, powerFirst, power, first, solving, inLast, lr].forEach((x) => x.dispose());
+    [a, d, zCur, tan, gdata, resid].forEach((xs) => xs.forEach((x) => x.dispose()));
+    u.dispose();
+    const next: SampledState = { params: s.params, z, m, zbar, c, eps0: s.eps0, dg, rho, gam, gcount, lam, lcount, t: t.add(1) };
+    for (const xs of [s.z, s.m, s.zbar, s.c, s.dg]) xs.forEach((x) => x.dispose());
+    [s.rho, s.gam, s.gcount, s.lam, s.lcount].forEach((x) => x.dispose());
+    return [next, { loss }];
+  };
+  return {
+    init(k, params) {
+      blocks = selectBlocks(params, o.subset);
+      layers = blockLayers(blocks);
+      tau0 = blockPrecisions(model, params, blocks);
+      weightNorms = layers.map((l) =>
+        blocks.reduce((acc, b, i) => {
+          if (b.layer !== l) return acc;
+          const v = leafAt(params, b.path).ref.dataSync() as Float32Array;
+          let ss = 0;
+          for (const x of v) ss += x * x;
+          return acc + tau0[i] * ss;
+        }, 0),
+      );
+      sigma = modeSigma(model, params) ?? 1;
+      const keys = split(k, blocks.length);
+      const zeros = () => blocks.map((b) => np.zeros([K, ...b.shape]));
+      return {
+        params,
+        z: zeros(),
+        m: zeros(),
+        zbar: zeros(),
+        c: zeros(),
+        eps0: blocks.map((b, i) => random.normal(keys[i], [K, ...b.shape])),
+        dg: blocks.map((b) => np.zeros([...b.shape])),
+        rho: np.ones([layers.length]),
+        gam: np.zeros([layers.length]),
+        gcount: np.array(0),
+        lam: np.array(0),
+        lcount: np.array(0),
+        t: np.array(0),
+      };
+    },
+    step,
+    posterior(state) {
+      const rho = Array.from(state.rho.ref.dataSync() as Float32Array);
+      const layerCount = layerList(state.params.net).length;
+      const beta0 = model.prior.perLayer ?? Array.from({ length: layerCount }, () => model.prior.scale);
+      const sqrtT = Math.sqrt(o.temperature);
+      const samples = state.zbar.map((x) => x.ref.mul(sqrtT));
+      return sampledPosterior(model, keep(state.params), samples, {
+        blocks,
+        link: o.link,
+        samples: K,
+        subset: o.subset,
+        temperature: o.temperature,
+        emSteps: o.emSteps,
+        solveEpochs: o.solveEpochs,
+        ...(spec.kind === "gaussian" ? { sigma } : {}),
+        // The prior scale each layer ends with: s_l / sqrt(rho_l) (untouched layers keep theirs).
+        priorScales: beta0.map((s0, l) => (layers.includes(l) ? s0 / Math.sqrt(rho[layers.indexOf(l)]) : s0)),
+        stepSize: (() => {
+          const lc = Number(state.lcount.ref.dataSync()[0]);
+          return lc > 0 ? lc / Number(state.lam.ref.dataSync()[0]) : undefined;
+        })(),
+      });
+    },
+  };
+}
+
+/** What a sampled Laplace posterior is besides its arrays (saved in posterior.json). */
+export interface SampledPosteriorOptions {
+  readonly blocks: readonly Block[];
+  readonly link: Link;
+  /** K, the stored samples. */
+  readonly samples: number;
+  readonly subset: string;
+  readonly temperature: number;
+  readonly emSteps: number;
+  readonly solveEpochs: number;
+  /** The Gaussian likelihood's noise scale (standardised units). */
+  readonly sigma?: number;
+  /** The prior scale per layer (`layerList` order) after EM. */
+  readonly priorScales: readonly number[];
+  /** The solves' step size 1 / lambda (in the preconditioned variables). */
+  readonly stepSize?: number;
+}
+
+/**
+ * The linearised predictive at `x` (consumed) from the mode and K zero-mean samples (borrowed):
+ * logits f(x; theta*) + J(x) zeta_k. Classification: `[probs, meanEntropy]`; regression `[means, stds]`
+ * (`[1, m]`). Traceable.
+ */
+export function sampledPredict(model: Model, mode: Params, blocks: readonly Block[], samples: readonly JArray[], link: Link, sigma: number, x: JArray): JArray[] {
+  const layers = blockLayers(blocks);
+  const { out, rows } = forwardRows(model, mode.net, x.ref, layers);
+  const u = sampleJvp(model, mode.net, x, rows, blocks, samples); // [K, n, d]
+  rows.forEach((r) => r.dispose());
+  const [k, n, d] = u.shape;
+  if (model.likelihood.spec.kind === "gaussian") {
+    const v = u.ref.mul(u).mean(0).reshape([1, n]);
+    return [out.reshape([1, n]), np.sqrt(v.add(sigma * sigma))];
+  }
+  const lp = nn.logSoftmax(u.ref.add(out.ref.reshape([1, n, d])), -1);
+  const pr = np.exp(lp.ref);
+  const meanEntropy = pr.ref.mul(lp).sum(-1).mul(-1).mean(0);
+  if (link === "mc") {
+    u.dispose();
+    out.dispose();
+    return [pr.mean(0), meanEntropy];
+  }
+  pr.dispose();
+  const ut = u.transpose([1, 0, 2]); // [n, K, d]
+  const cov = np.matmul(ut.ref.transpose([0, 2, 1]), ut.ref).mul(1 / k);
+  const variance = ut.ref.mul(ut).mean(1);
+  return [gaussianLinkProbs(out, cov, variance, link), meanEntropy];
+}
+
+/** Inputs per predictive call: the K samples fold into the batch, and convolutions' im2col rows are heavy. */
+function sampledBlock(blocks: readonly Block[], k: number): number {
+  const conv = blocks.some((b) => b.shape.length > 2);
+  return Math.max(1, Math.floor((conv ? 256 : 4096) / k));
+}
+
+/**
+ * A sampled Laplace posterior from its mode and samples `[K, ...shape]` per block (both consumed).
+ * `draws(key, n)` gives theta* + zeta_k for the first n <= K samples (the `nn` predictive's draws);
+ * `predict` is the linearised predictive.
+ */
+export function sampledPosterior(model: Model, mode: Params, samples: JArray[], o: SampledPosteriorOptions): Posterior<Params> {
+  let held: { mode: Params; samples: JArray[] } | undefined = { mode, samples };
+  const live = () => {
+    if (!held) throw new Error("posterior: used after dispose()");
+    return held;
+  };
+  let pred: ReturnType<typeof compile<[Params, JArray[], JArray], JArray[]>> | undefined;
+  return {
+    kind: "laplace-sampled",
+    options: o as unknown as Record<string, unknown>,
+    size: undefined,
+    draws(k, n) {
+      k.dispose();
+      if (n === undefined || !Number.isInteger(n) || n < 1 || n > o.samples) throw new RangeError(`a sampled Laplace posterior holds ${o.samples} samples; asked for ${n}`);
+      const h = live();
+      const byPath = new Map(o.blocks.map((b, i) => [b.path, h.samples[i]]));
+      return rebuildByPath(h.mode, (path, like) => {
+        const base = like.ref.reshape([1, ...like.shape]).mul(np.ones([n, ...like.shape.map(() => 1)]));
+        const z = byPath.get(path);
+        return z ? base.add(z.ref.slice([0, n])) : base;
+      });
+    },
+    async tensors(): Promise<NamedTensor[]> {
+      const h = live();
+      const out = await treeToTensors(h.mode, "mode");
+      for (const [i, b] of o.blocks.entries()) out.push(...(await treeToTensors(h.samples[i], `samples.${b.path}`)));
+      return out;
+    },
+    predict(k: Key, x: JArray): OutputPredictive {
+      pred ??= compile((m: Params, z: JArray[], xx: JArray) => sampledPredict(model, m, o.blocks, z, o.link, o.sigma ?? 1, xx), { consume: [2] });
+      // The predictive is deterministic given the samples; the block keys are unused.
+      return predictInBlocks(model, k, x, sampledBlock(o.blocks, o.samples), (kk, xb) => {
+        kk.dispose();
+        return pred!(live().mode, live().samples, xb);
+      });
+    },
+    dispose() {
+      if (!held) return;
+      free(held.mode);
+      free(held.samples);
+      held = undefined;
+      pred?.dispose();
+    },
+  };
+}
+
+/** The saved kind `laplace-sampled`. */
+export const sampledKind: PosteriorKind<Params, Model> = {
+  kind: "laplace-sampled",
+  load(template, options, tensors, model) {
+    const o = options as unknown as SampledPosteriorOptions;
+    const byName = new Map(tensors.map((t) => [t.name, t]));
+    const samples = o.blocks.map((b) => {
+      const name = `samples.${b.path}`;
+      const t = byName.get(name);
+      const shape = [o.samples, ...b.shape];
+      if (!t) throw new Error(`sampled Laplace posterior: no tensor '${name}'`);
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) throw new Error(`sampled Laplace posterior: tensor '${name}' has shape [${t.shape.join(", ")}], expected [${shape.join(", ")}]`);
+      return fromHost(t.data, shape);
+    });
+    return sampledPosterior(model, tensorsToTree(template, tensors, "mode"), samples, o);
+  },
+};
+
+/**
+ * The default temperature for classification: see docs/laplace.md (chosen on training digits).
+ */
+export const SAMPLED_CLASSIFICATION_T = 1;
+
+/** Epochs of a sampled Laplace run: the noise pass, the power steps, and the solves. */
+export function sampledEpochs(o: Pick<SampledLaplaceOptions, "solveEpochs" | "emSteps">, stepsPerEpoch: number): number {
+  return 1 + Math.ceil(POWER_STEPS / stepsPerEpoch) + o.solveEpochs * (o.emSteps + 1);
+}
+
+/** `--method sampled-laplace`. */
+export const spec: ModelMethodSpec<SampledLaplaceOptions> = {
+  name: "sampled-laplace",
+  family: "laplace",
+  summary: "sampled linearised Laplace: posterior samples of the linearised network by sample-then-optimise (JVPs and VJPs only), prior precision by sample-based EM",
+  paper: "Antoran, Padhy, Barbano, Nalisnick, Janz & Hernandez-Lobato 2023, Sampling-based inference for large linear models, with application to linearised Laplace",
+  cost: "MAP (20 epochs), then 1 + solve-epochs x (em-steps + 1) epochs at about 1.7 MAP steps per sample per step",
+  options: {
+    epochs: use(OPTIONS.epochs, 20, "20 (the MAP's; ignored with --from)"),
+    lr: use(OPTIONS.lr, MAP_DEFAULTS.learningRate, `${MAP_DEFAULTS.learningRate} (the MAP's)`),
+    subset: use(OPTIONS.subset, "all"),
+    samples: use(OPTIONS.samples, 16),
+    emSteps: use(OPTIONS.emSteps, 3),
+    solveEpochs: use(OPTIONS.solveEpochs, 2),
+    link: use(OPTIONS.link, "probit" as Link),
+    temperature: use(OPTIONS.temperature, (c: DefaultContext) => (c.classification ? SAMPLED_CLASSIFICATION_T : 1), `classification ${SAMPLED_CLASSIFICATION_T}, regression 1`),
+  } satisfies OptionUses<SampledLaplaceOptions>,
+  kinds: [sampledKind],
+  plan: (o, c) => ({ collect: "final", epochs: sampledEpochs(o, c.stepsPerEpoch), warmStart: { epochs: o.epochs, lr: o.lr }, draws: 1 }),
+  build: (ctx, o) => create(ctx.model, ctx.dataSize, ctx.stepsPerEpoch, o),
+};
