@@ -195,6 +195,9 @@ const ROWS: Readonly<Record<string, Row>> = {
   // (type-II maximum likelihood). 3,000 epochs are 3,000 full-batch Adam steps in the first round.
   // 0.007 / 0.004 / 0.4%.
   laplace: { expect: "evidence", run: { epochs: 3000 }, meanTol: 0.1, covTol: 0.05 },
+  // Sampled Laplace at its defaults (3 EM steps, solves of at least 100 steps) under the same reference:
+  // the linearised model of a linear model is itself, and EM's fixed point is the evidence maximiser.
+  "sampled-laplace": { expect: "evidence", run: { epochs: 3000, samples: 20000 }, meanTol: 0.1, covTol: 0.05 },
 };
 
 /**

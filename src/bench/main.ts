@@ -12,15 +12,17 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { compile, fromHost, key, random, scalar, split, type JArray, type Key } from "../core/engine.js";
+import { compile, fromHost, key, np, random, scalar, split, type JArray, type Key } from "../core/engine.js";
 import { fuseSteps } from "../core/fuse.js";
 import type { Info } from "../core/method.js";
 import { replicate } from "../core/replicate.js";
-import { stackTrees, type Tree } from "../core/tree.js";
+import { keep, stackTrees, type Tree } from "../core/tree.js";
 import { create as createMap } from "../baselines/map.js";
 import { create as createLaplace } from "../laplace/laplace.js";
+import { selectBlocks, type Block } from "../laplace/curvature.js";
+import { ggnProducts, sampledPosterior } from "../laplace/sampled.js";
 import { categorical, gaussian } from "../models/likelihood.js";
-import { logDensity, makeModel, type Batch, type LogDensityFn, type Model, type ModelMethod } from "../models/model.js";
+import { logDensity, makeModel, type Batch, type LogDensityFn, type Model, type ModelMethod, type Params } from "../models/model.js";
 import { create as createBbb } from "../vi/bbb.js";
 import { networkFromSpec } from "../models/spec.js";
 import { create as createSgld } from "../sgmcmc/sgld.js";
@@ -109,6 +111,34 @@ const bbbLrt: MethodFactory = (_ld, n, model) => createBbb(model, { dataSize: n,
 /** KFAC accumulation with the Monte Carlo Fisher (one label drawn per example), A with ones appended, at fixed weights. */
 const kfac: MethodFactory = (_ld, n, model) =>
   createLaplace(model, n, { epochs: 0, lr: 1e-3, hessian: "kron", subset: "all", curvature: "mc", pred: "glm", link: "probit", temperature: 1, priorOpt: "none", samples: 1 }) as unknown as ModelMethod<Tree, Info>;
+/**
+ * One sample-then-optimise step of sampled linearised Laplace as WORKLOADS.md defines it: K = 8 samples
+ * from 0, fixed prior draws z0 ~ N(0, I) (A = 1), g_k = (N/B) J^T H J z_k + (z_k - z0_k), heavy ball
+ * m <- 0.9 m + g, z <- z - 1e-4 m (no data-noise term, no preconditioner: the method's own solve adds those).
+ */
+const sampledLaplaceStep: MethodFactory = (_ld, n, model) => {
+  const K = 8;
+  let blocks: Block[] = [];
+  type S = { params: Params; z: JArray[]; m: JArray[]; z0: JArray[] };
+  const method: ModelMethod<S> = {
+    init(k, params) {
+      blocks = selectBlocks(params, "all");
+      const keys = split(k, blocks.length);
+      return { params, z: blocks.map((b) => np.zeros([K, ...b.shape])), m: blocks.map((b) => np.zeros([K, ...b.shape])), z0: blocks.map((b, i) => random.normal(keys[i], [K, ...b.shape])) };
+    },
+    step(k, s, batch) {
+      k.dispose();
+      batch.y.dispose();
+      const scale = n / batch.x.shape[0];
+      const r = ggnProducts(model, s.params.net, batch.x, blocks, s.z);
+      const m = r.map((ri, i) => s.m[i].mul(0.9).add(ri.mul(scale).add(s.z[i].ref.sub(s.z0[i].ref))));
+      const z = s.z.map((zi, i) => zi.sub(m[i].ref.mul(1e-4)));
+      return [{ params: s.params, z, m, z0: s.z0 }, { loss: np.array(0) }];
+    },
+    posterior: (s) => sampledPosterior(model, keep(s.params), s.z.map((z) => z.ref), { blocks, link: "probit", samples: K, subset: "all", temperature: 1, emSteps: 0, solveEpochs: 0, priorScales: [] }),
+  };
+  return method as unknown as ModelMethod<Tree, Info>;
+};
 const MNIST_MLP = { spec: "mlp:400,400", inputShape: [784], classes: 10, n: 60000, batch: 128 };
 const MNIST_CNN = { spec: "cnn:32,64", inputShape: [1, 28, 28], classes: 10, n: 60000, batch: 64 };
 const UCI_MLP = { spec: "mlp:50", inputShape: [13], classes: 1, n: 455, batch: 32 };
@@ -124,6 +154,7 @@ const WORKLOADS: Workload[] = [
   workload({ name: "bbb-lrt-mlp-mnist", peer: "bbb-mlp-mnist", note: "the same ELBO step with local reparameterisation (noise on pre-activations, not weights)", ...MNIST_MLP, method: bbbLrt, warmup: 5, steps: 100 }),
   workload({ name: "map-mlp-mnist", peer: "sgld-mlp-mnist", note: "MAP step (grad + Adam) vs the peer's SGLD step (grad + noise)", ...MNIST_MLP, method: map, warmup: 10, steps: 200 }),
   workload({ name: "kfac-mlp-mnist", peer: "kfac-mlp-mnist", note: "KFAC factors A += [a,1]^T [a,1], G += g^T g with one sampled label per example (the laplace method's curvature step)", ...MNIST_MLP, method: kfac, warmup: 5, steps: 100 }),
+  workload({ name: "sampled-laplace-mlp-mnist", peer: "sampled-laplace-mlp-mnist", note: "one sample-then-optimise step on K = 8 samples: J z (forward mode), H J z, J^T (reverse mode), heavy ball (the sampled-laplace method's solve step without its preconditioner)", ...MNIST_MLP, method: sampledLaplaceStep, warmup: 3, steps: 30 }),
   workload({ name: "map-cnn-mnist", peer: "sgld-cnn-mnist", note: "MAP step (grad + Adam) vs the peer's SGLD step (grad + noise)", ...MNIST_CNN, method: map, warmup: 3, steps: 40 }),
 ];
 

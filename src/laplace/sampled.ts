@@ -23,8 +23,8 @@
  * 2. the next POWER_STEPS steps: power iteration on D^-1/2 P D^-1/2 (D = diag(G) + A) for its
  *    largest eigenvalue lambda; the step size is 1 / lambda (heavy ball is stable below 2 (1 + beta) / lambda);
  * 3. solves: z starts at the prior draw A^-1/2 eps0 (the minimiser wherever the data carry no
- *    curvature), then heavy-ball SGD preconditioned by D, m <- beta m + D^-1 g, z <- z - m / lambda,
- *    with an exponential average of the iterates over about one epoch as the sample;
+ *    curvature), then heavy-ball SGD preconditioned by D, m <- beta m + D^-1 g, z <- z - 0.1 m / lambda,
+ *    with the average of the iterates over the second half of each solve as the sample;
  * 4. sample-based EM (MacKay's update with sampled traces): in the last epoch of each solve, per layer l
  *    gamma_l = (1/K) sum_k <zeta_k,l, (G zeta_k)_l> estimates tr_l(P^-1 G), the layer's effective number
  *    of parameters, and the prior precision multiplier becomes rho_l = gamma_l / sum_{w in l} tau_w w*^2
@@ -82,6 +82,8 @@ export type SampledState = {
   dg: JArray[];
   /** Per chosen layer: the prior precision multiplier rho_l; EM's gamma sums and their count. */
   rho: JArray;
+  /** `[max(1, emSteps), layers]`: rho after each EM step. */
+  hist: JArray;
   gam: JArray;
   gcount: JArray;
   /** Sum and count of the power iteration's eigenvalue estimates. */
@@ -93,6 +95,13 @@ export type SampledState = {
 
 /** Heavy-ball momentum of the solves. */
 export const MOMENTUM = 0.9;
+/**
+ * The solves' step as a fraction of 1 / lambda. Heavy ball on one fixed quadratic is stable up to
+ * 2 (1 + beta) / lambda, but minibatches switch the quadratic every step: on embedded MNIST
+ * (`mlp:400,400`, batch 128) 1 / lambda diverged within two epochs, 0.1 / lambda and 0.01 / lambda did
+ * not, and 0.1 reached the lower objective.
+ */
+export const STEP_FRACTION = 0.1;
 /** Power-iteration steps after the first epoch; the solves start after them. */
 export const POWER_STEPS = 20;
 
@@ -164,7 +173,7 @@ export function sampleVjp(model: Model, net: Tree, x: JArray, rows: readonly JAr
 }
 
 /** The input rows of the chosen layers at the mode and the outputs, from one forward pass. Consumes `x`; borrows `net`. */
-function forwardRows(model: Model, net: Tree, x: JArray, layers: readonly number[]): { out: JArray; rows: JArray[] } {
+export function forwardRows(model: Model, net: Tree, x: JArray, layers: readonly number[]): { out: JArray; rows: JArray[] } {
   const rows: JArray[] = new Array(layers.length);
   const index = new Map(layers.map((l, j) => [l, j]));
   const out = model.network.applyLinear!(keep(net), x, (layer, r, i) => {
@@ -173,6 +182,41 @@ function forwardRows(model: Model, net: Tree, x: JArray, layers: readonly number
     return affine(layer, r);
   });
   return { out, rows };
+}
+
+/**
+ * The data term of the sample objective's gradient, sum_i J_i^T H_i J_i z_k over the batch `x`
+ * (consumed), per block `[K, ...shape]`, for K tangents `z` (borrowed). Classification (softmax H)
+ * and Gaussian regression (H = 1 / sigma^2). Traceable; borrows `net`.
+ */
+export function ggnProducts(model: Model, net: Tree, x: JArray, blocks: readonly Block[], z: readonly JArray[], sigma = 1): JArray[] {
+  const layers = blockLayers(blocks);
+  const { out, rows } = forwardRows(model, net, x.ref, layers);
+  const u = sampleJvp(model, net, x.ref, rows, blocks, z);
+  let hu: JArray;
+  if (model.likelihood.spec.kind === "categorical") {
+    const p = nn.softmax(out, -1).reshape([1, ...out.shape]);
+    hu = p.ref.mul(u.ref).sub(p.ref.mul(p.mul(u).sum(-1, { keepdims: true })));
+  } else {
+    out.dispose();
+    hu = u.mul(1 / (sigma * sigma));
+  }
+  const deltas = sampleVjp(model, net, x, rows, blocks, hu);
+  const r = blockGrads(blocks, layers, rows, deltas);
+  rows.forEach((a) => a.dispose());
+  deltas.forEach((a) => a.dispose());
+  return r;
+}
+
+/** Per block `[K, ...shape]`: the gradients rows^T delta_k of weights and sum_R delta_k of biases. Borrows its arguments. */
+function blockGrads(blocks: readonly Block[], layers: readonly number[], rows: readonly JArray[], deltas: readonly JArray[]): JArray[] {
+  return blocks.map((b) => {
+    const j = layers.indexOf(b.layer);
+    const delta = deltas[j].ref; // [K, R, out]
+    const [k, rCount] = delta.shape;
+    if (b.kind === "b") return delta.sum(1).reshape([k, ...b.shape]);
+    return np.matmul(rows[j].ref.transpose(), delta.transpose([1, 0, 2]).reshape([rCount, k * b.fanOut])).reshape([b.fanIn, k, b.fanOut]).transpose([1, 0, 2]).reshape([k, ...b.shape]);
+  });
 }
 
 /**
@@ -236,21 +280,12 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     const g = { rows: fw.rows, deltas };
     // J^T w per block `[K, ...shape]`, and the squared per-example gradients averaged over the samples
     // (per row for convolutions: a positive approximation, used only to precondition).
-    const r: JArray[] = [];
-    const sq: JArray[] = [];
-    blocks.forEach((b) => {
+    const r = blockGrads(blocks, layers, g.rows, g.deltas);
+    const sq = blocks.map((b) => {
       const j = layers.indexOf(b.layer);
-      const delta = g.deltas[j].ref; // [K, R, out]
-      const rCount = delta.shape[1];
-      const d2 = delta.ref.mul(delta.ref).mean(0); // [R, out]
-      if (b.kind === "b") {
-        r.push(delta.sum(1).reshape([K, ...b.shape]));
-        sq.push(d2.sum(0).reshape([...b.shape]));
-        return;
-      }
-      const rows = g.rows[j];
-      r.push(np.matmul(rows.ref.transpose(), delta.transpose([1, 0, 2]).reshape([rCount, K * b.fanOut])).reshape([b.fanIn, K, b.fanOut]).transpose([1, 0, 2]).reshape([K, ...b.shape]));
-      sq.push(np.matmul(rows.ref.mul(rows.ref).transpose(), d2).reshape([...b.shape]));
+      const d2 = g.deltas[j].ref.mul(g.deltas[j].ref).mean(0); // [R, out]
+      if (b.kind === "b") return d2.sum(0).reshape([...b.shape]);
+      return np.matmul(g.rows[j].ref.mul(g.rows[j].ref).transpose(), d2).reshape([...b.shape]);
     });
     g.rows.forEach((x) => x.dispose());
     g.deltas.forEach((x) => x.dispose());
@@ -269,7 +304,7 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     const yUnit = y.map((v) => v.div(yNorm.ref.reshape([K, ...v.shape.slice(1).map(() => 1)])));
     yNorm.dispose();
     // 3. The solve: g = (N/n) J^T H J z + A (z - z0), heavy ball preconditioned by D, step 1 / lambda.
-    const lr = np.maximum(lcount.ref, 1).div(np.maximum(lam.ref, 1e-30));
+    const lr = np.maximum(lcount.ref, 1).div(np.maximum(lam.ref, 1e-30)).mul(STEP_FRACTION);
     const cScale = Math.sqrt(seenScale);
     const z0 = blocks.map((_, i) => s.eps0[i].ref.div(np.sqrt(a[i].ref)).add(c[i].ref.mul(cScale).div(a[i].ref)));
     const gdata = r.map((x) => x.mul(dataScale));
@@ -277,21 +312,34 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     const grad = blocks.map((_, i) => gdata[i].ref.add(a[i].ref.mul(resid[i].ref)));
     const mNew = blocks.map((_, i) => np.where(first.ref, 0, s.m[i].ref).mul(MOMENTUM).add(grad[i].div(d[i].ref)));
     const zSolve = blocks.map((_, i) => zCur[i].ref.sub(mNew[i].ref.mul(lr.ref)));
-    const avg = 1 / Math.max(1, S);
-    const zbar = blocks.map((_, i) => np.where(solving.ref, np.where(first.ref, zSolve[i].ref, s.zbar[i].ref.mul(1 - avg).add(zSolve[i].ref.mul(avg))), s.zbar[i].ref));
+    // Solve r runs while floor(since / roundLen) = r; the last one also takes the steps past its end.
+    const since = t.ref.sub(S + NP);
+    const round = np.minimum(np.floor(np.maximum(since.ref, 0).div(roundLen)), o.emSteps);
+    const pos = since.ref.sub(round.ref.mul(roundLen));
+    // The sample: the average of the iterates over the second half of each solve (Polyak averaging;
+    // minibatch noise keeps the iterates jittering around the minimiser).
+    const half = Math.floor(roundLen / 2);
+    const averaging = np.logicalAnd(solving.ref, np.greaterEqual(pos.ref, half));
+    const weight = np.reciprocal(np.maximum(pos.ref.sub(half - 1), 1));
+    const zbar = blocks.map((_, i) => np.where(averaging.ref, s.zbar[i].ref.add(zSolve[i].ref.sub(s.zbar[i].ref).mul(weight.ref)), s.zbar[i].ref));
+    averaging.dispose();
+    weight.dispose();
     const z = blocks.map((_, i) => np.where(noise.ref, s.z[i].ref, np.where(power.ref, yUnit[i], zSolve[i])));
     const m = blocks.map((_, i) => np.where(solving.ref, mNew[i], s.m[i].ref));
     // 4. EM: gamma_l from the last epoch of each solve; rho_l = gamma_l / sum tau w*^2 at its end.
-    const since = t.ref.sub(S + NP);
-    const pos = np.remainder(since.ref, roundLen);
     const inLast = np.logicalAnd(solving.ref, np.greaterEqual(pos.ref, roundLen - S));
     const gl = np.stack(layers.map((l) => blocks.reduce((acc: JArray, b, i) => (b.layer === l ? acc.add(perSample([zCur[i].ref.mul(gdata[i].ref)]).mean()) : acc), np.array(0))));
     let gam = s.gam.ref.add(np.where(inLast.ref, gl, 0));
     let gcount = s.gcount.ref.add(inLast.ref.astype(np.float32));
-    const roundEnd = np.logicalAnd(np.logicalAnd(solving.ref, np.equal(pos, roundLen - 1)), np.logicalAnd(np.less(since, o.emSteps * roundLen), np.greater(gcount.ref, 0)));
+    const roundEnd = np.logicalAnd(np.logicalAnd(solving.ref, np.equal(pos, roundLen - 1)), np.logicalAnd(np.less(round.ref, o.emSteps), np.greater(gcount.ref, 0)));
     const norms = np.array(weightNorms.map((v) => Math.max(v, 1e-30)));
     const rhoNew = np.maximum(gam.ref.div(np.maximum(gcount.ref, 1)).div(norms), 1e-8);
     const rho = np.where(roundEnd.ref, rhoNew, s.rho.ref);
+    // The EM history: row e holds rho after EM step e + 1.
+    const rows = s.hist.shape[0];
+    since.dispose();
+    const hit = np.logicalAnd(roundEnd.ref.reshape([1, 1]), np.equal(np.arange(rows).astype(np.float32).reshape([rows, 1]), round.reshape([1, 1])));
+    const hist = np.where(hit, rho.ref.reshape([1, layers.length]), s.hist.ref);
     gam = np.where(roundEnd.ref, 0, gam);
     gcount = np.where(roundEnd, 0, gcount);
     // The sample objective per training example (0 before the solves).
@@ -300,9 +348,9 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     [noise, powerFirst, power, first, solving, inLast, lr].forEach((x) => x.dispose());
     [a, d, zCur, tan, gdata, resid].forEach((xs) => xs.forEach((x) => x.dispose()));
     u.dispose();
-    const next: SampledState = { params: s.params, z, m, zbar, c, eps0: s.eps0, dg, rho, gam, gcount, lam, lcount, t: t.add(1) };
+    const next: SampledState = { params: s.params, z, m, zbar, c, eps0: s.eps0, dg, rho, hist, gam, gcount, lam, lcount, t: t.add(1) };
     for (const xs of [s.z, s.m, s.zbar, s.c, s.dg]) xs.forEach((x) => x.dispose());
-    [s.rho, s.gam, s.gcount, s.lam, s.lcount].forEach((x) => x.dispose());
+    [s.rho, s.hist, s.gam, s.gcount, s.lam, s.lcount].forEach((x) => x.dispose());
     return [next, { loss }];
   };
   return {
@@ -331,6 +379,7 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
         eps0: blocks.map((b, i) => random.normal(keys[i], [K, ...b.shape])),
         dg: blocks.map((b) => np.zeros([...b.shape])),
         rho: np.ones([layers.length]),
+        hist: np.ones([Math.max(1, o.emSteps), layers.length]),
         gam: np.zeros([layers.length]),
         gcount: np.array(0),
         lam: np.array(0),
@@ -356,6 +405,7 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
         ...(spec.kind === "gaussian" ? { sigma } : {}),
         // The prior scale each layer ends with: s_l / sqrt(rho_l) (untouched layers keep theirs).
         priorScales: beta0.map((s0, l) => (layers.includes(l) ? s0 / Math.sqrt(rho[layers.indexOf(l)]) : s0)),
+        emHistory: o.emSteps > 0 ? Array.from({ length: o.emSteps }, (_, e) => Array.from(state.hist.ref.slice(e).dataSync() as Float32Array)) : [],
         stepSize: (() => {
           const lc = Number(state.lcount.ref.dataSync()[0]);
           return lc > 0 ? lc / Number(state.lam.ref.dataSync()[0]) : undefined;
@@ -379,6 +429,8 @@ export interface SampledPosteriorOptions {
   readonly sigma?: number;
   /** The prior scale per layer (`layerList` order) after EM. */
   readonly priorScales: readonly number[];
+  /** The prior precision multiplier of each chosen layer after each EM step. */
+  readonly emHistory?: readonly (readonly number[])[];
   /** The solves' step size 1 / lambda (in the preconditioned variables). */
   readonly stepSize?: number;
 }
@@ -493,6 +545,9 @@ export const sampledKind: PosteriorKind<Params, Model> = {
  */
 export const SAMPLED_CLASSIFICATION_T = 1;
 
+/** The fewest steps a default solve takes (on small data sets an epoch is a step or two). */
+export const MIN_SOLVE_STEPS = 100;
+
 /** Epochs of a sampled Laplace run: the noise pass, the power steps, and the solves. */
 export function sampledEpochs(o: Pick<SampledLaplaceOptions, "solveEpochs" | "emSteps">, stepsPerEpoch: number): number {
   return 1 + Math.ceil(POWER_STEPS / stepsPerEpoch) + o.solveEpochs * (o.emSteps + 1);
@@ -511,7 +566,7 @@ export const spec: ModelMethodSpec<SampledLaplaceOptions> = {
     subset: use(OPTIONS.subset, "all"),
     samples: use(OPTIONS.samples, 16),
     emSteps: use(OPTIONS.emSteps, 3),
-    solveEpochs: use(OPTIONS.solveEpochs, 2),
+    solveEpochs: use(OPTIONS.solveEpochs, (c: DefaultContext) => Math.max(2, Math.ceil(MIN_SOLVE_STEPS / c.stepsPerEpoch)), `2, and at least ${MIN_SOLVE_STEPS} steps (small data sets)`),
     link: use(OPTIONS.link, "probit" as Link),
     temperature: use(OPTIONS.temperature, (c: DefaultContext) => (c.classification ? SAMPLED_CLASSIFICATION_T : 1), `classification ${SAMPLED_CLASSIFICATION_T}, regression 1`),
   } satisfies OptionUses<SampledLaplaceOptions>,
