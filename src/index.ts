@@ -158,6 +158,7 @@ export { create as createLaplace, curvatureBytes, FULL_MAX_PARAMS, laplaceFactor
 export { batchCurvature, layerGrads, outputDirections, selectBlocks, type Block, type BatchCurvature, type Curvature, type Structure } from "./laplace/curvature.js";
 export { logEvidence, maximiseEvidence, type EigenGroup, type EvidenceProblem, type Hyper } from "./laplace/marglik.js";
 export { glmPredict, laplaceKinds, laplacePosterior, outputFactors, type Factors, type LaplaceOptions, type Link } from "./laplace/posterior.js";
+export { create as createSampledLaplace, ggnProducts, sampledKind, sampledPosterior, sampledPredict, sampleJvp, sampleVjp, type SampledLaplaceOptions, type SampledPosteriorOptions, type SampledState } from "./laplace/sampled.js";
 export { symEig, cholesky, solveLower, solveLowerTranspose, logDetCholesky, qrOrthonormal } from "./core/linalg.js";
 export { evidenceWarmStart, type EvidenceRound } from "./run/evidence.js";
 

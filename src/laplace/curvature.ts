@@ -27,7 +27,7 @@ import { affine, type DenseParams } from "../models/network.js";
 import { layerList } from "../models/prior.js";
 
 /** Curvature structures. */
-export type Structure = "diag" | "kron" | "full" | "lowrank";
+export type Structure = "diag" | "kron" | "full";
 
 /** Curvatures. */
 export type Curvature = "ggn" | "mc" | "ef" | "hessian";
