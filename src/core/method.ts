@@ -65,6 +65,11 @@ export interface Posterior<P = Tree> {
   /** Number of stored draws of a sample set; `undefined` for a distribution. */
   readonly size: number | undefined;
   /**
+   * A distribution that holds a fixed set of samples (sampled Laplace) draws at most this many; absent
+   * when `draws` can make any number.
+   */
+  readonly maxDraws?: number;
+  /**
    * Draws stacked on a new leading axis of every leaf (the caller owns them). A sample set returns its
    * stored draws (`n`, when given, must equal `size`); a distribution draws `n` fresh ones. Consumes the key.
    */

@@ -105,7 +105,7 @@ export const OPTIONS = {
   ),
   members: int("members", "m", "ensemble members, trained together from independent initialisations", 1),
   chains: int("chains", "k", "chains run together, from independent initialisations", 1),
-  samples: int("samples", "s", "posterior draws kept: per chain for samplers, from q for variational methods; Laplace: Monte Carlo draws of its predictive (the mc link and the aleatoric entropy; weight draws with --pred nn)", 1),
+  samples: int("samples", "s", "posterior draws kept: per chain for samplers, from q for variational methods; Laplace: Monte Carlo draws of its predictive (the mc link and the aleatoric entropy; weight draws with --pred nn); sampled Laplace: the samples solved for together", 1),
   burnin: int("burnin", "steps", "steps before the first sample is kept", 0),
   thin: int("thin", "steps", "steps between kept samples", 1),
   schedule: choice(

@@ -21,7 +21,7 @@
  * 1. one pass for the data part of z0, c = sum_i J_i^T L_i eps_i, and the diagonal of G (the squared
  *    per-example gradients of the same directions, E[(J^T L eps)(J^T L eps)^T] = G: the preconditioner);
  * 2. the next POWER_STEPS steps: power iteration on D^-1/2 P D^-1/2 (D = diag(G) + A) for its
- *    largest eigenvalue lambda; the step size is 1 / lambda (heavy ball is stable below 2 (1 + beta) / lambda);
+ *    largest eigenvalue lambda, which sets the solves' step (STEP_FRACTION / lambda);
  * 3. solves: z starts at the prior draw A^-1/2 eps0 (the minimiser wherever the data carry no
  *    curvature), then heavy-ball SGD preconditioned by D, m <- beta m + D^-1 g, z <- z - 0.1 m / lambda,
  *    with the average of the iterates over the second half of each solve as the sample;
@@ -487,6 +487,7 @@ export function sampledPosterior(model: Model, mode: Params, samples: JArray[], 
     kind: "laplace-sampled",
     options: o as unknown as Record<string, unknown>,
     size: undefined,
+    maxDraws: o.samples,
     draws(k, n) {
       k.dispose();
       if (n === undefined || !Number.isInteger(n) || n < 1 || n > o.samples) throw new RangeError(`a sampled Laplace posterior holds ${o.samples} samples; asked for ${n}`);
