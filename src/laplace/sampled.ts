@@ -224,7 +224,7 @@ function blockGrads(blocks: readonly Block[], layers: readonly number[], rows: r
  * @example
  * const m = create(model, 8000, 62, { epochs: 20, lr: 3e-3, subset: "all", samples: 8, emSteps: 3, solveEpochs: 2, link: "probit", temperature: 0.003 });
  * let state = m.init(key(0), mapParams);
- * for (const batch of epochs) [state] = m.step(key(i), state, batch);   // 1 + 2 x 4 epochs
+ * for (const batch of epochs) [state] = m.step(key(i), state, batch);   // sampledEpochs(o, 62) = 10 epochs
  * const posterior = m.posterior(state);
  */
 export function create(model: Model, dataSize: number, stepsPerEpoch: number, o: SampledLaplaceOptions): ModelMethod<SampledState> {
@@ -255,19 +255,19 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     const rhoOf = (i: number) => s.rho.ref.slice(layers.indexOf(blocks[i].layer));
     const a = blocks.map((_, i) => rhoOf(i).mul(tau0[i]));
     const d = blocks.map((_, i) => s.dg[i].ref.mul(seenScale).add(a[i].ref));
-    // The iterate this step works on: a fresh power vector, the prior draw when the solves start, or z.
+    // The iterate this step works on: eps0 as the first power vector, the prior draw when the solves start, or z.
     const zCur = blocks.map((_, i) => np.where(powerFirst.ref, s.eps0[i].ref, np.where(first.ref, s.eps0[i].ref.div(np.sqrt(a[i].ref)), s.z[i].ref)));
     const tan = blocks.map((_, i) => np.where(power.ref, zCur[i].ref.div(np.sqrt(d[i].ref)), zCur[i].ref));
     const fw = forwardRows(model, s.params.net, batch.x.ref, layers);
     const u = sampleJvp(model, s.params.net, batch.x.ref, fw.rows, blocks, tan);
     // The cotangents: L eps (first epoch) or H J z, per sample.
     const out = fw.out;
-    const [nn_, dd] = out.shape;
-    const eps = random.normal(key, [K, nn_, dd]);
+    const [rowCount, dd] = out.shape;
+    const eps = random.normal(key, [K, rowCount, dd]);
     let lEps: JArray;
     let hu: JArray;
     if (spec.kind === "categorical") {
-      const p = nn.softmax(out, -1).reshape([1, nn_, dd]);
+      const p = nn.softmax(out, -1).reshape([1, rowCount, dd]);
       const sq = np.sqrt(p.ref);
       lEps = sq.ref.mul(eps.ref).sub(p.ref.mul(sq.mul(eps).sum(-1, { keepdims: true })));
       hu = p.ref.mul(u.ref).sub(p.ref.mul(p.mul(u.ref).sum(-1, { keepdims: true })));
@@ -276,8 +276,7 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
       lEps = eps.mul(1 / sigma);
       hu = u.ref.mul(1 / (sigma * sigma));
     }
-    const deltas = sampleVjp(model, s.params.net, batch.x, fw.rows, blocks, np.where(noise.ref, lEps, hu));
-    const g = { rows: fw.rows, deltas };
+    const g = { rows: fw.rows, deltas: sampleVjp(model, s.params.net, batch.x, fw.rows, blocks, np.where(noise.ref, lEps, hu)) };
     // J^T w per block `[K, ...shape]`, and the squared per-example gradients averaged over the samples
     // (per row for convolutions: a positive approximation, used only to precondition).
     const r = blockGrads(blocks, layers, g.rows, g.deltas);
@@ -406,9 +405,9 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
         // The prior scale each layer ends with: s_l / sqrt(rho_l) (untouched layers keep theirs).
         priorScales: beta0.map((s0, l) => (layers.includes(l) ? s0 / Math.sqrt(rho[layers.indexOf(l)]) : s0)),
         emHistory: o.emSteps > 0 ? Array.from({ length: o.emSteps }, (_, e) => Array.from(state.hist.ref.slice(e).dataSync() as Float32Array)) : [],
-        stepSize: (() => {
+        lambda: (() => {
           const lc = Number(state.lcount.ref.dataSync()[0]);
-          return lc > 0 ? lc / Number(state.lam.ref.dataSync()[0]) : undefined;
+          return lc > 0 ? Number(state.lam.ref.dataSync()[0]) / lc : undefined;
         })(),
       });
     },
@@ -431,8 +430,8 @@ export interface SampledPosteriorOptions {
   readonly priorScales: readonly number[];
   /** The prior precision multiplier of each chosen layer after each EM step. */
   readonly emHistory?: readonly (readonly number[])[];
-  /** The solves' step size 1 / lambda (in the preconditioned variables). */
-  readonly stepSize?: number;
+  /** The power iteration's estimate of the preconditioned problem's largest eigenvalue (the solves stepped STEP_FRACTION / lambda). */
+  readonly lambda?: number;
 }
 
 /**
