@@ -102,12 +102,11 @@ export interface LayerGrads {
 }
 
 /**
- * Input rows and output gradients of the chosen layers for a batch: `directions(out, rows)` gives the D
- * output cotangents `[D, n, d]` from the outputs (it consumes them) and the chosen layers' input rows
- * (borrowed; sampled Laplace forms J z from them), each backpropagated to every chosen layer's
- * pre-activations. Traceable; consumes `net` and `x`.
+ * Input rows and output gradients of the chosen layers for a batch: `directions(out)` gives the D
+ * output cotangents `[D, n, d]` from the outputs (it consumes them), each backpropagated to every
+ * chosen layer's pre-activations. Traceable; consumes `net` and `x`.
  */
-export function layerGrads(model: Model, net: Tree, x: JArray, layers: readonly number[], directions: (out: JArray, rows: readonly JArray[]) => JArray): LayerGrads {
+export function layerGrads(model: Model, net: Tree, x: JArray, layers: readonly number[], directions: (out: JArray) => JArray): LayerGrads {
   const network = model.network;
   if (!network.applyLinear) throw new Error(`Laplace: network ${network.spec} does not expose its layers (applyLinear)`);
   const n = x.shape[0];
@@ -141,7 +140,7 @@ export function layerGrads(model: Model, net: Tree, x: JArray, layers: readonly 
     [zeros] as never,
     { hasAux: true },
   ) as unknown as [JArray, ((c: JArray) => JArray[][]) & { dispose(): void }, JArray[]];
-  const dirs = directions(out.ref, rowsOut);
+  const dirs = directions(out.ref);
   const d = dirs.shape[0];
   const perDir = Array.from({ length: d }, (_, c) => back(dirs.ref.slice(c))[0]);
   dirs.dispose();

@@ -185,24 +185,54 @@ export function forwardRows(model: Model, net: Tree, x: JArray, layers: readonly
 }
 
 /**
+ * H_i u_i for output-space vectors `u` `[K, n, d]` (consumed), with H the likelihood's Hessian in the
+ * outputs `out` `[n, d]` (consumed): softmax, diag(p) - p p^T; Gaussian, 1 / sigma^2. Traceable.
+ */
+function hessianTimes(model: Model, out: JArray, u: JArray, sigma: number): JArray {
+  if (model.likelihood.spec.kind !== "categorical") {
+    out.dispose();
+    return u.mul(1 / (sigma * sigma));
+  }
+  const p = nn.softmax(out, -1).reshape([1, ...out.shape]);
+  return p.ref.mul(u.ref).sub(p.ref.mul(p.mul(u).sum(-1, { keepdims: true })));
+}
+
+/**
+ * L_i eps_i with H = L L^T (softmax: L = diag(sqrt p) - p sqrt(p)^T; Gaussian: 1 / sigma), for `eps`
+ * `[K, n, d]`; consumes both. Traceable.
+ */
+function hessianSqrtTimes(model: Model, out: JArray, eps: JArray, sigma: number): JArray {
+  if (model.likelihood.spec.kind !== "categorical") {
+    out.dispose();
+    return eps.mul(1 / sigma);
+  }
+  const p = nn.softmax(out, -1).reshape([1, ...out.shape]);
+  const sq = np.sqrt(p.ref);
+  return sq.ref.mul(eps.ref).sub(p.mul(sq.mul(eps).sum(-1, { keepdims: true })));
+}
+
+/**
+ * One linearised pass over the batch `x` (consumed) for K tangents `z` (borrowed): the outputs at the
+ * mode give the cotangents `cotangent(out, Jz)` `[K, n, d]` (both consumed), which are backpropagated.
+ * Returns J z `[K, n, d]`, the chosen layers' input rows and their pre-activation cotangents
+ * `[K, R, out]` (the caller owns all three). Traceable; borrows `net`.
+ */
+function linearisedPass(model: Model, net: Tree, x: JArray, blocks: readonly Block[], z: readonly JArray[], cotangent: (out: JArray, u: JArray) => JArray): { u: JArray; rows: JArray[]; deltas: JArray[] } {
+  const { out, rows } = forwardRows(model, net, x.ref, blockLayers(blocks));
+  const u = sampleJvp(model, net, x.ref, rows, blocks, z);
+  const deltas = sampleVjp(model, net, x, rows, blocks, cotangent(out, u.ref));
+  return { u, rows, deltas };
+}
+
+/**
  * The data term of the sample objective's gradient, sum_i J_i^T H_i J_i z_k over the batch `x`
  * (consumed), per block `[K, ...shape]`, for K tangents `z` (borrowed). Classification (softmax H)
  * and Gaussian regression (H = 1 / sigma^2). Traceable; borrows `net`.
  */
 export function ggnProducts(model: Model, net: Tree, x: JArray, blocks: readonly Block[], z: readonly JArray[], sigma = 1): JArray[] {
-  const layers = blockLayers(blocks);
-  const { out, rows } = forwardRows(model, net, x.ref, layers);
-  const u = sampleJvp(model, net, x.ref, rows, blocks, z);
-  let hu: JArray;
-  if (model.likelihood.spec.kind === "categorical") {
-    const p = nn.softmax(out, -1).reshape([1, ...out.shape]);
-    hu = p.ref.mul(u.ref).sub(p.ref.mul(p.mul(u).sum(-1, { keepdims: true })));
-  } else {
-    out.dispose();
-    hu = u.mul(1 / (sigma * sigma));
-  }
-  const deltas = sampleVjp(model, net, x, rows, blocks, hu);
-  const r = blockGrads(blocks, layers, rows, deltas);
+  const { u, rows, deltas } = linearisedPass(model, net, x, blocks, z, (out, ju) => hessianTimes(model, out, ju, sigma));
+  u.dispose();
+  const r = blockGrads(blocks, blockLayers(blocks), rows, deltas);
   rows.forEach((a) => a.dispose());
   deltas.forEach((a) => a.dispose());
   return r;
@@ -255,28 +285,13 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     const rhoOf = (i: number) => s.rho.ref.slice(layers.indexOf(blocks[i].layer));
     const a = blocks.map((_, i) => rhoOf(i).mul(tau0[i]));
     const d = blocks.map((_, i) => s.dg[i].ref.mul(seenScale).add(a[i].ref));
+    const sqrtD = d.map((x) => np.sqrt(x.ref));
     // The iterate this step works on: eps0 as the first power vector, the prior draw when the solves start, or z.
     const zCur = blocks.map((_, i) => np.where(powerFirst.ref, s.eps0[i].ref, np.where(first.ref, s.eps0[i].ref.div(np.sqrt(a[i].ref)), s.z[i].ref)));
-    const tan = blocks.map((_, i) => np.where(power.ref, zCur[i].ref.div(np.sqrt(d[i].ref)), zCur[i].ref));
-    const fw = forwardRows(model, s.params.net, batch.x.ref, layers);
-    const u = sampleJvp(model, s.params.net, batch.x.ref, fw.rows, blocks, tan);
+    const tan = blocks.map((_, i) => np.where(power.ref, zCur[i].ref.div(sqrtD[i].ref), zCur[i].ref));
     // The cotangents: L eps (first epoch) or H J z, per sample.
-    const out = fw.out;
-    const [rowCount, dd] = out.shape;
-    const eps = random.normal(key, [K, rowCount, dd]);
-    let lEps: JArray;
-    let hu: JArray;
-    if (spec.kind === "categorical") {
-      const p = nn.softmax(out, -1).reshape([1, rowCount, dd]);
-      const sq = np.sqrt(p.ref);
-      lEps = sq.ref.mul(eps.ref).sub(p.ref.mul(sq.mul(eps).sum(-1, { keepdims: true })));
-      hu = p.ref.mul(u.ref).sub(p.ref.mul(p.mul(u.ref).sum(-1, { keepdims: true })));
-    } else {
-      out.dispose();
-      lEps = eps.mul(1 / sigma);
-      hu = u.ref.mul(1 / (sigma * sigma));
-    }
-    const g = { rows: fw.rows, deltas: sampleVjp(model, s.params.net, batch.x, fw.rows, blocks, np.where(noise.ref, lEps, hu)) };
+    const eps = random.normal(key, [K, n, model.network.outputDim]);
+    const g = linearisedPass(model, s.params.net, batch.x, blocks, tan, (out, u) => np.where(noise.ref, hessianSqrtTimes(model, out.ref, eps, sigma), hessianTimes(model, out, u, sigma)));
     // J^T w per block `[K, ...shape]`, and the squared per-example gradients averaged over the samples
     // (per row for convolutions: a positive approximation, used only to precondition).
     const r = blockGrads(blocks, layers, g.rows, g.deltas);
@@ -293,7 +308,7 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     const c = blocks.map((_, i) => np.where(noise.ref, s.c[i].ref.add(r[i].ref), s.c[i].ref));
     const dg = blocks.map((_, i) => np.where(noise.ref, s.dg[i].ref.add(sq[i]), s.dg[i].ref));
     // 2. Power iteration: y = D^-1/2 P D^-1/2 v (v = zCur), lambda_k = |y_k| / |v_k|.
-    const y = blocks.map((_, i) => r[i].ref.mul(dataScale).add(a[i].ref.mul(tan[i].ref)).div(np.sqrt(d[i].ref)));
+    const y = blocks.map((_, i) => r[i].ref.mul(dataScale).add(a[i].ref.mul(tan[i].ref)).div(sqrtD[i].ref));
     const yNorm = np.sqrt(perSample(y.map((v) => v.ref.mul(v.ref))));
     const vNorm = np.sqrt(perSample(zCur.map((v) => v.ref.mul(v.ref))));
     const lamK = yNorm.ref.div(vNorm).max();
@@ -345,8 +360,8 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     const objective = perSample(blocks.map((_, i) => zCur[i].ref.mul(gdata[i].ref).mul(0.5).add(a[i].ref.mul(resid[i].ref.mul(resid[i].ref)).mul(0.5)))).mean();
     const loss = np.where(solving.ref, objective, 0).mul(1 / dataSize);
     [noise, powerFirst, power, first, solving, inLast, lr].forEach((x) => x.dispose());
-    [a, d, zCur, tan, gdata, resid].forEach((xs) => xs.forEach((x) => x.dispose()));
-    u.dispose();
+    [a, d, sqrtD, zCur, tan, gdata, resid].forEach((xs) => xs.forEach((x) => x.dispose()));
+    g.u.dispose();
     const next: SampledState = { params: s.params, z, m, zbar, c, eps0: s.eps0, dg, rho, hist, gam, gcount, lam, lcount, t: t.add(1) };
     for (const xs of [s.z, s.m, s.zbar, s.c, s.dg]) xs.forEach((x) => x.dispose());
     [s.rho, s.hist, s.gam, s.gcount, s.lam, s.lcount].forEach((x) => x.dispose());
