@@ -154,12 +154,13 @@ export { create as createBam, bamUpdate, type BamOptions } from "./scorevi/bam.j
 export { gaussianKind, gaussianPosterior, sampleState as sampleGaussianState, type GaussianState, type ScoreViInfo, type ScoreViOptions } from "./scorevi/gaussian-state.js";
 
 // Laplace: curvature, evidence, linearised predictive
-export { create as createLaplace, curvatureBytes, FULL_MAX_PARAMS, laplaceFactors, type LaplaceMethodOptions, type LaplaceState } from "./laplace/laplace.js";
+export { create as createLaplace, curvatureBytes, FULL_MAX_PARAMS, laplaceFactors, lowRankPrecision, PRIOR_GRID, validationNll, type LaplaceMethodOptions, type LaplaceState, type LowRank } from "./laplace/laplace.js";
 export { batchCurvature, layerGrads, outputDirections, selectBlocks, type Block, type BatchCurvature, type Curvature, type Structure } from "./laplace/curvature.js";
-export { logEvidence, maximiseEvidence, type EigenGroup, type EvidenceProblem, type Hyper } from "./laplace/marglik.js";
+export { logEvidence, maximiseByCoordinates, maximiseEvidence, type EigenGroup, type EvidenceProblem, type Hyper } from "./laplace/marglik.js";
 export { glmPredict, laplaceKinds, laplacePosterior, outputFactors, type Factors, type LaplaceOptions, type Link } from "./laplace/posterior.js";
-export { create as createSampledLaplace, ggnProducts, sampledKind, sampledPosterior, sampledPredict, sampleJvp, sampleVjp, type SampledLaplaceOptions, type SampledPosteriorOptions, type SampledState } from "./laplace/sampled.js";
-export { symEig, cholesky, solveLower, solveLowerTranspose, logDetCholesky, qrOrthonormal } from "./core/linalg.js";
+export { create as createSampledLaplace, sampledKind, sampledPosterior, sampledPredict, type SampledLaplaceOptions, type SampledPosteriorOptions, type SampledState } from "./laplace/sampled.js";
+export { ggnProducts, sampleJvp, sampleVjp } from "./laplace/linearised.js";
+export { symEig, cholesky, solveLower, solveLowerTranspose, logDetCholesky, qrOrthonormal, nystromEig } from "./core/linalg.js";
 export { evidenceWarmStart, type EvidenceRound } from "./run/evidence.js";
 
 // the driver

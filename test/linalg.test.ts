@@ -9,6 +9,7 @@ import {
   cholesky,
   logDetCholesky,
   matmul,
+  nystromEig,
   qrOrthonormal,
   solveLower,
   solveLowerTranspose,
@@ -316,4 +317,42 @@ test("matmul, transpose and symmetrise: hand examples and size errors", () => {
   assert.throws(() => transpose(a, 4, 2), { name: "RangeError", message: /transpose: a must have length m\*n = 8, got 6/ });
   assert.throws(() => symmetrise(a, 2), { name: "RangeError", message: /symmetrise: a must have length n\*n = 4, got 6/ });
   assert.throws(() => matmul(a, b, 2.5, 3, 2), { name: "RangeError", message: /matmul: m must be a non-negative integer, got 2.5/ });
+});
+
+/** A p x p PSD matrix V diag(values) V^T with seeded orthonormal V (p x r); returns it and V. */
+function psdWithSpectrum(p: number, values: readonly number[], seed: number): { a: Float64Array; v: Float64Array } {
+  const r = values.length;
+  const v = qrOrthonormal(randomMatrix(p, r, seed), p, r);
+  const a = new Float64Array(p * p);
+  for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) for (let t = 0; t < r; t++) a[i * p + j] += v[i * r + t] * values[t] * v[j * r + t];
+  return { a, v };
+}
+
+test("nystromEig: a rank-7 PSD matrix sketched by 12 orthonormal columns gives its top eigenpairs (1e-12; 1e-6 from a float32 sketch); a decaying spectrum is approximated from below", () => {
+  const p = 60;
+  const l = 12;
+  const lam = [9, 5, 3, 2, 1, 0.5, 0.2];
+  const { a, v } = psdWithSpectrum(p, lam, 21);
+  const omega = qrOrthonormal(randomMatrix(p, l, 22), p, l); // p x l
+  const y = matmul(a, omega, p, p, l);
+  const e = nystromEig(transpose(omega, p, l), transpose(y, p, l), p, l, 5);
+  for (let j = 0; j < 5; j++) {
+    close(e.values[j], lam[j], 1e-12 * lam[0], `eigenvalue ${j}`);
+    let d = 0;
+    for (let t = 0; t < p; t++) d += e.vectors[j * p + t] * v[t * lam.length + j];
+    close(Math.abs(d), 1, 1e-12, `eigenvector ${j} against the exact one`);
+  }
+  // The sketch summed in float32 (as the Laplace curvature pass does): within 1e-6 relative.
+  const e32 = nystromEig(transpose(omega, p, l), transpose(y.map(Math.fround), p, l), p, l, 5);
+  for (let j = 0; j < 5; j++) close(e32.values[j], lam[j], 1e-6 * lam[j], `eigenvalue ${j} from a float32 sketch`);
+  // Full rank, lambda_i = 0.5^i: the sketch's approximation A_nys <= A, so no eigenvalue exceeds the exact one,
+  // and the largest ones are close.
+  const decay = Array.from({ length: p }, (_, i) => 0.5 ** i);
+  const b = psdWithSpectrum(p, decay, 23).a;
+  const e2 = nystromEig(transpose(omega, p, l), transpose(matmul(b, omega, p, p, l), p, l), p, l, 4);
+  for (let j = 0; j < 4; j++) {
+    assert.ok(e2.values[j] <= decay[j] * (1 + 1e-9), `eigenvalue ${j}: ${e2.values[j]} above ${decay[j]}`);
+    assert.ok(e2.values[j] >= decay[j] * (1 - 1e-2), `eigenvalue ${j}: ${e2.values[j]} far below ${decay[j]}`);
+  }
+  assert.throws(() => nystromEig(omega, y, p, l, 13), { name: "RangeError", message: /k must be an integer in 1\.\.l = 12, got 13/ });
 });

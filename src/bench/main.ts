@@ -20,7 +20,8 @@ import { keep, stackTrees, type Tree } from "../core/tree.js";
 import { create as createMap } from "../baselines/map.js";
 import { create as createLaplace } from "../laplace/laplace.js";
 import { selectBlocks, type Block } from "../laplace/curvature.js";
-import { ggnProducts, sampledPosterior } from "../laplace/sampled.js";
+import { ggnProducts } from "../laplace/linearised.js";
+import { sampledPosterior } from "../laplace/sampled.js";
 import { categorical, gaussian } from "../models/likelihood.js";
 import { logDensity, makeModel, type Batch, type LogDensityFn, type Model, type ModelMethod, type Params } from "../models/model.js";
 import { create as createBbb } from "../vi/bbb.js";
@@ -110,7 +111,7 @@ const bbb: MethodFactory = (_ld, n, model) => createBbb(model, { dataSize: n, le
 const bbbLrt: MethodFactory = (_ld, n, model) => createBbb(model, { dataSize: n, learningRate: 1e-3, estimator: "lrt" });
 /** KFAC accumulation with the Monte Carlo Fisher (one label drawn per example), A with ones appended, at fixed weights. */
 const kfac: MethodFactory = (_ld, n, model) =>
-  createLaplace(model, n, { epochs: 0, lr: 1e-3, hessian: "kron", subset: "all", curvature: "mc", pred: "glm", link: "probit", temperature: 1, priorOpt: "none", samples: 1 }) as unknown as ModelMethod<Tree, Info>;
+  createLaplace(model, n, { epochs: 0, lr: 1e-3, hessian: "kron", rank: 1, subset: "all", curvature: "mc", pred: "glm", link: "probit", temperature: 1, priorOpt: "none", priorMultiplier: 1, samples: 1 }) as unknown as ModelMethod<Tree, Info>;
 /**
  * One sample-then-optimise step of sampled linearised Laplace as WORKLOADS.md defines it: K = 8 samples
  * from 0, fixed prior draws z0 ~ N(0, I) (A = 1), g_k = (N/B) J^T H J z_k + (z_k - z0_k), heavy ball

@@ -760,3 +760,73 @@ export function symmetrise(a: Float64Array, n: number): Float64Array {
   }
   return s;
 }
+
+/**
+ * The rank-k eigendecomposition of a positive semi-definite p x p matrix A from one sketch Y = A Omega
+ * (single-pass Nystrom approximation; Tropp, Yurtsever, Udell & Cevher 2017, "Fixed-rank approximation
+ * of a positive-semidefinite matrix from streaming data", NeurIPS):
+ *
+ *   A_nys = Y (Omega^T Y)^+ Y^T,
+ *
+ * with the pseudo-inverse dropping the core's directions below l u (u = 2^-23, the float32 unit
+ * roundoff the sketch was summed in) of its largest eigenvalue. A_nys = A when rank(A) <= l (to the
+ * sketch's roundoff), and A_nys <= A otherwise. Returns its k largest eigenvalues (descending, clipped
+ * at 0) and their eigenvectors. (Tropp et al. shift A by nu I for stability instead; here that shift
+ * cost 1e-5 to 1e-4 relative accuracy on exactly low-rank matrices, the truncation 1e-7.)
+ *
+ * Layout: `omegaT` and `yT` are l x p row-major (column j of Omega and Y is the contiguous row j), and
+ * Omega's columns must be orthonormal (qrOrthonormal). The returned `vectors` are k x p (eigenvector j
+ * in row j; zero rows past the rank found). Cost: about 4 p l^2 flops plus two l x l
+ * eigendecompositions; memory p l doubles besides the inputs. Method: with
+ * Omega^T Y = W diag(theta) W^T (symmetrised), B = Y W diag(theta)^-1/2 over the kept directions gives
+ * A_nys = B B^T, and the eigendecomposition of the small B^T B = V diag(s) V^T gives the eigenvectors
+ * B V diag(s)^-1/2 with eigenvalues s.
+ */
+export function nystromEig(omegaT: Float64Array, yT: Float64Array, p: number, l: number, k: number): { values: Float64Array; vectors: Float64Array } {
+  const fn = "nystromEig";
+  checkDim(fn, "p", p);
+  checkDim(fn, "l", l);
+  if (k < 1 || k > l || !Number.isInteger(k)) throw new RangeError(`nystromEig: k must be an integer in 1..l = ${l}, got ${k}`);
+  checkLength(fn, "omegaT", omegaT, l * p, "l*p");
+  checkLength(fn, "yT", yT, l * p, "l*p");
+  checkFinite(fn, "yT", yT);
+  const om = rowViews(omegaT, l, p);
+  const y = rowViews(yT, l, p);
+  const core = new Float64Array(l * l);
+  for (let i = 0; i < l; i++) for (let j = 0; j <= i; j++) core[i * l + j] = core[j * l + i] = 0.5 * (dot(om[i], y[j], p) + dot(om[j], y[i], p));
+  const c = symEig(core, l);
+  const top = c.values[l - 1];
+  const keepIdx: number[] = [];
+  for (let j = l - 1; j >= 0; j--) if (c.values[j] > l * 2 ** -23 * top) keepIdx.push(j);
+  const m = keepIdx.length;
+  // B = Y W theta^-1/2, as m rows of length p.
+  const b = Array.from({ length: m }, () => new Float64Array(p));
+  keepIdx.forEach((col, r) => {
+    const s = 1 / Math.sqrt(c.values[col]);
+    const br = b[r];
+    for (let j = 0; j < l; j++) {
+      const w = c.vectors[j * l + col] * s;
+      if (w === 0) continue;
+      const yj = y[j];
+      for (let t = 0; t < p; t++) br[t] += w * yj[t];
+    }
+  });
+  const gram = new Float64Array(m * m);
+  for (let i = 0; i < m; i++) for (let j = 0; j <= i; j++) gram[i * m + j] = gram[j * m + i] = dot(b[i], b[j], p);
+  const g = m > 0 ? symEig(gram, m) : { values: new Float64Array(0), vectors: new Float64Array(0) };
+  const values = new Float64Array(k);
+  const vectors = new Float64Array(k * p);
+  for (let r = 0; r < Math.min(k, m); r++) {
+    const col = m - 1 - r;
+    const s = g.values[col];
+    if (!(s > 0)) continue;
+    values[r] = s;
+    const out = vectors.subarray(r * p, (r + 1) * p);
+    for (let i = 0; i < m; i++) {
+      const w = g.vectors[i * m + col] / Math.sqrt(s);
+      const bi = b[i];
+      for (let t = 0; t < p; t++) out[t] += w * bi[t];
+    }
+  }
+  return { values, vectors };
+}

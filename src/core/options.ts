@@ -125,7 +125,8 @@ export const OPTIONS = {
   lambda: positive("lambda", "l", "proximal strength: weight of KL(q_t || q) against the score-matching term; larger means smaller steps"),
   innerSteps: int("innerSteps", "k", "inner optimisation steps per outer step", 1),
   flowLayers: int("flowLayers", "k", "coupling layers of the flow", 1),
-  hessian: choice("hessian", "structure of the Laplace posterior precision: diagonal, Kronecker-factored per layer (KFAC), or the full matrix (small models)", ["diag", "kron", "full"] as const),
+  hessian: choice("hessian", "structure of the Laplace posterior precision: diagonal, Kronecker-factored per layer (KFAC), the full matrix (small models), or the top --rank eigenpairs of the prior-whitened curvature plus the rest of its diagonal (one sketch pass of curvature-vector products)", ["diag", "kron", "full", "lowrank"] as const),
+  rank: int("rank", "k", "eigenpairs of the curvature kept by --hessian lowrank", 1),
   subset: text("subset", "which", "the weights the Laplace approximation covers (the rest stay at the mode): all, last-layer, or the parameter paths a regular expression matches (e.g. 'layers\\.2\\.')", "all, last-layer or a regular expression", (v) => {
     if (v === "all" || v === "last-layer") return;
     try {
@@ -139,9 +140,10 @@ export const OPTIONS = {
   link: choice("link", "how the linearised classifier's Gaussian logits become probabilities: probit approximation, Laplace bridge (Dirichlet), or Monte Carlo", ["probit", "bridge", "mc"] as const),
   priorOpt: choice(
     "priorOpt",
-    "how the Laplace prior precision per layer (and a learned regression noise) is tuned: online (rounds of MAP training and evidence maximisation, then post-hoc), marglik (maximise the Laplace evidence post hoc at the given mode), or none",
-    ["online", "marglik", "none"] as const,
+    "how the Laplace prior precision per layer (and a learned regression noise) is tuned: online (rounds of MAP training and evidence maximisation, then post-hoc), marglik (maximise the Laplace evidence post hoc at the given mode), grid (hold out 20% of the training data, pick the prior precision multiplier, 1e-4 to 1e4, with the lowest validation NLL of the linearised predictive, then refit on all of it with that multiplier), or none",
+    ["online", "marglik", "grid", "none"] as const,
   ),
+  priorMultiplier: positive("priorMultiplier", "m", "multiplies the Laplace prior precision after it is tuned (or the model prior's, with --prior-opt none); --prior-opt grid chooses it on held-out training data"),
   emSteps: int("emSteps", "e", "sample-based EM steps for the prior precision (0 keeps the prior)", 0),
   solveEpochs: int("solveEpochs", "e", "epochs of each sample-then-optimise solve (sampled Laplace: one solve per EM step, and a final one)", 1),
 } as const;

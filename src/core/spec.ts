@@ -53,13 +53,17 @@ export function use<T extends OptionValue, O = never>(def: OptionDef<T>, value: 
  *   independent initialisations (ensemble members). With `warmStart`, the parameters start from a MAP
  *   fit of that many epochs (at rate `lr`); with `evidenceRounds`, that many rounds of MAP training and
  *   prior tuning by the Laplace evidence (run/evidence.ts), and the method runs under the tuned prior.
+ *   With `validation`, that fraction of the training examples (a seeded random part) is held out:
+ *   the warm start and the steps see the rest, and the method is built with the held-out part
+ *   (`BuildContext.validation`); then the spec's `refit` gives the options of a second fit on all
+ *   the training data, whose result is returned.
  * - `trajectory`: `steps` steps of `copies` chains; the posterior is the union of the chains' states
  *   after each step in `collectAt` (1-based counts of completed steps). `runawayCheck`: whether a
  *   chain far above the others has run away and restarts (run/loop.ts); false where the schedule
  *   sends chains there by design (a cyclical schedule's exploring phases).
  */
 export type RunPlan =
-  | { readonly collect: "final"; readonly epochs: number; readonly copies?: number; readonly draws?: number; readonly warmStart?: { readonly epochs: number; readonly lr?: number; readonly evidenceRounds?: number } }
+  | { readonly collect: "final"; readonly epochs: number; readonly copies?: number; readonly draws?: number; readonly warmStart?: { readonly epochs: number; readonly lr?: number; readonly evidenceRounds?: number }; readonly validation?: number }
   | { readonly collect: "trajectory"; readonly steps: number; readonly collectAt: readonly number[]; readonly copies: number; readonly runawayCheck: boolean };
 
 /**
@@ -80,6 +84,8 @@ export interface BuildContext<M, P, B> {
   readonly paramCount: number;
   readonly batchSize: number;
   readonly stepsPerEpoch: number;
+  /** The training examples held out when the plan asks for `validation` (host data, never stepped on). */
+  readonly validation?: { readonly x: Float32Array; readonly xShape: readonly number[]; readonly y: Int32Array | Float32Array; readonly n: number };
 }
 
 /** A method's self-description (see the module comment). */
@@ -105,6 +111,12 @@ export interface MethodSpec<O, M = unknown, P = Tree, B = unknown> {
   plan(o: O, c: DefaultContext): RunPlan;
   /** The method itself. */
   build(ctx: BuildContext<M, P, B>, o: O): InferenceMethod<Tree, Info, P, B>;
+  /**
+   * For a plan with `validation`: from the options of the posterior fitted with the held-out part,
+   * the options of the refit on all the training data, what the saved options record of the choice,
+   * and what is added to the refit posterior's options.
+   */
+  refit?(posteriorOptions: Readonly<Record<string, unknown>>): { options: Record<string, OptionValue>; saved: Record<string, OptionValue>; posterior: Record<string, unknown> };
 }
 
 /** A spec of any options type (the method table's element type). */

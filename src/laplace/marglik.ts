@@ -146,3 +146,52 @@ export function maximiseEvidence(p: EvidenceProblem, start: Hyper, o: MaximiseOp
   if (final.value > best.value) best = { x: [...x], value: final.value };
   return { hyper: at(best.x), value: best.value, steps: t };
 }
+
+/**
+ * Maximise a smooth function of a few log hyperparameters without its gradient: rounds of golden-section
+ * search along each coordinate in turn within [lo, hi] (to 1e-4 in the log), `rounds` rounds (one
+ * suffices for one coordinate). For evidences whose gradient is not available in closed form (the
+ * low-rank structure's log det, laplace/laplace.ts). Returns the best point and its value.
+ */
+export function maximiseByCoordinates(f: (x: number[]) => number, start: readonly number[], lo: readonly number[], hi: readonly number[], rounds = start.length > 1 ? 4 : 1): { x: number[]; value: number } {
+  const x = [...start];
+  let value = f(x);
+  const g = (Math.sqrt(5) - 1) / 2;
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < x.length; i++) {
+      const at = (v: number) => {
+        const y = [...x];
+        y[i] = v;
+        return f(y);
+      };
+      let a = lo[i];
+      let b = hi[i];
+      let c = b - g * (b - a);
+      let d = a + g * (b - a);
+      let fc = at(c);
+      let fd = at(d);
+      while (b - a > 1e-4) {
+        if (fc > fd) {
+          b = d;
+          d = c;
+          fd = fc;
+          c = b - g * (b - a);
+          fc = at(c);
+        } else {
+          a = c;
+          c = d;
+          fc = fd;
+          d = a + g * (b - a);
+          fd = at(d);
+        }
+      }
+      const v = fc > fd ? c : d;
+      const fv = Math.max(fc, fd);
+      if (fv > value) {
+        x[i] = v;
+        value = fv;
+      }
+    }
+  }
+  return { x, value };
+}

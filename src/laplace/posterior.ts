@@ -3,7 +3,10 @@
  *
  * Each block's covariance is stored as Sigma_b = (Q_A (x) Q_G) diag(vec(sd o sd)) (Q_A (x) Q_G)^T: a
  * diagonal structure has no rotations, a Kronecker block the eigenvectors of its two factors, and the
- * full structure one square-root factor S (Sigma = S S^T) of all chosen weights together.
+ * full structure one square-root factor S (Sigma = S S^T) of all chosen weights together. The low-rank
+ * structure is a diagonal D (each block's sd) with a rank-k correction,
+ * Sigma = D (I + U diag(m) U^T) D, -1 < m_j <= 0, stored as W = D U per block (`w`, `[k, ...shape]`)
+ * and m.
  *
  * Predictives (Immer, Korzepa & Bauer 2021, "Improving predictions of Bayesian neural nets via local
  * linearization"):
@@ -22,6 +25,7 @@ import { tensorsToTree, treeToTensors } from "../core/posterior.js";
 import { free, keep, rebuildByPath } from "../core/tree.js";
 import type { Model, Params } from "../models/model.js";
 import { blockLayers, layerGrads, perExampleBiasGrads, perExampleWeightGrads, type Block } from "./curvature.js";
+import { sampleJvp } from "./linearised.js";
 
 /** How classification turns Gaussian logits into probabilities. */
 export type Link = "probit" | "bridge" | "mc";
@@ -34,10 +38,12 @@ export interface BlockFactors {
   readonly qg?: JArray;
   /** `[fanIn, fanOut]` (biases `[1, fanOut]`): standard deviations in the rotated basis. */
   readonly sd: JArray;
+  /** `[k, ...shape]`: this block's rows of W = D U (low-rank structure only). */
+  readonly w?: JArray;
 }
 
 /** The factors of a posterior: per block, or one square root of the full covariance. */
-export type Factors = { readonly blocks: BlockFactors[] } | { readonly s: JArray };
+export type Factors = { readonly blocks: BlockFactors[]; readonly m?: JArray } | { readonly s: JArray };
 
 /** Whether factors are one full square root. */
 export function isFull(f: Factors): f is { readonly s: JArray } {
@@ -46,7 +52,7 @@ export function isFull(f: Factors): f is { readonly s: JArray } {
 
 /** What a Laplace posterior is besides its arrays (saved in posterior.json). */
 export interface LaplaceOptions {
-  readonly structure: "diag" | "kron" | "full";
+  readonly structure: "diag" | "kron" | "full" | "lowrank";
   readonly curvature: string;
   readonly subset: string;
   readonly blocks: readonly Block[];
@@ -61,19 +67,25 @@ export interface LaplaceOptions {
   readonly priorOpt: string;
   /** T of the tempered posterior the factors describe. */
   readonly temperature: number;
+  /** Eigenpairs kept by the low-rank structure. */
+  readonly rank?: number;
+  /** `--prior-opt grid`: the prior precision multipliers tried and their validation NLLs. */
+  readonly grid?: { readonly multipliers: readonly number[]; readonly validationNll: readonly number[]; readonly validationSize: number };
   /** The Laplace log evidence at the tuned hyperparameters (nats), when computed. */
   readonly logEvidence?: number;
 }
 
 /**
  * Network outputs and the factors D_b `[n, k, w_b]` of the linearised output covariance at inputs `x`,
- * J Sigma J^T = sum_b D_b D_b^T. Traceable; borrows `mode` and `f`, consumes `x`.
+ * J Sigma J^T = sum_b D_b D_b^T - V V^T, with V `[n, k, r]` only for the low-rank structure
+ * (V = J W diag(sqrt(-m))). Traceable; borrows `mode` and `f`, consumes `x`.
  */
-export function outputFactors(model: Model, mode: Params, blocks: readonly Block[], f: Factors, x: JArray): { out: JArray; d: JArray[] } {
+export function outputFactors(model: Model, mode: Params, blocks: readonly Block[], f: Factors, x: JArray): { out: JArray; d: JArray[]; v?: JArray } {
   const layers = blockLayers(blocks);
   const n = x.shape[0];
   const k = model.network.outputDim;
-  const g = layerGrads(model, keep(mode.net), x, layers, (out) => {
+  const lowRank = !isFull(f) && f.m !== undefined;
+  const g = layerGrads(model, keep(mode.net), lowRank ? x.ref : x, layers, (out) => {
     out.dispose();
     return np.eye(k).reshape([k, 1, k]).mul(np.ones([1, n, 1]));
   });
@@ -124,9 +136,16 @@ export function outputFactors(model: Model, mode: Params, blocks: readonly Block
       d.push(gq.mul(bf.sd.ref.reshape([1, 1, b.fanIn, b.fanOut])).reshape([k, n, b.size]).transpose([1, 0, 2]));
     });
   }
+  let v: JArray | undefined;
+  if (!isFull(f) && f.m) {
+    // J (D u_j) for the k columns of W at once (forward mode), scaled by sqrt(-m_j).
+    const a = sampleJvp(model, mode.net, x, g.rows, blocks, f.blocks.map((bf) => bf.w!)); // [r, n, k]
+    const r = a.shape[0];
+    v = a.mul(np.sqrt(np.maximum(f.m.ref.mul(-1), 0)).reshape([r, 1, 1])).transpose([1, 2, 0]);
+  }
   g.rows.forEach((r) => r.dispose());
   g.deltas.forEach((r) => r.dispose());
-  return { out: g.out, d };
+  return { out: g.out, d, ...(v ? { v } : {}) };
 }
 
 /** Lower Cholesky factors of a batch of small SPD matrices `[n, k, k]` (consumed), by columns; traceable. */
@@ -157,13 +176,15 @@ export function batchCholesky(a: JArray): JArray {
  * the logits for the mc link and the aleatoric entropy. Traceable.
  */
 export function glmPredict(model: Model, mode: Params, blocks: readonly Block[], f: Factors, link: Link, s: number, sigma: number, k: Key, x: JArray): JArray[] {
-  const { out, d } = outputFactors(model, mode, blocks, f, x);
+  const { out, d, v: low } = outputFactors(model, mode, blocks, f, x);
   const n = out.shape[0];
   const kk = out.shape[1];
-  const cov = d.map((db) => np.matmul(db.ref, db.transpose([0, 2, 1]))).reduce((a, b) => a.add(b));
+  let cov = d.map((db) => np.matmul(db.ref, db.transpose([0, 2, 1]))).reduce((a, b) => a.add(b));
+  if (low) cov = cov.sub(np.matmul(low.ref, low.transpose([0, 2, 1])));
   if (model.likelihood.spec.kind === "gaussian") {
     k.dispose();
-    const v = cov.reshape([n]);
+    // The low-rank correction subtracts from the diagonal part: rounding may leave a tiny negative.
+    const v = np.maximum(cov.reshape([n]), 0);
     return [out.reshape([1, n]), np.sqrt(v.add(sigma * sigma)).reshape([1, n])];
   }
   const eye = np.eye(kk).reshape([1, kk, kk]);
@@ -230,14 +251,24 @@ export function drawWeights(mode: Params, blocks: readonly Block[], f: Factors, 
     z.dispose();
   } else {
     const keys = split(k, blocks.length);
+    const eps = blocks.map((b, i) => random.normal(keys[i], [s, b.kind === "b" ? 1 : b.fanIn, b.fanOut]));
+    // Low rank: S eps = D (eps + U diag(sqrt(1 + m) - 1) U^T eps), with U^T eps = sum_b (W_b / sd_b)^T eps_b.
+    let coef: JArray | undefined;
+    if (f.m) {
+      const r = f.m.shape[0];
+      const ut = blocks.map((b, i) => np.matmul(eps[i].ref.reshape([s, b.size]), f.blocks[i].w!.ref.reshape([r, b.size]).div(f.blocks[i].sd.ref.reshape([1, b.size])).transpose())).reduce((a, c) => a.add(c)); // [s, r]
+      coef = ut.mul(np.sqrt(f.m.ref.add(1)).sub(1).reshape([1, r]));
+    }
     blocks.forEach((b, i) => {
       const bf = f.blocks[i];
       const rows = b.kind === "b" ? 1 : b.fanIn;
-      let e = random.normal(keys[i], [s, rows, b.fanOut]).mul(bf.sd.ref.reshape([1, rows, b.fanOut]));
+      let e = eps[i].mul(bf.sd.ref.reshape([1, rows, b.fanOut]));
       if (bf.qg) e = np.matmul(e.reshape([s * rows, b.fanOut]), bf.qg.ref.transpose()).reshape([s, rows, b.fanOut]);
       if (bf.qa) e = np.moveaxis(np.matmul(np.moveaxis(e, -1, -2).reshape([s * b.fanOut, rows]), bf.qa.ref.transpose()).reshape([s, b.fanOut, rows]), -1, -2);
+      if (coef) e = e.reshape([s, b.size]).add(np.matmul(coef.ref, bf.w!.ref.reshape([-1, b.size])));
       deltas.set(b.path, e.reshape([s, ...b.shape]));
     });
+    coef?.dispose();
   }
   return rebuildByPath(mode, (path, like) => {
     const base = like.ref.reshape([1, ...like.shape]).mul(np.ones([s, ...like.shape.map(() => 1)]));
@@ -288,8 +319,9 @@ export function laplacePosterior(model: Model, mode: Params, factors: Factors, o
       else {
         for (const [i, b] of o.blocks.entries()) {
           const bf = h.factors.blocks[i];
-          out.push(...(await treeToTensors({ sd: bf.sd, ...(bf.qa ? { qa: bf.qa } : {}), ...(bf.qg ? { qg: bf.qg } : {}) }, `factors.${b.path}`)));
+          out.push(...(await treeToTensors({ sd: bf.sd, ...(bf.qa ? { qa: bf.qa } : {}), ...(bf.qg ? { qg: bf.qg } : {}), ...(bf.w ? { w: bf.w } : {}) }, `factors.${b.path}`)));
         }
+        if (h.factors.m) out.push(...(await treeToTensors(h.factors.m, "lowrank.m")));
       }
       return out;
     },
@@ -307,7 +339,10 @@ export function laplacePosterior(model: Model, mode: Params, factors: Factors, o
       pred ??= compile((m: Params, f: Factors, kk: Key, xx: JArray) => glmPredict(model, m, o.blocks, f, o.link, o.samples, sigma, kk, xx), { consume: [2, 3] });
       // Blocks of inputs small enough for the per-example convolution gradients (k of `[fanIn, fanOut]`
       // per input, a few copies of them inside the call) to stay well inside the engine's 4 GiB.
-      return predictInBlocks(model, k, x, predictBlock(o.blocks, model.network.outputDim), (kk, xb) => pred!(live().mode, live().factors, kk, xb));
+      // The low-rank structure also runs the network on each input once per kept eigenvector (its J W).
+      const rank = o.rank ?? 0;
+      const step = Math.max(1, Math.floor(predictBlock(o.blocks, model.network.outputDim) / Math.max(1, rank / 8)));
+      return predictInBlocks(model, k, x, step, (kk, xb) => pred!(live().mode, live().factors, kk, xb));
     };
   }
   return posterior;
@@ -403,7 +438,9 @@ function kindFor(structure: LaplaceOptions["structure"]): PosteriorKind<Params, 
         const p = o.blocks.reduce((a, b) => a + b.size, 0);
         factors = { s: get("full.s", [p, p]) };
       } else {
+        const r = structure === "lowrank" ? (o.rank ?? 0) : 0;
         factors = {
+          ...(r > 0 ? { m: get("lowrank.m", [r]) } : {}),
           blocks: o.blocks.map((b) => {
             const rows = b.kind === "b" ? 1 : b.fanIn;
             const pre = `factors.${b.path}`;
@@ -411,6 +448,7 @@ function kindFor(structure: LaplaceOptions["structure"]): PosteriorKind<Params, 
               sd: get(`${pre}.sd`, [rows, b.fanOut]),
               ...(byName.has(`${pre}.qa`) ? { qa: get(`${pre}.qa`, [b.fanIn, b.fanIn]) } : {}),
               ...(byName.has(`${pre}.qg`) ? { qg: get(`${pre}.qg`, [b.fanOut, b.fanOut]) } : {}),
+              ...(r > 0 ? { w: get(`${pre}.w`, [r, ...b.shape]) } : {}),
             };
           }),
         };
@@ -421,4 +459,4 @@ function kindFor(structure: LaplaceOptions["structure"]): PosteriorKind<Params, 
 }
 
 /** The saved kinds of Laplace posteriors. */
-export const laplaceKinds: PosteriorKind<Params, Model>[] = (["diag", "kron", "full"] as const).map(kindFor);
+export const laplaceKinds: PosteriorKind<Params, Model>[] = (["diag", "kron", "full", "lowrank"] as const).map(kindFor);

@@ -20,6 +20,7 @@ import { resolveOptions, type DefaultContext, type RunPlan } from "../core/spec.
 import type { OptionValue } from "../core/options.js";
 import { restoreTree, snapshotTree, type SnapshotLeaf } from "../core/snapshot.js";
 import { free, keep, namedLeaves, sliceTree, stackTrees, treeSize, type Tree } from "../core/tree.js";
+import { takeRows } from "../data/arrays.js";
 import type { ArrayData } from "../data/types.js";
 import { essBulk, essTail, rhat } from "../diagnostics/convergence.js";
 import { createRng } from "../data/prng.js";
@@ -27,7 +28,7 @@ import { initMembers, logDensity, makeModel, type Batch, type Model, type ModelM
 import type { Method } from "../methods.js";
 import { spec as mapSpec } from "../baselines/map.js";
 import { evidenceWarmStart } from "./evidence.js";
-import { hostSeed, stepsPerEpoch } from "./batches.js";
+import { hostPermutation, hostSeed, stepsPerEpoch } from "./batches.js";
 import { runSteps, type LoopPosition, type Progress, type Restart, type Stray } from "./loop.js";
 
 /** A learning-curve callback: every `every` steps, `samples` draws from the current posterior. */
@@ -64,6 +65,8 @@ export interface FitOptions {
   readonly checkpoint?: { readonly every: number; save(c: FitCheckpoint): Promise<void> };
   /** Continue from a checkpoint of the same fit (same key, method, options, model and data). */
   readonly resume?: FitCheckpoint;
+  /** Held-out training examples for a method whose plan asks for them (set by the driver's first fit). */
+  readonly validation?: ArrayData;
 }
 
 /** Everything a fit needs to continue exactly where it was: the loop's position, the state, the samples so far. */
@@ -155,12 +158,13 @@ const TRACE_POINTS = 500;
  * Fit `spec` to `model` on `train` (see the module comment). Consumes `k`.
  * @throws on options the method does not take or values they do not accept, naming the option.
  */
-export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, o: FitOptions = {}): Promise<FitResult> {
+export async function fit(k: Key, spec: Method, model: Model, trainData: ArrayData, o: FitOptions = {}): Promise<FitResult> {
+  let train = trainData;
   if (train.n < 1) throw new RangeError("the training set is empty");
   const batchSize = Math.min(o.batchSize ?? DEFAULT_BATCH_SIZE, train.n);
   const template = model.init(makeKey(0));
   const paramCount = treeSize(template);
-  const c: DefaultContext = { n: train.n, batchSize, stepsPerEpoch: stepsPerEpoch(train.n, batchSize), classification: model.likelihood.spec.kind === "categorical", paramCount };
+  let c: DefaultContext = { n: train.n, batchSize, stepsPerEpoch: stepsPerEpoch(train.n, batchSize), classification: model.likelihood.spec.kind === "categorical", paramCount };
   let options: Record<string, OptionValue>;
   try {
     options = resolveOptions(spec, o.options ?? {}, c) as Record<string, OptionValue>;
@@ -169,14 +173,19 @@ export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, 
     throw e;
   }
   const temperature = typeof options.temperature === "number" ? options.temperature : 1;
+  const plan = spec.plan(options, c);
+  if (plan.collect === "final" && plan.validation && !o.validation) {
+    free(template);
+    return fitWithValidation(k, spec, model, train, options, plan.validation, o);
+  }
+  const validation = o.validation;
+  const [k0, k1, kRun, kPost, kMon] = split(k, 5);
   let method: ModelMethod;
   try {
-    method = spec.build({ model, dataSize: train.n, logDensity: logDensity(model, { dataSize: train.n, temperature }), temperature, template, paramCount, batchSize, stepsPerEpoch: c.stepsPerEpoch }, options);
+    method = spec.build({ model, dataSize: train.n, logDensity: logDensity(model, { dataSize: train.n, temperature }), temperature, template, paramCount, batchSize, stepsPerEpoch: c.stepsPerEpoch, ...(validation ? { validation } : {}) }, options);
   } finally {
     free(template);
   }
-  const plan = spec.plan(options, c);
-  const [k0, k1, kRun, kPost, kMon] = split(k, 5);
   const [kParams, kState] = plan.collect === "trajectory" ? [k0, k1] : [k1, k0];
   const copies = plan.copies;
   let params: Params;
@@ -195,7 +204,7 @@ export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, 
     // The method runs under the prior the rounds chose.
     const tuned = makeModel(model.network, model.likelihood, e.prior);
     const t = tuned.init(makeKey(0));
-    method = spec.build({ model: tuned, dataSize: train.n, logDensity: logDensity(tuned, { dataSize: train.n, temperature }), temperature, template: t, paramCount, batchSize, stepsPerEpoch: c.stepsPerEpoch }, options);
+    method = spec.build({ model: tuned, dataSize: train.n, logDensity: logDensity(tuned, { dataSize: train.n, temperature }), temperature, template: t, paramCount, batchSize, stepsPerEpoch: c.stepsPerEpoch, ...(validation ? { validation } : {}) }, options);
     free(t);
     warmStart = `map with its prior tuned by the Laplace evidence: ${e.rounds.map((r) => `${r.epochs} epochs -> scales ${r.priorScales.map((v) => v.toPrecision(3)).join(",")} (log evidence ${r.logEvidence.toFixed(1)})`).join("; ")}`;
   } else if (plan.collect === "final" && plan.warmStart) {
@@ -225,6 +234,49 @@ export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, 
   }
   const run = copies === undefined ? method : replicate(method, copies, o.batching ?? "auto", paramCount);
   return runFinal(kRun, kPost, kMon, run, start(run.init(kState, params)), train, plan, base, o);
+}
+
+/**
+ * A plan with `validation`: a seeded random part of the training examples is held out, the method is
+ * fitted on the rest with the held-out part in its build context (it chooses something by it, e.g.
+ * the Laplace prior by validation NLL), and `spec.refit` turns that fit's posterior options into the
+ * options of a second fit on all the training examples; the result is the second fit's, with
+ * `refit`'s records added to its options and its posterior's. The second fit runs on `k` itself,
+ * as a fit without validation would (the same MAP warm start, for one). Consumes `k`.
+ */
+/** A key derived from `k` (consumed) for work beside a run on `k` itself (the last of 8 splits; a fit uses 5). */
+function fold(k: Key): Key {
+  const ks = split(k, 8);
+  free(ks.slice(0, 7));
+  return ks[7];
+}
+
+async function fitWithValidation(k: Key, spec: Method, model: Model, train: ArrayData, options: Record<string, OptionValue>, fraction: number, o: FitOptions): Promise<FitResult> {
+  if (!spec.refit) {
+    free(k);
+    throw new Error(`${spec.name}: its plan holds out validation data but the spec has no refit`);
+  }
+  const v = Math.round(fraction * train.n);
+  if (v < 1 || v >= train.n) {
+    free(k);
+    throw new RangeError(`${spec.name}: ${train.n} training examples are too few to hold out a validation part of ${Math.round(fraction * 100)}%`);
+  }
+  if (o.checkpoint || o.resume || o.monitor) {
+    free(k);
+    throw new Error(`${spec.name}: a run that holds out validation data (two fits) does not take checkpoints, resume or a monitor`);
+  }
+  const [kSplit, kFirst] = split(fold(k.ref), 2);
+  const perm = hostPermutation(kSplit, train.n);
+  const validation = takeRows(train, perm.slice(0, v).sort());
+  const rest = takeRows(train, perm.slice(v).sort());
+  const first = await fit(kFirst, spec, model, rest, { ...o, validation, onProgress: undefined });
+  const chosen = spec.refit(first.posterior.options);
+  if (first.sampled !== first.posterior) first.sampled.dispose();
+  first.posterior.dispose();
+  const second = await fit(k, spec, model, train, { ...o, options: { ...o.options, ...chosen.options } });
+  const posterior: Posterior<Params> = { ...second.posterior, options: { ...second.posterior.options, ...chosen.posterior } };
+  const sampled = second.sampled === second.posterior ? posterior : second.sampled;
+  return { ...second, posterior, sampled, options: { ...options, ...chosen.saved } };
 }
 
 /** The loop's checkpoint option for a fit's: the state snapshot plus what `extra` adds. */
