@@ -158,13 +158,12 @@ const TRACE_POINTS = 500;
  * Fit `spec` to `model` on `train` (see the module comment). Consumes `k`.
  * @throws on options the method does not take or values they do not accept, naming the option.
  */
-export async function fit(k: Key, spec: Method, model: Model, trainData: ArrayData, o: FitOptions = {}): Promise<FitResult> {
-  let train = trainData;
+export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, o: FitOptions = {}): Promise<FitResult> {
   if (train.n < 1) throw new RangeError("the training set is empty");
   const batchSize = Math.min(o.batchSize ?? DEFAULT_BATCH_SIZE, train.n);
   const template = model.init(makeKey(0));
   const paramCount = treeSize(template);
-  let c: DefaultContext = { n: train.n, batchSize, stepsPerEpoch: stepsPerEpoch(train.n, batchSize), classification: model.likelihood.spec.kind === "categorical", paramCount };
+  const c: DefaultContext = { n: train.n, batchSize, stepsPerEpoch: stepsPerEpoch(train.n, batchSize), classification: model.likelihood.spec.kind === "categorical", paramCount };
   let options: Record<string, OptionValue>;
   try {
     options = resolveOptions(spec, o.options ?? {}, c) as Record<string, OptionValue>;
@@ -236,6 +235,13 @@ export async function fit(k: Key, spec: Method, model: Model, trainData: ArrayDa
   return runFinal(kRun, kPost, kMon, run, start(run.init(kState, params)), train, plan, base, o);
 }
 
+/** A key derived from `k` (consumed) for work beside a run on `k` itself (the last of 8 splits; a fit uses 5). */
+function fold(k: Key): Key {
+  const ks = split(k, 8);
+  free(ks.slice(0, 7));
+  return ks[7];
+}
+
 /**
  * A plan with `validation`: a seeded random part of the training examples is held out, the method is
  * fitted on the rest with the held-out part in its build context (it chooses something by it, e.g.
@@ -244,13 +250,6 @@ export async function fit(k: Key, spec: Method, model: Model, trainData: ArrayDa
  * `refit`'s records added to its options and its posterior's. The second fit runs on `k` itself,
  * as a fit without validation would (the same MAP warm start, for one). Consumes `k`.
  */
-/** A key derived from `k` (consumed) for work beside a run on `k` itself (the last of 8 splits; a fit uses 5). */
-function fold(k: Key): Key {
-  const ks = split(k, 8);
-  free(ks.slice(0, 7));
-  return ks[7];
-}
-
 async function fitWithValidation(k: Key, spec: Method, model: Model, train: ArrayData, options: Record<string, OptionValue>, fraction: number, o: FitOptions): Promise<FitResult> {
   if (!spec.refit) {
     free(k);
