@@ -154,7 +154,7 @@ export { create as createBam, bamUpdate, type BamOptions } from "./scorevi/bam.j
 export { gaussianKind, gaussianPosterior, sampleState as sampleGaussianState, type GaussianState, type ScoreViInfo, type ScoreViOptions } from "./scorevi/gaussian-state.js";
 
 // Laplace: curvature, evidence, linearised predictive
-export { create as createLaplace, curvatureBytes, FULL_MAX_PARAMS, laplaceFactors, lowRankPrecision, PRIOR_GRID, validationNll, type LaplaceMethodOptions, type LaplaceState, type LowRank } from "./laplace/laplace.js";
+export { create as createLaplace, curvatureBytes, FULL_MAX_PARAMS, laplaceFactors, lowRankPrecision, PRIOR_GRID, type LaplaceMethodOptions, type LaplaceState, type LowRank } from "./laplace/laplace.js";
 export { batchCurvature, layerGrads, outputDirections, selectBlocks, type Block, type BatchCurvature, type Curvature, type Structure } from "./laplace/curvature.js";
 export { logEvidence, maximiseByCoordinates, maximiseEvidence, type EigenGroup, type EvidenceProblem, type Hyper } from "./laplace/marglik.js";
 export { glmPredict, laplaceKinds, laplacePosterior, outputFactors, type Factors, type LaplaceOptions, type Link } from "./laplace/posterior.js";

@@ -758,7 +758,7 @@ test("sampled Laplace EM (mlp 3-4-3): the per-layer prior precisions reach the e
 
 test("laplace --prior-opt grid: the validation NLL of each prior multiplier equals evaluate's NLL of that posterior on the held-out part, and the lowest wins; the driver holds out 20% of the training data", async () => {
   const { evaluatePosterior } = await import("../src/jobs/evaluate.js");
-  const { fit } = await import("../src/run/driver.js");
+  const { fit, validationScorer } = await import("../src/run/driver.js");
   const { spec: laplaceSpec, PRIOR_GRID } = await import("../src/laplace/laplace.js");
   const hostData = async (b: Batch, shape: number[]) => ({ x: await toHost(b.x), xShape: shape, y: b.y.dtype === "int32" ? Int32Array.from(await toHost(b.y)) : await toHost(b.y), n: b.x.shape[0] });
   for (const task of ["classification", "regression"] as const) {
@@ -770,7 +770,7 @@ test("laplace --prior-opt grid: the validation NLL of each prior multiplier equa
     const train = data(24, [3], cls ? 3 : 1, 43);
     const val = await hostData(data(15, [3], cls ? 3 : 1, 44), [3]);
     const o = { ...OPTS, hessian: "full" as const, priorOpt: "grid" as const };
-    const m = create(model, 24, o, val);
+    const m = create(model, 24, o, validationScorer(model, val));
     const [s1, info] = m.step(key(45), m.init(key(46), keep(params)), { x: train.x.ref, y: train.y.ref });
     info.loss.dispose();
     const post = m.posterior(s1);

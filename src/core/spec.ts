@@ -8,7 +8,7 @@
  * a spec only says which options it takes and their defaults.
  */
 import type { JArray } from "./engine.js";
-import type { Info, InferenceMethod, PosteriorKind } from "./method.js";
+import type { Info, InferenceMethod, Posterior, PosteriorKind } from "./method.js";
 import { OptionError, type OptionDef, type OptionValue } from "./options.js";
 import type { Tree } from "./tree.js";
 
@@ -84,8 +84,11 @@ export interface BuildContext<M, P, B> {
   readonly paramCount: number;
   readonly batchSize: number;
   readonly stepsPerEpoch: number;
-  /** The training examples held out when the plan asks for `validation` (host data, never stepped on). */
-  readonly validation?: { readonly x: Float32Array; readonly xShape: readonly number[]; readonly y: Int32Array | Float32Array; readonly n: number };
+  /**
+   * When the plan asks for `validation`: the NLL of a posterior's function-space predictive on the
+   * held-out training examples (borrows the posterior), and how many they are.
+   */
+  readonly validation?: { readonly nll: (posterior: Posterior<P>) => number; readonly n: number };
 }
 
 /** A method's self-description (see the module comment). */

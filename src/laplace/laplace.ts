@@ -18,7 +18,7 @@
  * The driver drops the last partial batch of the epoch; the sums are scaled by N / (examples seen).
  */
 import { MAP_DEFAULTS } from "../baselines/map.js";
-import { fromHost, key, np, random, type JArray, type Key } from "../core/engine.js";
+import { fromHost, np, random, type JArray, type Key } from "../core/engine.js";
 import type { Posterior } from "../core/method.js";
 import { nystromEig, qrOrthonormal, symEig, transpose } from "../core/linalg.js";
 import { OPTIONS } from "../core/options.js";
@@ -417,7 +417,7 @@ export function laplaceProblem(model: Model, dataSize: number, params: Params, b
   return { problem, betaStart, hostFactors, full: full_, lowRank, chosenLayers, beta0 };
 }
 
-/** Held-out training examples (host data), as the driver hands them to the method. */
+/** The validation NLL of held-out training examples, as the driver hands it to the method. */
 export type Validation = NonNullable<BuildContext<Model, Params, Batch>["validation"]>;
 
 /** The multipliers of the prior precision `--prior-opt grid` tries: 10^-4 to 10^4 in half decades. */
@@ -425,37 +425,6 @@ export const PRIOR_GRID: readonly number[] = Array.from({ length: 17 }, (_, i) =
 
 /** The fraction of the training examples `--prior-opt grid` holds out. */
 export const GRID_VALIDATION = 0.2;
-
-/**
- * Mean negative log-likelihood of `val` under a posterior's function-space predictive, in inputs'
- * blocks as the predictive runs them (categorical: -log p(y); Gaussian: the log of the mean over the
- * predictive's S components of N(y; mean, sd^2)).
- */
-export function validationNll(model: Model, post: Posterior<Params>, val: Validation): number {
-  const x = fromHost(val.x, [val.n, ...val.xShape]);
-  const pred = post.predict!(key(0), x);
-  let total = 0;
-  if (pred.kind === "categorical") {
-    pred.meanEntropy.dispose();
-    const p = pred.probs.dataSync() as Float32Array;
-    const k = model.network.outputDim;
-    for (let i = 0; i < val.n; i++) total -= Math.log(Math.max(p[i * k + val.y[i]], 1e-12));
-  } else {
-    const m = pred.means.dataSync() as Float32Array;
-    const sd = pred.stds.dataSync() as Float32Array;
-    const sCount = m.length / val.n;
-    for (let i = 0; i < val.n; i++) {
-      let mix = -Infinity;
-      for (let t = 0; t < sCount; t++) {
-        const z = (val.y[i] - m[t * val.n + i]) / sd[t * val.n + i];
-        const lp = -0.5 * z * z - Math.log(sd[t * val.n + i]) - 0.5 * Math.log(2 * Math.PI);
-        mix = Math.max(mix, lp) + Math.log1p(Math.exp(-Math.abs(mix - lp)));
-      }
-      total -= mix - Math.log(sCount);
-    }
-  }
-  return total / val.n;
-}
 
 /**
  * `--prior-opt grid` (the alternative to the evidence in Daxberger et al. 2021): the posterior at each
@@ -469,7 +438,7 @@ function gridPosterior(model: Model, dataSize: number, params: Params, blocks: r
   const scores = PRIOR_GRID.map((rho) => {
     const { factors, options } = laplaceFactors(model, dataSize, params, blocks, state, o, rowsPerExample, { problem, hyper: hyperOf(rho) });
     const post = laplacePosterior(model, keep(params), factors, options);
-    const nll = validationNll(model, post, val);
+    const nll = val.nll(post);
     post.dispose();
     return nll;
   });

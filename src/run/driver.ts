@@ -23,6 +23,7 @@ import { free, keep, namedLeaves, sliceTree, stackTrees, treeSize, type Tree } f
 import { takeRows } from "../data/arrays.js";
 import type { ArrayData } from "../data/types.js";
 import { essBulk, essTail, rhat } from "../diagnostics/convergence.js";
+import { nll, regressionMetrics } from "../eval/metrics.js";
 import { createRng } from "../data/prng.js";
 import { initMembers, logDensity, makeModel, type Batch, type Model, type ModelMethod, type Params } from "../models/model.js";
 import type { Method } from "../methods.js";
@@ -177,7 +178,7 @@ export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, 
     free(template);
     return fitWithValidation(k, spec, model, train, options, plan.validation, o);
   }
-  const validation = o.validation;
+  const validation = o.validation ? validationScorer(model, o.validation) : undefined;
   const [k0, k1, kRun, kPost, kMon] = split(k, 5);
   let method: ModelMethod;
   try {
@@ -233,6 +234,25 @@ export async function fit(k: Key, spec: Method, model: Model, train: ArrayData, 
   }
   const run = copies === undefined ? method : replicate(method, copies, o.batching ?? "auto", paramCount);
   return runFinal(kRun, kPost, kMon, run, start(run.init(kState, params)), train, plan, base, o);
+}
+
+/**
+ * The NLL of a posterior's function-space predictive on `val` (standardised targets for regression),
+ * by the metrics `evaluate` reports; synchronous, for a method's `posterior()`.
+ */
+export function validationScorer(model: Model, val: ArrayData): { nll: (posterior: Posterior<Params>) => number; n: number } {
+  return {
+    n: val.n,
+    nll(posterior) {
+      if (!posterior.predict) throw new Error("validation: the posterior has no function-space predictive to score");
+      const p = posterior.predict(makeKey(0), fromHost(val.x, [val.n, ...val.xShape]));
+      if (p.kind === "categorical") {
+        p.meanEntropy.dispose();
+        return nll(p.probs.dataSync() as Float32Array, val.y as Int32Array, model.network.outputDim);
+      }
+      return regressionMetrics(p.means.dataSync() as Float32Array, p.stds.dataSync() as Float32Array, val.y, { mean: 0, std: 1 }).nll;
+    },
+  };
 }
 
 /** A key derived from `k` (consumed) for work beside a run on `k` itself (the last of 8 splits; a fit uses 5). */
