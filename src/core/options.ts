@@ -144,6 +144,11 @@ export const OPTIONS = {
     ["online", "marglik", "grid", "none"] as const,
   ),
   priorMultiplier: positive("priorMultiplier", "m", "multiplies the Laplace prior precision after it is tuned (or the model prior's, with --prior-opt none); --prior-opt grid chooses it on held-out training data"),
-  emSteps: int("emSteps", "e", "sample-based EM steps for the prior precision (0 keeps the prior)", 0),
+  emSteps: int("emSteps", "e", "sample-based EM steps for the prior precision per layer and a learned regression noise (0 keeps both)", 0),
+  featureNorm: choice(
+    "featureNorm",
+    "the prior sampled Laplace's EM tunes: none (the model prior's precision per weight, times a multiplier per layer) or g-prior (each weight's precision proportional to its feature's curvature over the training data, diag(sum_i J_i^T H_i J_i), so that rescaling a feature does not change the posterior or the evidence; times a multiplier per layer)",
+    ["none", "g-prior"] as const,
+  ),
   solveEpochs: int("solveEpochs", "e", "epochs of each sample-then-optimise solve (sampled Laplace: one solve per EM step, and a final one)", 1),
 } as const;

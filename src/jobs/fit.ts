@@ -263,8 +263,11 @@ export async function runFit(given: FitJobOptions): Promise<FitJobResult> {
     const q = result.posterior.size === undefined ? await result.posterior.tensors() : undefined;
     const numSamples = result.sampled.size!;
     const chains = typeof result.options.chains === "number" ? result.options.chains : 1;
+    const own = result.posterior.options?.warnings;
     const warnings = [
       ...restartWarnings(result.restarts ?? [], result.strays),
+      // A method's own (sampled Laplace's EM).
+      ...(Array.isArray(own) ? own.map(String) : []),
       // Per chain as run: draws left out of the posterior (strays) are still in the traces.
       ...(result.diagnostics ? convergenceWarnings(result.diagnostics, chains, (numSamples + (result.strays?.leftOut ?? []).reduce((a, b) => a + b, 0)) / chains) : []),
     ];

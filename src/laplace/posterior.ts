@@ -282,7 +282,7 @@ export function drawWeights(mode: Params, blocks: readonly Block[], f: Factors, 
 }
 
 /** The mode with a Gaussian likelihood's learned noise set to `sigma` (borrows `mode`). */
-function withSigma(mode: Params, sigma: number | undefined): Params {
+export function withSigma(mode: Params, sigma: number | undefined): Params {
   return rebuildByPath(mode, (path, like) => (path === "lik.logSigma" && sigma !== undefined ? np.array(Math.log(sigma)) : like.ref));
 }
 

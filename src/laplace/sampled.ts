@@ -27,9 +27,14 @@
  *    with the average of the iterates over the second half of each solve as the sample;
  * 4. sample-based EM (MacKay's update with sampled traces): in the last epoch of each solve, per layer l
  *    gamma_l = (1/K) sum_k <zeta_k,l, (G zeta_k)_l> estimates tr_l(P^-1 G), the layer's effective number
- *    of parameters, and the prior precision multiplier becomes rho_l = gamma_l / sum_{w in l} tau_w w*^2
- *    (tau the model prior's precisions, w* the mode; the stationarity condition of the Laplace evidence
- *    in rho_l). Each EM step is followed by a solve under the new prior (warm-started).
+ *    of parameters, and the prior precision multiplier becomes rho_l = gamma_l / sum_{w in l} a0_w w*^2
+ *    (A = rho_l a0 on layer l, w* the mode; the stationarity condition of the Laplace evidence in rho_l).
+ *    a0 is the model prior's precision tau_w, or with `--feature-norm g-prior` the g-prior's, proportional
+ *    to diag(G) (see gPriorBase). A learned Gaussian noise is updated with it,
+ *    sigma^2 = (sum_i ||y_i - f(x_i; theta*)||^2 + (1/K) sum_k ||J zeta_k||^2) / (N d), the expected
+ *    squared residual of the linearised model under the posterior (the stationarity condition of the
+ *    evidence in sigma^2, since E ||J zeta||^2 = tr(J P^-1 J^T)); the products are computed at unit noise
+ *    and scaled by 1 / sigma^2. Each EM step is followed by a solve under the new prior and noise (warm-started).
  *
  * The posterior predicts with the linearised network at the samples: logits f(x; theta*) + J(x) zeta_k,
  * through the probit or bridge link on their sample covariance, or averaged softmaxes (mc).
@@ -47,7 +52,7 @@ import { layerList } from "../models/prior.js";
 import { blockLayers, leafAt, selectBlocks, type Block } from "./curvature.js";
 import { blockPrecisions, modeSigma } from "./laplace.js";
 import { blockGrads, forwardRows, hessianSqrtTimes, hessianTimes, linearisedPass, sampleJvp } from "./linearised.js";
-import { gaussianLinkProbs, predictInBlocks, type Link } from "./posterior.js";
+import { gaussianLinkProbs, predictInBlocks, withSigma, type Link } from "./posterior.js";
 
 /** Options of `sampled-laplace`. */
 export interface SampledLaplaceOptions {
@@ -63,7 +68,12 @@ export interface SampledLaplaceOptions {
   link: Link;
   /** T: the samples are scaled by sqrt(T). */
   temperature: number;
+  /** The prior EM tunes: the model prior's per-layer precisions, or the g-prior (precisions proportional to the curvature's diagonal). */
+  featureNorm: FeatureNorm;
 }
+
+/** `none`: the model prior's precisions tau_w times rho_l; `g-prior`: the g-prior's (Antorán et al. 2022) times rho_l. */
+export type FeatureNorm = "none" | "g-prior";
 
 /** The run's state: the fixed mode and, per chosen block, `[K, ...leaf shape]` arrays (diag: leaf-shaped). */
 export type SampledState = {
@@ -84,8 +94,17 @@ export type SampledState = {
   rho: JArray;
   /** `[max(1, emSteps), layers]`: rho after each EM step. */
   hist: JArray;
+  /** Per chosen layer: EM steps whose gamma estimate fell outside (0, n_l) and kept rho. */
+  emKept: JArray;
   gam: JArray;
   gcount: JArray;
+  /** The Gaussian likelihood's noise variance sigma^2 (1 for classification), tuned by EM when the noise is learned. */
+  sig2: JArray;
+  /** `[max(1, emSteps)]`: sigma^2 after each EM step. */
+  sigHist: JArray;
+  /** Regression: sum over the first epoch of the squared residuals ||y_i - f(x_i; theta*)||^2; the EM sums of (1/K) sum_k ||J zeta_k||^2. */
+  r2: JArray;
+  ju: JArray;
   /** Sum and count of the power iteration's eigenvalue estimates. */
   lam: JArray;
   lcount: JArray;
@@ -106,9 +125,42 @@ export const STEP_FRACTION = 0.1;
 export const POWER_STEPS = 20;
 
 /**
+ * The g-prior's floor: a weight's base precision is at least this fraction of its layer's mean. A weight
+ * whose Jacobian feature is zero on every training example (a border pixel of the digits, a dead
+ * unit) would otherwise get a flat prior, and an input that moves it (a shifted digit) an unbounded
+ * predictive variance.
+ */
+export const G_PRIOR_FLOOR = 0.01;
+
+/**
+ * The g-prior's base precisions per block (before rho_l): a0_w = c_l max(s_w, f sbar_l), with
+ * s = diag(sum_i J_i^T H_i J_i) at unit noise (the first epoch's estimate `dg` times `seenScale`),
+ * sbar_l its mean over layer l and f {@link G_PRIOR_FLOOR}: Zellner's prior covariance proportional to
+ * (X^T X)^-1 with the feature Gram matrix cut to its diagonal (Antorán, Janz, Allingham, Daxberger,
+ * Barbano, Nalisnick & Hernández-Lobato 2022, "Adapting the linearised Laplace model evidence for
+ * modern deep learning"). Scaling a weight's feature by c scales s_w by c^2 and its prior sd by 1 / c,
+ * so the linearised model's prior over functions, its posterior and its evidence stay the same. The
+ * scale c_l = n_l / sum_{w in l} s_w / tau_w makes the prior's expected data-fit curvature
+ * E_prior[z_l^T G_ll z_l] = sum_w s_w / a0_w (unfloored) the model prior's (tau), so EM starts where the
+ * model prior does in function space. Borrows `dg`. Traceable.
+ */
+function gPriorBase(blocks: readonly Block[], layers: readonly number[], dg: readonly JArray[], seenScale: number, tau0: readonly number[]): JArray[] {
+  const inLayer = (l: number, f: (b: Block, i: number) => JArray) => blocks.reduce((acc: JArray, b, i) => (b.layer === l ? acc.add(f(b, i)) : acc), np.array(0));
+  const counts = layers.map((l) => blocks.reduce((acc, b) => acc + (b.layer === l ? b.size : 0), 0));
+  const means = layers.map((l, j) => inLayer(l, (_, i) => dg[i].ref.sum().mul(seenScale / counts[j])));
+  const scales = layers.map((l, j) => np.reciprocal(np.maximum(inLayer(l, (_, i) => dg[i].ref.sum().mul(seenScale / tau0[i])), 1e-30)).mul(counts[j]));
+  const out = blocks.map((b, i) => {
+    const j = layers.indexOf(b.layer);
+    return np.maximum(np.maximum(dg[i].ref.mul(seenScale), means[j].ref.mul(G_PRIOR_FLOOR)), 1e-30).mul(scales[j].ref);
+  });
+  [...means, ...scales].forEach((x) => x.dispose());
+  return out;
+}
+
+/**
  * Build sampled linearised Laplace for a model with N training examples and `stepsPerEpoch` minibatches per epoch.
  * @example
- * const m = create(model, 8000, 62, { epochs: 20, lr: 3e-3, subset: "all", samples: 8, emSteps: 3, solveEpochs: 2, link: "probit", temperature: 0.003 });
+ * const m = create(model, 8000, 62, { epochs: 20, lr: 3e-3, subset: "all", samples: 8, emSteps: 3, solveEpochs: 2, link: "probit", temperature: 0.003, featureNorm: "none" });
  * let state = m.init(key(0), mapParams);
  * for (const batch of epochs) [state] = m.step(key(i), state, batch);   // sampledEpochs(o, 62) = 10 epochs
  * const posterior = m.posterior(state);
@@ -124,30 +176,44 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
   let blocks: Block[] = [];
   let layers: number[] = [];
   let tau0: number[] = [];
-  // Per chosen layer: sum over its leaves of tau w*^2 (EM's denominator).
+  // Per chosen layer: sum over its leaves of tau w*^2 (EM's denominator under the model prior).
   let weightNorms: number[] = [];
-  let sigma = 1;
+  // The minibatch size the steps were traced with (the g-prior's scale of the first epoch's sums).
+  let batchN = 1;
+  let layerSizes: number[] = [];
+  const gaussianLik = spec.kind === "gaussian";
+  const tuneNoise = gaussianLik && spec.noise === "learned" && o.emSteps > 0;
+  const gPrior = o.featureNorm === "g-prior";
   const step = (key: Key, s: SampledState, batch: Batch): [SampledState, { loss: JArray }] => {
     const n = batch.x.shape[0];
-    batch.y.dispose();
     const dataScale = dataSize / n;
     const seenScale = dataSize / (S * n);
+    batchN = n;
     const t = s.t;
     const noise = np.less(t.ref, S);
     const powerFirst = np.equal(t.ref, S);
     const power = np.logicalAnd(np.greaterEqual(t.ref, S), np.less(t.ref, S + NP));
     const first = np.equal(t.ref, S + NP);
     const solving = np.greaterEqual(t.ref, S + NP);
+    // The likelihood Hessian's scale: the products below are computed at unit noise and scaled by 1 / sigma^2.
+    const h = np.reciprocal(s.sig2.ref);
+    // The prior precision before rho: tau (a number per block) or the g-prior's per-weight base (from the first epoch's diag G).
+    const base: JArray[] = gPrior ? gPriorBase(blocks, layers, s.dg, seenScale, tau0) : blocks.map((_, i) => np.array(tau0[i]));
     const rhoOf = (i: number) => s.rho.ref.slice(layers.indexOf(blocks[i].layer));
-    const a = blocks.map((_, i) => rhoOf(i).mul(tau0[i]));
-    const d = blocks.map((_, i) => s.dg[i].ref.mul(seenScale).add(a[i].ref));
+    const a = blocks.map((_, i) => rhoOf(i).mul(base[i].ref));
+    const d = blocks.map((_, i) => s.dg[i].ref.mul(h.ref.mul(seenScale)).add(a[i].ref));
     const sqrtD = d.map((x) => np.sqrt(x.ref));
     // The iterate this step works on: eps0 as the first power vector, the prior draw when the solves start, or z.
     const zCur = blocks.map((_, i) => np.where(powerFirst.ref, s.eps0[i].ref, np.where(first.ref, s.eps0[i].ref.div(np.sqrt(a[i].ref)), s.z[i].ref)));
     const tan = blocks.map((_, i) => np.where(power.ref, zCur[i].ref.div(sqrtD[i].ref), zCur[i].ref));
-    // The cotangents: L eps (first epoch) or H J z, per sample.
+    // The cotangents at unit noise: eps (first epoch; softmax: L eps) or H J z, per sample. Regression also
+    // keeps the outputs at the mode for the residuals.
     const eps = random.normal(key, [K, n, model.network.outputDim]);
-    const g = linearisedPass(model, s.params.net, batch.x, blocks, tan, (out, u) => np.where(noise.ref, hessianSqrtTimes(model, out.ref, eps, sigma), hessianTimes(model, out, u, sigma)));
+    let out0: JArray | undefined;
+    const g = linearisedPass(model, s.params.net, batch.x, blocks, tan, (out, u) => {
+      if (gaussianLik) out0 = out.ref;
+      return np.where(noise.ref, hessianSqrtTimes(model, out.ref, eps, 1), hessianTimes(model, out, u, 1));
+    });
     // J^T w per block `[K, ...shape]`, and the squared per-example gradients averaged over the samples
     // (per row for convolutions: a positive approximation, used only to precondition).
     const r = blockGrads(blocks, layers, g.rows, g.deltas);
@@ -160,11 +226,17 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     g.rows.forEach((x) => x.dispose());
     g.deltas.forEach((x) => x.dispose());
     const perSample = (xs: JArray[]) => xs.map((x) => x.reshape([K, -1]).sum(1)).reduce((p, q) => p.add(q)); // [K]
-    // 1. The noise pass.
+    // 1. The noise pass (at unit noise: c and dg scale by 1 / sigma and 1 / sigma^2 where used), and the residuals.
     const c = blocks.map((_, i) => np.where(noise.ref, s.c[i].ref.add(r[i].ref), s.c[i].ref));
     const dg = blocks.map((_, i) => np.where(noise.ref, s.dg[i].ref.add(sq[i]), s.dg[i].ref));
+    let r2 = s.r2.ref;
+    if (out0) {
+      const res = batch.y.sub(out0.reshape([n]));
+      r2 = np.where(noise.ref, r2.ref.add(res.ref.mul(res).sum()), r2);
+    } else batch.y.dispose();
     // 2. Power iteration: y = D^-1/2 P D^-1/2 v (v = zCur), lambda_k = |y_k| / |v_k|.
-    const y = blocks.map((_, i) => r[i].ref.mul(dataScale).add(a[i].ref.mul(tan[i].ref)).div(sqrtD[i].ref));
+    const gdata = r.map((x) => x.mul(h.ref.mul(dataScale)));
+    const y = blocks.map((_, i) => gdata[i].ref.add(a[i].ref.mul(tan[i].ref)).div(sqrtD[i].ref));
     const yNorm = np.sqrt(perSample(y.map((v) => v.ref.mul(v.ref))));
     const vNorm = np.sqrt(perSample(zCur.map((v) => v.ref.mul(v.ref))));
     const lamK = yNorm.ref.div(vNorm).max();
@@ -175,9 +247,9 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     yNorm.dispose();
     // 3. The solve: g = (N/n) J^T H J z + A (z - z0), heavy ball preconditioned by D, step 1 / lambda.
     const lr = np.maximum(lcount.ref, 1).div(np.maximum(lam.ref, 1e-30)).mul(STEP_FRACTION);
-    const cScale = Math.sqrt(seenScale);
-    const z0 = blocks.map((_, i) => s.eps0[i].ref.div(np.sqrt(a[i].ref)).add(c[i].ref.mul(cScale).div(a[i].ref)));
-    const gdata = r.map((x) => x.mul(dataScale));
+    const cScale = np.sqrt(h.ref.mul(seenScale));
+    const z0 = blocks.map((_, i) => s.eps0[i].ref.div(np.sqrt(a[i].ref)).add(c[i].ref.mul(cScale.ref).div(a[i].ref)));
+    cScale.dispose();
     const resid = blocks.map((_, i) => zCur[i].ref.sub(z0[i]));
     const grad = blocks.map((_, i) => gdata[i].ref.add(a[i].ref.mul(resid[i].ref)));
     const mNew = blocks.map((_, i) => np.where(first.ref, 0, s.m[i].ref).mul(MOMENTUM).add(grad[i].div(d[i].ref)));
@@ -196,31 +268,45 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     weight.dispose();
     const z = blocks.map((_, i) => np.where(noise.ref, s.z[i].ref, np.where(power.ref, yUnit[i], zSolve[i])));
     const m = blocks.map((_, i) => np.where(solving.ref, mNew[i], s.m[i].ref));
-    // 4. EM: gamma_l from the last epoch of each solve; rho_l = gamma_l / sum tau w*^2 at its end.
+    // 4. EM from the last epoch of each solve, at its end: rho_l = gamma_l / sum_{w in l} a0_w w*^2 with
+    //    gamma_l = (1/K) sum_k <zeta_k, G zeta_k>_l, and (learned noise) sigma^2 = (sum_i ||y_i - f(x_i)||^2
+    //    + (1/K) sum_k ||J zeta_k||^2) / (N d).
     const inLast = np.logicalAnd(solving.ref, np.greaterEqual(pos.ref, roundLen - S));
     const gl = np.stack(layers.map((l) => blocks.reduce((acc: JArray, b, i) => (b.layer === l ? acc.add(perSample([zCur[i].ref.mul(gdata[i].ref)]).mean()) : acc), np.array(0))));
     let gam = s.gam.ref.add(np.where(inLast.ref, gl, 0));
     let gcount = s.gcount.ref.add(inLast.ref.astype(np.float32));
+    let ju = s.ju.ref.add(np.where(inLast.ref, g.u.ref.mul(g.u.ref).sum().mul(dataScale / K), 0));
     const roundEnd = np.logicalAnd(np.logicalAnd(solving.ref, np.equal(pos, roundLen - 1)), np.logicalAnd(np.less(round.ref, o.emSteps), np.greater(gcount.ref, 0)));
-    const norms = np.array(weightNorms.map((v) => Math.max(v, 1e-30)));
-    const rhoNew = np.maximum(gam.ref.div(np.maximum(gcount.ref, 1)).div(norms), 1e-8);
+    const norms = gPrior
+      ? np.maximum(np.stack(layers.map((l) => blocks.reduce((acc: JArray, b, i) => (b.layer === l ? acc.add(base[i].ref.mul(np.square(leafAt(s.params, b.path).ref)).sum()) : acc), np.array(0)))), 1e-30)
+      : np.array(weightNorms.map((v) => Math.max(v, 1e-30)));
+    // gamma_l = tr_l(P^-1 G) lies in (0, n_l) exactly (n_l the layer's weights). An estimate outside comes
+    // from iterates that are not yet posterior samples (an ill-conditioned problem the solves have not
+    // converged on: far-off directions of large curvature inflate <z, G z>), and keeps the layer's rho.
+    const gammaHat = gam.ref.div(np.maximum(gcount.ref, 1));
+    const valid = np.logicalAnd(np.greater(gammaHat.ref, 0), np.less(gammaHat.ref, np.array(layerSizes)));
+    const rhoNew = np.where(valid.ref, np.maximum(gammaHat.div(norms), 1e-8), s.rho.ref);
+    const emKept = s.emKept.ref.add(np.logicalAnd(roundEnd.ref, np.logicalNot(valid)).astype(np.float32));
     const rho = np.where(roundEnd.ref, rhoNew, s.rho.ref);
-    // The EM history: row e holds rho after EM step e + 1.
+    const sig2 = tuneNoise ? np.where(roundEnd.ref, np.maximum(r2.ref.mul(seenScale).add(ju.ref.div(np.maximum(gcount.ref, 1))).div(dataSize * model.network.outputDim), 1e-12), s.sig2.ref) : s.sig2.ref;
+    // The EM history: row e holds rho (and sigma^2) after EM step e + 1.
     const rows = s.hist.shape[0];
     since.dispose();
     const hit = np.logicalAnd(roundEnd.ref.reshape([1, 1]), np.equal(np.arange(rows).astype(np.float32).reshape([rows, 1]), round.reshape([1, 1])));
-    const hist = np.where(hit, rho.ref.reshape([1, layers.length]), s.hist.ref);
+    const hist = np.where(hit.ref, rho.ref.reshape([1, layers.length]), s.hist.ref);
+    const sigHist = np.where(hit.reshape([rows]), sig2.ref.reshape([1]), s.sigHist.ref);
     gam = np.where(roundEnd.ref, 0, gam);
+    ju = np.where(roundEnd.ref, 0, ju);
     gcount = np.where(roundEnd, 0, gcount);
     // The sample objective per training example (0 before the solves).
     const objective = perSample(blocks.map((_, i) => zCur[i].ref.mul(gdata[i].ref).mul(0.5).add(a[i].ref.mul(resid[i].ref.mul(resid[i].ref)).mul(0.5)))).mean();
     const loss = np.where(solving.ref, objective, 0).mul(1 / dataSize);
-    [noise, powerFirst, power, first, solving, inLast, lr].forEach((x) => x.dispose());
-    [a, d, sqrtD, zCur, tan, gdata, resid].forEach((xs) => xs.forEach((x) => x.dispose()));
+    [noise, powerFirst, power, first, solving, inLast, lr, h].forEach((x) => x.dispose());
+    [base, a, d, sqrtD, zCur, tan, gdata, resid].forEach((xs) => xs.forEach((x) => x.dispose()));
     g.u.dispose();
-    const next: SampledState = { params: s.params, z, m, zbar, c, eps0: s.eps0, dg, rho, hist, gam, gcount, lam, lcount, t: t.add(1) };
+    const next: SampledState = { params: s.params, z, m, zbar, c, eps0: s.eps0, dg, rho, hist, emKept, gam, gcount, sig2, sigHist, r2, ju, lam, lcount, t: t.add(1) };
     for (const xs of [s.z, s.m, s.zbar, s.c, s.dg]) xs.forEach((x) => x.dispose());
-    [s.rho, s.hist, s.gam, s.gcount, s.lam, s.lcount].forEach((x) => x.dispose());
+    [s.rho, s.hist, s.emKept, s.gam, s.gcount, s.sig2, s.sigHist, s.r2, s.ju, s.lam, s.lcount].forEach((x) => x.dispose());
     return [next, { loss }];
   };
   return {
@@ -237,7 +323,8 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
           return acc + tau0[i] * ss;
         }, 0),
       );
-      sigma = modeSigma(model, params) ?? 1;
+      layerSizes = layers.map((l) => blocks.reduce((acc, b) => acc + (b.layer === l ? b.size : 0), 0));
+      const sigma = modeSigma(model, params) ?? 1;
       const keys = split(k, blocks.length);
       const zeros = () => blocks.map((b) => np.zeros([K, ...b.shape]));
       return {
@@ -250,8 +337,13 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
         dg: blocks.map((b) => np.zeros([...b.shape])),
         rho: np.ones([layers.length]),
         hist: np.ones([Math.max(1, o.emSteps), layers.length]),
+        emKept: np.zeros([layers.length]),
         gam: np.zeros([layers.length]),
         gcount: np.array(0),
+        sig2: np.array(gaussianLik ? sigma * sigma : 1),
+        sigHist: np.full([Math.max(1, o.emSteps)], gaussianLik ? sigma * sigma : 1),
+        r2: np.array(0),
+        ju: np.array(0),
         lam: np.array(0),
         lcount: np.array(0),
         t: np.array(0),
@@ -260,6 +352,24 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     step,
     posterior(state) {
       const rho = Array.from(state.rho.ref.dataSync() as Float32Array);
+      const sig2 = Number(state.sig2.ref.dataSync()[0]);
+      const kept = Array.from(state.emKept.ref.dataSync() as Float32Array);
+      // The g-prior's mean base precision per layer (its prior scale is reported at that precision).
+      const baseMeans = gPrior
+        ? (() => {
+            const base = gPriorBase(blocks, layers, state.dg, dataSize / (S * batchN), tau0);
+            const m = layers.map((l, j) => base.reduce((acc, x, i) => acc + (blocks[i].layer === l ? Number(x.ref.sum().dataSync()[0]) : 0), 0) / layerSizes[j]);
+            base.forEach((x) => x.dispose());
+            return m;
+          })()
+        : [];
+      const warnings = layers.flatMap((l, j) =>
+        kept[j] > 0
+          ? [
+              `sampled Laplace EM: on layer ${l}, ${kept[j]} of ${o.emSteps} steps estimated gamma = tr(P^-1 G) outside (0, ${layerSizes[j]}), so the solves had not converged on this ill-conditioned problem; the layer kept its previous prior precision. More --solve-epochs may help; for a model small enough, --method laplace --hessian full is exact.`,
+            ]
+          : [],
+      );
       const layerCount = layerList(state.params.net).length;
       const beta0 = model.prior.perLayer ?? Array.from({ length: layerCount }, () => model.prior.scale);
       const sqrtT = Math.sqrt(o.temperature);
@@ -272,10 +382,18 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
         temperature: o.temperature,
         emSteps: o.emSteps,
         solveEpochs: o.solveEpochs,
-        ...(spec.kind === "gaussian" ? { sigma } : {}),
-        // The prior scale each layer ends with: s_l / sqrt(rho_l) (untouched layers keep theirs).
-        priorScales: beta0.map((s0, l) => (layers.includes(l) ? s0 / Math.sqrt(rho[layers.indexOf(l)]) : s0)),
+        featureNorm: o.featureNorm,
+        ...(warnings.length > 0 ? { warnings } : {}),
+        ...(gaussianLik ? { sigma: Math.sqrt(sig2) } : {}),
+        // The prior scale each layer ends with: s_l / sqrt(rho_l) (untouched layers keep theirs); with
+        // the g-prior, the scale of a weight with the layer's mean precision.
+        priorScales: beta0.map((s0, l) => {
+          const j = layers.indexOf(l);
+          if (j < 0) return s0;
+          return gPrior ? 1 / Math.sqrt(baseMeans[j] * rho[j]) : s0 / Math.sqrt(rho[j]);
+        }),
         emHistory: o.emSteps > 0 ? Array.from({ length: o.emSteps }, (_, e) => Array.from(state.hist.ref.slice(e).dataSync() as Float32Array)) : [],
+        ...(tuneNoise ? { sigmaHistory: Array.from(state.sigHist.ref.dataSync() as Float32Array, (v) => Math.sqrt(v)) } : {}),
         lambda: (() => {
           const lc = Number(state.lcount.ref.dataSync()[0]);
           return lc > 0 ? Number(state.lam.ref.dataSync()[0]) / lc : undefined;
@@ -301,6 +419,12 @@ export interface SampledPosteriorOptions {
   readonly priorScales: readonly number[];
   /** The prior precision multiplier of each chosen layer after each EM step. */
   readonly emHistory?: readonly (readonly number[])[];
+  /** The prior EM tuned (absent in posteriors saved before the option existed: none). */
+  readonly featureNorm?: FeatureNorm;
+  /** EM steps that kept a layer's rho because its gamma estimate was impossible (the fit prints them). */
+  readonly warnings?: readonly string[];
+  /** A learned regression noise: sigma after each EM step (standardised units). */
+  readonly sigmaHistory?: readonly number[];
   /** The power iteration's estimate of the preconditioned problem's largest eigenvalue (the solves stepped STEP_FRACTION / lambda). */
   readonly lambda?: number;
 }
@@ -347,7 +471,9 @@ function sampledBlock(blocks: readonly Block[], k: number): number {
  * `predict` is the linearised predictive.
  */
 export function sampledPosterior(model: Model, mode: Params, samples: JArray[], o: SampledPosteriorOptions): Posterior<Params> {
-  let held: { mode: Params; samples: JArray[] } | undefined = { mode, samples };
+  // A tuned noise replaces the mode's, so weight draws (the nn predictive) use it too.
+  let held: { mode: Params; samples: JArray[] } | undefined = { mode: withSigma(mode, o.sigma), samples };
+  free(mode);
   const live = () => {
     if (!held) throw new Error("posterior: used after dispose()");
     return held;
@@ -443,6 +569,7 @@ export const spec: ModelMethodSpec<SampledLaplaceOptions> = {
     emSteps: use(OPTIONS.emSteps, 3),
     solveEpochs: use(OPTIONS.solveEpochs, (c: DefaultContext) => Math.max(2, Math.ceil(MIN_SOLVE_STEPS / c.stepsPerEpoch)), `2, and at least ${MIN_SOLVE_STEPS} steps (small data sets)`),
     link: use(OPTIONS.link, "probit" as Link),
+    featureNorm: use(OPTIONS.featureNorm, "none" as FeatureNorm, "none (under the g-prior the solves did not converge on the digits' MLP: docs/laplace.md)"),
     temperature: use(OPTIONS.temperature, (c: DefaultContext) => (c.classification ? SAMPLED_CLASSIFICATION_T : 1), `classification ${SAMPLED_CLASSIFICATION_T} (a cold posterior, chosen on training digits: docs/laplace.md), regression 1`),
   } satisfies OptionUses<SampledLaplaceOptions>,
   kinds: [sampledKind],
