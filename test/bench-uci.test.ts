@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { runUciBench, UCI_BURNIN, UCI_LR_LOW_NOISE, UCI_LR_PER_DATUM, UCI_NOISE, UCI_PER_SET, uciDefaults } from "../src/bench/uci.js";
+import { runUciBench, UCI_BURNIN, UCI_LR_LOW_NOISE, UCI_LR_PER_DATUM, UCI_NOISE, UCI_LAPLACE_EPOCHS, UCI_PER_SET, uciDefaults } from "../src/bench/uci.js";
 import { UCI_PUBLISHED } from "../src/bench/published.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -35,6 +35,16 @@ test("uciDefaults: the protocol's settings, then each set's own: noise model and
   assert.deepEqual(bbb.options, { epochs: 40, samples: 50 });
   assert.equal(bbb.batchSize, 32);
   assert.equal(uciDefaults("bbb", 400, "kin8nm").noise, "heteroscedastic");
+  // The Laplace family: the learned homoscedastic noise everywhere, and its own MAP epochs where they were chosen.
+  for (const method of ["laplace", "sampled-laplace"]) {
+    for (const set of ["yacht", "bostonHousing", "kin8nm"]) {
+      const d = uciDefaults(method, 400, set);
+      assert.equal(d.noise, UCI_NOISE);
+      assert.equal(d.options.epochs, UCI_LAPLACE_EPOCHS[set] ?? 40, `${method} on ${set}`);
+    }
+  }
+  assert.equal(UCI_LAPLACE_EPOCHS.yacht, 400);
+  assert.equal(UCI_LAPLACE_EPOCHS.bostonHousing, undefined);
 });
 
 test("runUciBench: each split records the noise and options it ran with; --noise and method flags override the set's", async () => {
