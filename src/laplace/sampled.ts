@@ -142,11 +142,10 @@ export const G_PRIOR_FLOOR = 0.01;
  * so the linearised model's prior over functions, its posterior and its evidence stay the same. The
  * scale c_l = n_l / sum_{w in l} s_w / tau_w makes the prior's expected data-fit curvature
  * E_prior[z_l^T G_ll z_l] = sum_w s_w / a0_w (unfloored) the model prior's (tau), so EM starts where the
- * model prior does in function space. Borrows `dg`. Traceable.
+ * model prior does in function space. `counts` are the layers' weight counts. Borrows `dg`. Traceable.
  */
-function gPriorBase(blocks: readonly Block[], layers: readonly number[], dg: readonly JArray[], seenScale: number, tau0: readonly number[]): JArray[] {
+function gPriorBase(blocks: readonly Block[], layers: readonly number[], counts: readonly number[], dg: readonly JArray[], seenScale: number, tau0: readonly number[]): JArray[] {
   const inLayer = (l: number, f: (b: Block, i: number) => JArray) => blocks.reduce((acc: JArray, b, i) => (b.layer === l ? acc.add(f(b, i)) : acc), np.array(0));
-  const counts = layers.map((l) => blocks.reduce((acc, b) => acc + (b.layer === l ? b.size : 0), 0));
   const means = layers.map((l, j) => inLayer(l, (_, i) => dg[i].ref.sum().mul(seenScale / counts[j])));
   const scales = layers.map((l, j) => np.reciprocal(np.maximum(inLayer(l, (_, i) => dg[i].ref.sum().mul(seenScale / tau0[i])), 1e-30)).mul(counts[j]));
   const out = blocks.map((b, i) => {
@@ -176,8 +175,6 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
   let blocks: Block[] = [];
   let layers: number[] = [];
   let tau0: number[] = [];
-  // Per chosen layer: sum over its leaves of tau w*^2 (EM's denominator under the model prior).
-  let weightNorms: number[] = [];
   // The minibatch size the steps were traced with (the g-prior's scale of the first epoch's sums).
   let batchN = 1;
   let layerSizes: number[] = [];
@@ -198,7 +195,7 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     // The likelihood Hessian's scale: the products below are computed at unit noise and scaled by 1 / sigma^2.
     const h = np.reciprocal(s.sig2.ref);
     // The prior precision before rho: tau (a number per block) or the g-prior's per-weight base (from the first epoch's diag G).
-    const base: JArray[] = gPrior ? gPriorBase(blocks, layers, s.dg, seenScale, tau0) : blocks.map((_, i) => np.array(tau0[i]));
+    const base: JArray[] = gPrior ? gPriorBase(blocks, layers, layerSizes, s.dg, seenScale, tau0) : blocks.map((_, i) => np.array(tau0[i]));
     const rhoOf = (i: number) => s.rho.ref.slice(layers.indexOf(blocks[i].layer));
     const a = blocks.map((_, i) => rhoOf(i).mul(base[i].ref));
     const d = blocks.map((_, i) => s.dg[i].ref.mul(h.ref.mul(seenScale)).add(a[i].ref));
@@ -277,9 +274,8 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     let gcount = s.gcount.ref.add(inLast.ref.astype(np.float32));
     let ju = s.ju.ref.add(np.where(inLast.ref, g.u.ref.mul(g.u.ref).sum().mul(dataScale / K), 0));
     const roundEnd = np.logicalAnd(np.logicalAnd(solving.ref, np.equal(pos, roundLen - 1)), np.logicalAnd(np.less(round.ref, o.emSteps), np.greater(gcount.ref, 0)));
-    const norms = gPrior
-      ? np.maximum(np.stack(layers.map((l) => blocks.reduce((acc: JArray, b, i) => (b.layer === l ? acc.add(base[i].ref.mul(np.square(leafAt(s.params, b.path).ref)).sum()) : acc), np.array(0)))), 1e-30)
-      : np.array(weightNorms.map((v) => Math.max(v, 1e-30)));
+    // EM's denominator per layer: sum_{w in l} a0_w w*^2.
+    const norms = np.maximum(np.stack(layers.map((l) => blocks.reduce((acc: JArray, b, i) => (b.layer === l ? acc.add(base[i].ref.mul(np.square(leafAt(s.params, b.path).ref)).sum()) : acc), np.array(0)))), 1e-30);
     // gamma_l = tr_l(P^-1 G) lies in (0, n_l) exactly (n_l the layer's weights). An estimate outside comes
     // from iterates that are not yet posterior samples (an ill-conditioned problem the solves have not
     // converged on: far-off directions of large curvature inflate <z, G z>), and keeps the layer's rho.
@@ -314,15 +310,6 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
       blocks = selectBlocks(params, o.subset);
       layers = blockLayers(blocks);
       tau0 = blockPrecisions(model, params, blocks);
-      weightNorms = layers.map((l) =>
-        blocks.reduce((acc, b, i) => {
-          if (b.layer !== l) return acc;
-          const v = leafAt(params, b.path).ref.dataSync() as Float32Array;
-          let ss = 0;
-          for (const x of v) ss += x * x;
-          return acc + tau0[i] * ss;
-        }, 0),
-      );
       layerSizes = layers.map((l) => blocks.reduce((acc, b) => acc + (b.layer === l ? b.size : 0), 0));
       const sigma = modeSigma(model, params) ?? 1;
       const keys = split(k, blocks.length);
@@ -357,7 +344,7 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
       // The g-prior's mean base precision per layer (its prior scale is reported at that precision).
       const baseMeans = gPrior
         ? (() => {
-            const base = gPriorBase(blocks, layers, state.dg, dataSize / (S * batchN), tau0);
+            const base = gPriorBase(blocks, layers, layerSizes, state.dg, dataSize / (S * batchN), tau0);
             const m = layers.map((l, j) => base.reduce((acc, x, i) => acc + (blocks[i].layer === l ? Number(x.ref.sum().dataSync()[0]) : 0), 0) / layerSizes[j]);
             base.forEach((x) => x.dispose());
             return m;
