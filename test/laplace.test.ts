@@ -16,8 +16,8 @@ import { mlp } from "../src/models/mlp.js";
 import { cnn } from "../src/models/cnn.js";
 import { fanInPrior } from "../src/models/prior.js";
 import { selectBlocks, withBlocks, leafAt, type Block } from "../src/laplace/curvature.js";
-import { blockPrecisions, create, laplaceFactors, laplaceProblem, type LaplaceMethodOptions, type LaplaceState } from "../src/laplace/laplace.js";
-import { logEvidence } from "../src/laplace/marglik.js";
+import { blockPrecisions, create, laplaceFactors, laplaceProblem, modeSigma, type LaplaceMethodOptions, type LaplaceState } from "../src/laplace/laplace.js";
+import { logEvidence, maximiseWeightwise, weightwiseEvidence } from "../src/laplace/marglik.js";
 import { batchCholesky, glmPredict, laplaceKinds, laplacePosterior, outputFactors, uploadBlockFactors, type Factors } from "../src/laplace/posterior.js";
 import { create as createSampled, sampledEpochs, type SampledLaplaceOptions, type SampledState } from "../src/laplace/sampled.js";
 import { blrPosterior, gaussianErrors, lcg, gaussianFrom, sampleMoments } from "./exact.js";
@@ -94,7 +94,7 @@ function exactGgn(model: Model, jac: { j: Float64Array; n: number; k: number; p:
   return ggn;
 }
 
-const OPTS: LaplaceMethodOptions = { epochs: 20, lr: 3e-3, hessian: "diag", rank: 4, subset: "all", curvature: "ggn", pred: "glm", link: "probit", temperature: 1, priorOpt: "none", priorMultiplier: 1, samples: 100 };
+const OPTS: LaplaceMethodOptions = { epochs: 20, lr: 3e-3, hessian: "diag", rank: 4, subset: "all", curvature: "ggn", pred: "glm", link: "probit", temperature: 1, priorOpt: "none", priorStructure: "layer", priorMultiplier: 1, samples: 100 };
 
 /** One curvature pass over `batch` (all of it as one step); returns the state and blocks. */
 function pass(model: Model, params: Params, batch: Batch, o: Partial<LaplaceMethodOptions>): { state: LaplaceState; blocks: Block[] } {
@@ -284,8 +284,8 @@ test("laplace lowrank (mlp 3-4-3, 3 examples): with the rank at least the GGN's,
   const p = blocks.reduce((a, b) => a + b.size, 0);
   const full = pass(model, params, batch, { hessian: "full" });
   const low = pass(model, params, batch, { hessian: "lowrank", rank: 6 });
-  const ff = laplaceFactors(model, 3, params, blocks, full.state, { ...OPTS, hessian: "full", priorOpt: "marglik" });
-  const lf = laplaceFactors(model, 3, params, blocks, low.state, { ...OPTS, hessian: "lowrank", rank: 6, priorOpt: "marglik" });
+  const ff = laplaceFactors(model, 3, params, blocks, full.state, { ...OPTS, hessian: "full", priorOpt: "marglik", priorStructure: "scalar" });
+  const lf = laplaceFactors(model, 3, params, blocks, low.state, { ...OPTS, hessian: "lowrank", rank: 6, priorOpt: "marglik", priorStructure: "scalar" });
   const fe = ff.options.logEvidence!;
   const le = lf.options.logEvidence!;
   assert.ok(Math.abs(le - fe) < 1e-4 * Math.abs(fe), `log evidence: lowrank ${le} vs full ${fe}`);
@@ -950,4 +950,143 @@ test("laplace --prior-opt grid: the validation NLL of each prior multiplier equa
     if (r.sampled !== r.posterior) r.sampled.dispose();
     free(params);
   }
+});
+
+/** A learned-noise regression net at its initial weights, one curvature pass per structure, and the exact GGN. */
+async function priorStructureCase() {
+  const model = makeModel(mlp({ inputShape: [3], hidden: [5], outputDim: 1 }), gaussian({ sigma: 0.5, noise: "learned" }), fanInPrior(2));
+  const params = model.init(key(9));
+  const batch = data(16, [3], 1, 64);
+  const blocks = selectBlocks(params, "all");
+  const layers = [...new Set(blocks.map((b) => b.layer))];
+  const jac = await jacobians(model, params, blocks, batch.x.ref);
+  const y = await toHost(batch.y.ref);
+  let r2 = 0;
+  for (let i = 0; i < 16; i++) r2 += (y[i] - jac.out[i]) ** 2;
+  const tau = blockPrecisions(model, params, blocks);
+  const a0 = blocks.flatMap((b, i) => Array.from({ length: b.size }, () => tau[i]));
+  const w = Array.from((await Promise.all(blocks.map((b) => toHost(leafAt(params, b.path).ref)))).flatMap((h) => Array.from(h)));
+  const layerOf = blocks.flatMap((b) => Array.from({ length: b.size }, () => layers.indexOf(b.layer)));
+  return { model, params, batch, blocks, ggn: exactGgn(model, jac), p: jac.p, r2, a0, w, layerOf };
+}
+
+test("laplace --prior-structure scalar (diag, kron): one multiplier for every layer, stationary along it and in sigma, between the model prior's evidence and the per-layer optimum", async () => {
+  const { model, params, batch, blocks } = await priorStructureCase();
+  for (const hessian of ["diag", "kron"] as const) {
+    const { state } = pass(model, params, batch, { hessian });
+    const o = { ...OPTS, hessian, priorOpt: "marglik" as const };
+    const scalar = laplaceFactors(model, 16, params, blocks, state, { ...o, priorStructure: "scalar" });
+    const layer = laplaceFactors(model, 16, params, blocks, state, { ...o, priorStructure: "layer" });
+    const none = laplaceFactors(model, 16, params, blocks, state, { ...o, priorOpt: "none" });
+    const sc = scalar.options.priorScales;
+    // fanInPrior(2): every layer starts at scale 2, so one multiplier keeps them equal; the per-layer optimum does not.
+    assert.ok(Math.abs(sc[0] - sc[1]) < 1e-9 * sc[0], `${hessian}: scalar scales ${sc}`);
+    assert.ok(Math.abs(layer.options.priorScales[0] - layer.options.priorScales[1]) > 1e-3, `${hessian}: per-layer scales ${layer.options.priorScales}`);
+    const ls = scalar.options.logEvidence!;
+    assert.ok(ls > none.options.logEvidence! && ls < layer.options.logEvidence!, `${hessian}: log Z start ${none.options.logEvidence} < scalar ${ls} < per layer ${layer.options.logEvidence}`);
+    // Stationary: central differences of the per-layer problem along the tied direction and in log sigma.
+    const pr = laplaceProblem(model, 16, params, blocks, state, { hessian, rank: 4, curvature: "ggn", priorOpt: "marglik", priorStructure: "layer" });
+    const logSigma = Math.log(scalar.options.sigma!);
+    const logBeta = sc.map((s) => -2 * Math.log(s));
+    const at = (db: number, ds: number) => logEvidence(pr.problem, { logBeta: logBeta.map((b) => b + db), logSigma: logSigma + ds }).value;
+    assert.ok(Math.abs(at(0, 0) - ls) < 1e-9 * Math.abs(ls), `${hessian}: the saved log Z ${ls} is the problem's ${at(0, 0)}`);
+    const h = 1e-4;
+    assert.ok(Math.abs((at(h, 0) - at(-h, 0)) / (2 * h)) < 1e-4, `${hessian}: d log Z / d log rho = ${(at(h, 0) - at(-h, 0)) / (2 * h)}`);
+    assert.ok(Math.abs((at(0, h) - at(0, -h)) / (2 * h)) < 1e-4, `${hessian}: d log Z / d log sigma = ${(at(0, h) - at(0, -h)) / (2 * h)}`);
+    [scalar, layer, none].forEach((f) => free(f.factors));
+    free(state);
+  }
+});
+
+test("laplace weightwise evidence: at per-layer precisions it equals the eigenvalue form (diag and full), and the full structure's log det is the exact GGN's", async () => {
+  const { model, params, batch, blocks, ggn, p, r2, w } = await priorStructureCase();
+  for (const hessian of ["diag", "full"] as const) {
+    const { state } = pass(model, params, batch, { hessian });
+    const pr = laplaceProblem(model, 16, params, blocks, state, { hessian, rank: 4, curvature: "ggn", priorOpt: "marglik", priorStructure: "diagonal" });
+    const ww = pr.weightwise!;
+    assert.equal(ww.curvature.kind, hessian === "diag" ? "diag" : "dense");
+    // At tau = beta c (betas 1.7x and 0.6x the start, sigma 0.8) both forms give one number.
+    const logBeta = hessian === "full" ? [Math.log(pr.betaStart[0] * 1.7)] : pr.betaStart.map((b, i) => Math.log(b * (i ? 0.6 : 1.7)));
+    const tau = Float64Array.from(ww.group, (g, t) => Math.exp(logBeta[hessian === "full" ? 0 : g]) * (hessian === "full" ? pr.tauStart[t] / pr.betaStart[0] : ww.pattern[t]));
+    const e1 = weightwiseEvidence(ww, tau, Math.log(0.8));
+    const e2 = logEvidence(pr.problem, { logBeta, logSigma: Math.log(0.8) }).value;
+    // The eigenvalue form clips round-off negative eigenvalues of the float32 curvature at 0: relative 1e-7.
+    assert.ok(Math.abs(e1.value - e2) < 1e-7 * Math.abs(e2), `${hessian}: weightwise ${e1.value} vs eigenvalue form ${e2}`);
+    if (hessian === "full") {
+      // Against the exact GGN from the full Jacobian: -r2 / 2 s2 - n/2 log(2 pi s2) - 1/2 sum tau w^2 + 1/2 sum log tau - 1/2 log det(G / s2 + T).
+      const prec = ggn.map((g) => g / 0.64);
+      let v = -r2 / (2 * 0.64) - 8 * Math.log(2 * Math.PI * 0.64);
+      for (let j = 0; j < p; j++) {
+        prec[j * p + j] += tau[j];
+        v += 0.5 * Math.log(tau[j]) - 0.5 * tau[j] * w[j] * w[j];
+      }
+      v -= 0.5 * logDetCholesky(cholesky(prec, p), p);
+      assert.ok(Math.abs(e1.value - v) < REL * Math.abs(v), `full: ${e1.value} vs the exact GGN's ${v}`);
+    }
+    free(state);
+  }
+});
+
+test("laplace --prior-structure diagonal and layer weight by weight: the tuned precisions are stationary points of the evidence (finite differences), full layer matches MacKay's fixed point on the exact GGN, and the factors are (r C + diag(tau))^-1", async () => {
+  const { model, params, batch, blocks, ggn, p, r2, a0, w, layerOf } = await priorStructureCase();
+  for (const [hessian, structure] of [["diag", "diagonal"], ["full", "diagonal"], ["full", "layer"]] as const) {
+    const { state } = pass(model, params, batch, { hessian });
+    const o = { ...OPTS, hessian, priorOpt: "marglik" as const, priorStructure: structure };
+    const pr = laplaceProblem(model, 16, params, blocks, state, o);
+    const ww = pr.weightwise!;
+    const start = { tau: pr.tauStart, logSigma: Math.log(modeSigma(model, params)!) };
+    const m = maximiseWeightwise(ww, start, { structure, tuneSigma: true });
+    const at = (t: Float64Array, ls = m.logSigma!) => weightwiseEvidence(ww, t, ls).value;
+    const h = 1e-4;
+    if (structure === "diagonal") {
+      // Each interior precision (not at its bound) is stationary.
+      let interior = 0;
+      for (let i = 0; i < p; i++) {
+        const ratio = m.tau[i] / pr.tauStart[i];
+        if (ratio < 1e-7 || ratio > 1e7) continue;
+        interior++;
+        const up = Float64Array.from(m.tau);
+        const dn = Float64Array.from(m.tau);
+        up[i] *= Math.exp(h);
+        dn[i] *= Math.exp(-h);
+        const d = (at(up) - at(dn)) / (2 * h);
+        assert.ok(Math.abs(d) < 1e-4, `${hessian} ${structure}: d log Z / d log tau_${i} = ${d}`);
+      }
+      assert.ok(interior > p / 2, `${hessian}: ${interior} of ${p} precisions interior`);
+    } else {
+      // Against MacKay's fixed point on the exact GGN (evidenceMaximiser): rho_l = beta_l / beta0_l and sigma^2.
+      const exact = evidenceMaximiser(ggn, p, layerOf, a0, w, { r2, n: 16, s2: 0.25 });
+      for (let i = 0; i < p; i++) assert.ok(Math.abs(m.tau[i] / a0[i] - exact.rho[layerOf[i]]) < 1e-3 * exact.rho[layerOf[i]], `full layer: tau_${i} / a0 = ${m.tau[i] / a0[i]} vs rho ${exact.rho[layerOf[i]]}`);
+      assert.ok(Math.abs(Math.exp(2 * m.logSigma!) - exact.s2) < 1e-3 * exact.s2, `full layer: sigma^2 ${Math.exp(2 * m.logSigma!)} vs ${exact.s2}`);
+    }
+    const ds = (at(m.tau, m.logSigma! + h) - at(m.tau, m.logSigma! - h)) / (2 * h);
+    assert.ok(Math.abs(ds) < 1e-4, `${hessian} ${structure}: d log Z / d log sigma = ${ds}`);
+    // It improves on the per-layer eigenvalue optimum's evidence (diagonal) or matches the exact one (layer).
+    const lf = laplaceFactors(model, 16, params, blocks, state, o);
+    assert.ok(Math.abs(lf.options.logEvidence! - m.value) < 1e-9 * Math.abs(m.value), `${hessian} ${structure}: saved log Z ${lf.options.logEvidence} vs ${m.value}`);
+    assert.ok(Math.abs(lf.options.sigma! - Math.exp(m.logSigma!)) < 1e-9);
+    if (structure === "diagonal") {
+      const perLayer = laplaceFactors(model, 16, params, blocks, state, { ...o, priorStructure: "layer" });
+      assert.ok(m.value >= perLayer.options.logEvidence! - 1e-6, `${hessian}: per weight ${m.value} >= per layer ${perLayer.options.logEvidence}`);
+      free(perLayer.factors);
+    }
+    // Sigma from the saved factors = (G / sigma^2 + diag(tau))^-1 from the exact GGN (diag: its diagonal).
+    const sigma = await hostSigma(lf.factors, blocks, p);
+    const s2 = Math.exp(2 * m.logSigma!);
+    const prec = ggn.map((g, t) => (hessian === "diag" && Math.floor(t / p) !== t % p ? 0 : g / s2));
+    for (let i = 0; i < p; i++) prec[i * p + i] += m.tau[i];
+    const l = cholesky(prec, p);
+    const eye = new Float64Array(p * p);
+    for (let i = 0; i < p; i++) eye[i * p + i] = 1;
+    const exactSigma = solveLowerTranspose(l, p, solveLower(l, p, eye, p), p);
+    assert.ok(relErr(sigma, exactSigma) < 1e-3, `${hessian} ${structure}: Sigma rel err ${relErr(sigma, exactSigma)}`);
+    free(lf.factors);
+    free(state);
+  }
+});
+
+test("laplace --prior-structure: diagonal refuses kron and lowrank, layer refuses lowrank, when the evidence tunes the prior", () => {
+  const model = tinyMlp();
+  assert.throws(() => create(model, 10, { ...OPTS, hessian: "kron", priorOpt: "marglik", priorStructure: "diagonal" }), /--prior-structure diagonal needs --hessian diag or full/);
+  assert.throws(() => create(model, 10, { ...OPTS, hessian: "lowrank", priorOpt: "online", priorStructure: "layer" }), /--hessian lowrank tunes one scalar/);
 });

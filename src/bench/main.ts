@@ -111,7 +111,7 @@ const bbb: MethodFactory = (_ld, n, model) => createBbb(model, { dataSize: n, le
 const bbbLrt: MethodFactory = (_ld, n, model) => createBbb(model, { dataSize: n, learningRate: 1e-3, estimator: "lrt" });
 /** KFAC accumulation with the Monte Carlo Fisher (one label drawn per example), A with ones appended, at fixed weights. */
 const kfac: MethodFactory = (_ld, n, model) =>
-  createLaplace(model, n, { epochs: 0, lr: 1e-3, hessian: "kron", rank: 1, subset: "all", curvature: "mc", pred: "glm", link: "probit", temperature: 1, priorOpt: "none", priorMultiplier: 1, samples: 1 }) as unknown as ModelMethod<Tree, Info>;
+  createLaplace(model, n, { epochs: 0, lr: 1e-3, hessian: "kron", rank: 1, subset: "all", curvature: "mc", pred: "glm", link: "probit", temperature: 1, priorOpt: "none", priorStructure: "layer", priorMultiplier: 1, samples: 1 }) as unknown as ModelMethod<Tree, Info>;
 /**
  * One sample-then-optimise step of sampled linearised Laplace as WORKLOADS.md defines it: K = 8 samples
  * from 0, fixed prior draws z0 ~ N(0, I) (A = 1), g_k = (N/B) J^T H J z_k + (z_k - z0_k), heavy ball

@@ -140,8 +140,13 @@ export const OPTIONS = {
   link: choice("link", "how the linearised classifier's Gaussian logits become probabilities: probit approximation, Laplace bridge (Dirichlet), or Monte Carlo", ["probit", "bridge", "mc"] as const),
   priorOpt: choice(
     "priorOpt",
-    "how the Laplace prior precision per layer (and a learned regression noise) is tuned: online (rounds of MAP training and evidence maximisation, then post-hoc), marglik (maximise the Laplace evidence post hoc at the given mode), grid (hold out 20% of the training data, pick the prior precision multiplier, 1e-4 to 1e4, with the lowest validation NLL of the linearised predictive, then refit on all of it with that multiplier), or none",
+    "how the Laplace prior precision (at --prior-structure's granularity) and a learned regression noise are tuned: online (rounds of MAP training and evidence maximisation, then post-hoc), marglik (maximise the Laplace evidence post hoc at the given mode), grid (hold out 20% of the training data, pick the prior precision multiplier, 1e-4 to 1e4, with the lowest validation NLL of the linearised predictive, then refit on all of it with that multiplier), or none",
     ["online", "marglik", "grid", "none"] as const,
+  ),
+  priorStructure: choice(
+    "priorStructure",
+    "what the Laplace evidence (--prior-opt marglik and online) tunes of the prior precision: one multiplier of the model prior for every weight, one per layer, or one precision per weight (diagonal: with --hessian diag in closed form, with --hessian full by MacKay's fixed point); each stays within 1e-8 to 1e8 times the model prior's",
+    ["scalar", "layer", "diagonal"] as const,
   ),
   priorMultiplier: positive("priorMultiplier", "m", "multiplies the Laplace prior precision after it is tuned (or the model prior's, with --prior-opt none); --prior-opt grid chooses it on held-out training data"),
   emSteps: int("emSteps", "e", "sample-based EM steps for the prior precision per layer and a learned regression noise (0 keeps both)", 0),

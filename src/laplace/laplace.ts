@@ -20,7 +20,7 @@
 import { MAP_DEFAULTS } from "../baselines/map.js";
 import { fromHost, np, random, type JArray, type Key } from "../core/engine.js";
 import type { Posterior } from "../core/method.js";
-import { nystromEig, qrOrthonormal, symEig, transpose } from "../core/linalg.js";
+import { nystromEig, qrOrthonormal, solveLowerTranspose, symEig, transpose } from "../core/linalg.js";
 import { OPTIONS } from "../core/options.js";
 import { use, type BuildContext, type DefaultContext, type OptionUses } from "../core/spec.js";
 import { keep, leaves } from "../core/tree.js";
@@ -28,7 +28,7 @@ import type { Batch, Model, ModelMethod, ModelMethodSpec, Params } from "../mode
 import { layerList, leafScales } from "../models/prior.js";
 import { batchCurvature, batchHessian, blockLayers, leafAt, outputDirections, selectBlocks, type Block } from "./curvature.js";
 import { blockGrads, linearisedPass } from "./linearised.js";
-import { maximiseByCoordinates, maximiseEvidence, logEvidence, type EigenGroup, type EvidenceProblem, type Hyper, type PriorBlock } from "./marglik.js";
+import { maximiseByCoordinates, maximiseEvidence, maximiseWeightwise, logEvidence, weightwiseEvidence, type EigenGroup, type EvidenceProblem, type Hyper, type PriorBlock, type WeightwiseProblem } from "./marglik.js";
 import { laplaceKinds, laplacePosterior, uploadBlockFactors, type Factors, type LaplaceOptions, type Link } from "./posterior.js";
 
 /** Options of the `laplace` method. */
@@ -47,9 +47,23 @@ export interface LaplaceMethodOptions {
   /** T: the posterior is p(theta | D)^(1/T) (covariance times T); T < 1 a cold posterior. */
   temperature: number;
   priorOpt: "online" | "marglik" | "grid" | "none";
+  /** What the evidence tunes: one multiplier for all weights, one per layer, or a precision per weight. */
+  priorStructure: PriorStructure;
   /** Multiplies the prior precision after tuning (set by the grid's refit). */
   priorMultiplier: number;
   samples: number;
+}
+
+/** The granularity of the prior precision the evidence tunes (`--prior-structure`). */
+export type PriorStructure = "scalar" | "layer" | "diagonal";
+
+/**
+ * Whether the evidence is maximised weight by weight (marglik.ts's {@link WeightwiseProblem}): a
+ * per-weight prior, or a per-layer one under the full structure (whose single eigendecomposition
+ * serves one shared multiplier only).
+ */
+export function weightwiseTuning(o: Pick<LaplaceMethodOptions, "hessian" | "priorStructure" | "priorOpt">): boolean {
+  return (o.priorOpt === "marglik" || o.priorOpt === "online") && (o.priorStructure === "diagonal" || (o.priorStructure === "layer" && o.hessian === "full"));
 }
 
 /** The accumulated curvature sums (engine arrays). */
@@ -87,6 +101,13 @@ export function create(model: Model, dataSize: number, o: LaplaceMethodOptions, 
   }
   if (o.hessian === "lowrank" && o.curvature === "hessian") throw new Error("--hessian lowrank: sketches the curvature by curvature-vector products of --curvature ggn, mc or ef, not the exact Hessian");
   if (o.hessian === "lowrank" && !model.network.applyLinear) throw new Error(`--hessian lowrank: network ${model.network.spec} does not expose its layers (applyLinear)`);
+  const byEvidence = o.priorOpt === "marglik" || o.priorOpt === "online";
+  if (byEvidence && o.priorStructure === "diagonal" && o.hessian !== "diag" && o.hessian !== "full") {
+    throw new Error(`--prior-structure diagonal needs --hessian diag or full (a prior precision per weight does not share the eigenbasis of --hessian ${o.hessian}'s factors, so its log determinant would need the whole matrix), got --hessian ${o.hessian}`);
+  }
+  if (byEvidence && o.priorStructure === "layer" && o.hessian === "lowrank") {
+    throw new Error("--prior-structure layer: --hessian lowrank tunes one scalar (its eigenpairs are of the curvature whitened by the whole prior, which a per-layer change would alter); use --prior-structure scalar, or --hessian diag, kron or full");
+  }
   if (o.curvature === "hessian" && o.hessian !== "full") throw new Error(`--curvature hessian needs --hessian full (the exact Hessian is only formed as a full matrix), got --hessian ${o.hessian}`);
   const structure = o.hessian;
   let blocks: Block[] = [];
@@ -285,7 +306,15 @@ export function blockPrecisions(model: Model, params: Params, blocks: readonly B
 const host = (a: JArray): Float64Array => Float64Array.from(a.ref.dataSync() as Float32Array);
 
 /** The evidence problem and the host factors of a finished curvature pass (see the module comment). */
-export function laplaceProblem(model: Model, dataSize: number, params: Params, blocks: readonly Block[], state: LaplaceState, o: Pick<LaplaceMethodOptions, "hessian" | "curvature" | "priorOpt" | "rank">, rowsPerExample: readonly number[] = []) {
+export function laplaceProblem(
+  model: Model,
+  dataSize: number,
+  params: Params,
+  blocks: readonly Block[],
+  state: LaplaceState,
+  o: Pick<LaplaceMethodOptions, "hessian" | "curvature" | "priorOpt" | "rank"> & Partial<Pick<LaplaceMethodOptions, "priorStructure">>,
+  rowsPerExample: readonly number[] = [],
+) {
   const seen = Number(state.seen.ref.dataSync()[0]);
   const scale = dataSize / seen;
   const layers = layerList(params.net);
@@ -296,15 +325,26 @@ export function laplaceProblem(model: Model, dataSize: number, params: Params, b
   });
   const tau0 = blockPrecisions(model, params, blocks);
   const chosenLayers = blockLayers(blocks);
-  // full and lowrank: one beta scales the whole prior (an eigendecomposition of all chosen weights together).
-  const full = o.hessian === "full" || o.hessian === "lowrank";
+  // One beta scales the whole prior: --prior-structure scalar, and always for full and lowrank (an
+  // eigendecomposition of all chosen weights together; their other structures are tuned weight by weight).
+  const full = o.hessian === "full" || o.hessian === "lowrank" || o.priorStructure === "scalar";
   const betaOf = (b: Block) => (full ? 0 : chosenLayers.indexOf(b.layer));
   const betaStart = full ? [beta0[blocks[0].layer]] : chosenLayers.map((l) => beta0[l]);
   const pattern = blocks.map((b, i) => tau0[i] / betaStart[betaOf(b)]);
+  const pTotal = blocks.reduce((a, b) => a + b.size, 0);
+  // Per weight (block order), for the weightwise evidence: theta*^2, the pattern under a per-layer prior, the layer.
+  const theta2 = new Float64Array(pTotal);
+  const layerPattern = new Float64Array(pTotal);
+  const group = new Int32Array(pTotal);
+  let at = 0;
   const priorBlocks: PriorBlock[] = blocks.map((b, i) => {
     const v = host(leafAt(params, b.path));
     let ss = 0;
     for (const x of v) ss += x * x;
+    for (let t = 0; t < b.size; t++) theta2[at + t] = v[t] * v[t];
+    layerPattern.fill(tau0[i] / beta0[b.layer], at, at + b.size);
+    group.fill(chosenLayers.indexOf(b.layer), at, at + b.size);
+    at += b.size;
     return { beta: betaOf(b), scale: pattern[i], size: b.size, sumSq: ss };
   });
   const gaussian = model.likelihood.spec.kind === "gaussian";
@@ -313,13 +353,20 @@ export function laplaceProblem(model: Model, dataSize: number, params: Params, b
   const hostFactors: { sd: Float64Array; qa?: Float64Array; qg?: Float64Array; lambda: Float64Array; group: number }[] = [];
   let full_: { q: Float64Array; kappa: Float64Array; c: Float64Array; p: number } | undefined;
   let lowRank: LowRank | undefined;
+  // The curvature the weightwise evidence needs: the diagonal, or (full) the dense matrix at unit noise.
+  let weightCurvature: WeightwiseProblem["curvature"] | undefined;
   let logDetConst = 0;
   if (o.hessian === "diag") {
+    const all = new Float64Array(pTotal);
+    let off = 0;
     blocks.forEach((b, i) => {
       const lam = host(state.acc[i]).map((v) => v * scale);
       groups.push({ beta: betaOf(b), scale: pattern[i], lambda: lam });
       hostFactors.push({ sd: new Float64Array(lam.length), lambda: lam, group: groups.length - 1 });
+      all.set(lam, off);
+      off += lam.length;
     });
+    weightCurvature = { kind: "diag", lambda: all };
   } else if (o.hessian === "kron") {
     const m = chosenLayers.length;
     const eig = chosenLayers.map((_, j) => {
@@ -404,6 +451,7 @@ export function laplaceProblem(model: Model, dataSize: number, params: Params, b
     });
     const k = new Float64Array(p * p);
     for (let r = 0; r < p; r++) for (let q = 0; q < p; q++) k[r * p + q] = (0.5 * (f[r * p + q] + f[q * p + r]) * scale) / Math.sqrt(c[r] * c[q]);
+    if (o.priorStructure !== undefined && o.priorStructure !== "scalar") weightCurvature = { kind: "dense", c: k.map((v, t) => v * Math.sqrt(c[Math.floor(t / p)] * c[t % p])) };
     const e = symEig(k, p);
     if (o.curvature === "hessian" && e.values[0] < 0) {
       // The exact Hessian need not be PSD away from a strict minimum; its negative directions are clipped to 0 (as the GGN's would be).
@@ -413,8 +461,12 @@ export function laplaceProblem(model: Model, dataSize: number, params: Params, b
     groups.push({ beta: 0, scale: 1, lambda: e.values });
     full_ = { q: e.vectors, kappa: e.values, c, p };
   }
-  const problem: EvidenceProblem = { groups, blocks: priorBlocks, data, betas: betaStart.length, noisePower: o.curvature === "ef" ? 4 : 2, logDetConst };
-  return { problem, betaStart, hostFactors, full: full_, lowRank, chosenLayers, beta0 };
+  const noisePower = o.curvature === "ef" ? 4 : 2;
+  const problem: EvidenceProblem = { groups, blocks: priorBlocks, data, betas: betaStart.length, noisePower, logDetConst };
+  const weightwise: WeightwiseProblem | undefined = weightCurvature && { theta2, pattern: layerPattern, group, groups: chosenLayers.length, curvature: weightCurvature, data, noisePower };
+  // Each weight's model prior precision, where the weightwise tuning starts.
+  const tauStart = Float64Array.from(group, (g, t) => beta0[chosenLayers[g]] * layerPattern[t]);
+  return { problem, betaStart, hostFactors, full: full_, lowRank, chosenLayers, beta0, weightwise, tauStart };
 }
 
 /** The validation NLL of held-out training examples, as the driver hands it to the method. */
@@ -464,6 +516,11 @@ export function laplaceFactors(model: Model, dataSize: number, params: Params, b
   const sigma0 = modeSigma(model, params);
   const tuneSigma = model.likelihood.spec.kind === "gaussian" && model.likelihood.spec.noise === "learned";
   const start: Hyper = { logBeta: pr.betaStart.map(Math.log), ...(sigma0 !== undefined ? { logSigma: Math.log(sigma0) } : {}) };
+  const ww = !at && weightwiseTuning(o) ? pr.weightwise : undefined;
+  if (ww) {
+    const w = weightwiseFactors(ww, pr, blocks, o, { tau: pr.tauStart, ...(start.logSigma !== undefined ? { logSigma: start.logSigma } : {}) }, tuneSigma);
+    return { factors: w.factors, options: laplaceOptions(o, blocks, w.sigma, w.priorScales, w.evidence) };
+  }
   let hyper = start;
   let evidence: number;
   const lr = pr.lowRank;
@@ -554,14 +611,18 @@ export function laplaceFactors(model: Model, dataSize: number, params: Params, b
     factors = uploadBlockFactors(blocks, hf);
   }
   // The tuned prior scale of each layer (untouched layers keep theirs).
-  const oneBeta = o.hessian === "full" || o.hessian === "lowrank";
+  const oneBeta = o.hessian === "full" || o.hessian === "lowrank" || o.priorStructure === "scalar";
   const priorScales = pr.beta0.map((b0, l) => {
     const j = oneBeta ? 0 : pr.chosenLayers.indexOf(l);
     if (j < 0 || (oneBeta && !pr.chosenLayers.includes(l))) return 1 / Math.sqrt(b0);
-    // For full and lowrank, one beta scales every chosen layer's start by the same factor.
+    // With one beta (scalar, full, lowrank) it scales every chosen layer's start by the same factor.
     return oneBeta ? 1 / Math.sqrt((b0 * beta[0]) / pr.betaStart[0]) : 1 / Math.sqrt(beta[j]);
   });
-  const options: LaplaceOptions = {
+  return { factors, options: laplaceOptions(o, blocks, sigma, priorScales, evidence) };
+}
+
+function laplaceOptions(o: LaplaceMethodOptions, blocks: readonly Block[], sigma: number | undefined, priorScales: readonly number[], evidence: number): LaplaceOptions {
+  return {
     structure: o.hessian,
     curvature: o.curvature,
     subset: o.subset,
@@ -572,11 +633,56 @@ export function laplaceFactors(model: Model, dataSize: number, params: Params, b
     ...(sigma !== undefined ? { sigma } : {}),
     priorScales,
     priorOpt: o.priorOpt,
+    priorStructure: o.priorStructure,
     temperature: o.temperature,
     ...(o.hessian === "lowrank" ? { rank: o.rank } : {}),
     logEvidence: evidence,
   };
-  return { factors, options };
+}
+
+/**
+ * The posterior factors of a weightwise-tuned prior (per weight, or per layer under the full
+ * structure): maximise the evidence ({@link maximiseWeightwise}), apply the multiplier, and take the
+ * standard deviations (diag) or L^-T (full, P = L L^T = r C + diag(tau)) as the covariance's square root.
+ * Each layer's reported prior scale is the geometric mean of s_p = (tau_p / c_p)^-1/2 over its weights
+ * (the layer's own scale under a per-layer prior).
+ */
+function weightwiseFactors(
+  ww: WeightwiseProblem,
+  pr: ReturnType<typeof laplaceProblem>,
+  blocks: readonly Block[],
+  o: LaplaceMethodOptions,
+  start: { tau: Float64Array; logSigma?: number },
+  tuneSigma: boolean,
+): { factors: Factors; sigma: number | undefined; priorScales: number[]; evidence: number } {
+  const m = maximiseWeightwise(ww, start, { structure: o.priorStructure === "diagonal" ? "diagonal" : "layer", tuneSigma });
+  const tau = m.tau.map((t) => t * o.priorMultiplier);
+  const e = weightwiseEvidence(ww, tau, m.logSigma);
+  const sqrtT = Math.sqrt(o.temperature);
+  let factors: Factors;
+  if (e.chol) {
+    const p = tau.length;
+    const eye = new Float64Array(p * p);
+    for (let i = 0; i < p; i++) eye[i * p + i] = 1;
+    factors = { s: fromHost(Float32Array.from(solveLowerTranspose(e.chol, p, eye, p), (v) => v * sqrtT), [p, p]) };
+  } else {
+    let off = 0;
+    const hf = blocks.map((b) => {
+      const sd = e.variance.slice(off, off + b.size).map((v) => sqrtT * Math.sqrt(v));
+      off += b.size;
+      return { sd };
+    });
+    factors = uploadBlockFactors(blocks, hf);
+  }
+  const logSum = new Float64Array(pr.beta0.length);
+  const count = new Float64Array(pr.beta0.length);
+  tau.forEach((t, i) => {
+    const l = pr.chosenLayers[ww.group[i]];
+    logSum[l] += Math.log(t / ww.pattern[i]);
+    count[l]++;
+  });
+  const priorScales = pr.beta0.map((b0, l) => (count[l] ? Math.exp(-0.5 * (logSum[l] / count[l])) : 1 / Math.sqrt(b0)));
+  return { factors, sigma: m.logSigma === undefined ? undefined : Math.exp(m.logSigma), priorScales, evidence: e.value };
 }
 
 /**
@@ -611,6 +717,11 @@ export const spec: ModelMethodSpec<LaplaceMethodOptions> = {
     pred: use(OPTIONS.pred, "glm" as LaplaceMethodOptions["pred"]),
     link: use(OPTIONS.link, "probit" as Link),
     priorOpt: use(OPTIONS.priorOpt, (c: DefaultContext) => (c.classification ? "marglik" : "online"), "classification marglik, regression online (docs/laplace.md)"),
+    priorStructure: use(
+      OPTIONS.priorStructure,
+      (_: DefaultContext, o: Readonly<Partial<LaplaceMethodOptions>>) => (o.hessian === "full" || o.hessian === "lowrank" ? "scalar" : "layer") as PriorStructure,
+      "layer with --hessian diag or kron, scalar with full or lowrank (one eigendecomposition then serves every prior the evidence tries)",
+    ),
     priorMultiplier: use(OPTIONS.priorMultiplier, 1, "1 (--prior-opt grid sets it by validation)"),
     temperature: use(
       OPTIONS.temperature,

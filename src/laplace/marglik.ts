@@ -14,8 +14,11 @@
  * eigenvalues of each block's curvature, which share the block's isotropic prior precision: a
  * diagonal's entries, a Kronecker block's products lambda_A,i lambda_G,j / R, or, for the full matrix,
  * the eigenvalues of C^-1/2 GGN C^-1/2 under one shared beta. Everything here is host arithmetic on
- * those eigenvalues (float64), so changing the prior never recomputes curvature.
+ * those eigenvalues (float64), so changing the prior never recomputes curvature. A prior that does not
+ * share those eigenbases (per layer under the full structure, or per weight) is scored weight by
+ * weight ({@link WeightwiseProblem}).
  */
+import { cholesky, logDetCholesky, solveLower } from "../core/linalg.js";
 
 /** The eigenvalues of one block of the precision and the prior precision they share. */
 export interface EigenGroup {
@@ -194,4 +197,142 @@ export function maximiseByCoordinates(f: (x: number[]) => number, start: readonl
     }
   }
   return { x, value };
+}
+
+/**
+ * The evidence weight by weight, for a prior precision that need not be one multiplier per group of a
+ * shared eigenbasis: a precision per layer under the full structure, or one per weight (`--prior-structure
+ * diagonal`). tau_p is each weight's prior precision, and the curvature enters as a diagonal (the diag
+ * structure: weight p's own eigenvalue lambda_p) or the dense p x p matrix C (full):
+ *
+ *   log Z = data term - 1/2 sum_p tau_p theta*_p^2 + 1/2 sum_p log tau_p - 1/2 log det(r C + diag(tau)).
+ */
+export interface WeightwiseProblem {
+  /** theta*_p^2 per tuned weight, in block order. */
+  readonly theta2: Float64Array;
+  /** c_p: under a per-layer prior tau_p = beta_g(p) c_p. */
+  readonly pattern: Float64Array;
+  /** The group (layer) of each weight, 0 .. groups - 1. */
+  readonly group: Int32Array;
+  readonly groups: number;
+  /** Curvature at unit noise: its diagonal, or the dense row-major p x p matrix. */
+  readonly curvature: { readonly kind: "diag"; readonly lambda: Float64Array } | { readonly kind: "dense"; readonly c: Float64Array };
+  readonly data: DataTerm;
+  /** As {@link EvidenceProblem.noisePower}. */
+  readonly noisePower: number;
+}
+
+/** r = sigma^-noisePower for a Gaussian likelihood, 1 otherwise. */
+function noiseFactor(p: { readonly data: DataTerm; readonly noisePower: number }, logSigma: number | undefined): number {
+  return p.data.kind === "gaussian" ? Math.exp(-p.noisePower * (logSigma ?? 0)) : 1;
+}
+
+/**
+ * log Z at per-weight precisions `tau` (and log sigma), with the posterior variances Sigma_pp and the
+ * dense structure's Cholesky factor of r C + diag(tau) (for the posterior's square root). O(p) for a
+ * diagonal curvature; one Cholesky and one triangular inverse, O(p^3), for a dense one.
+ */
+export function weightwiseEvidence(p: WeightwiseProblem, tau: Float64Array, logSigma?: number): { value: number; variance: Float64Array; chol?: Float64Array } {
+  const n = tau.length;
+  const r = noiseFactor(p, logSigma);
+  let value = 0;
+  if (p.data.kind === "gaussian") {
+    const s2 = Math.exp(2 * (logSigma ?? 0));
+    value += -0.5 * p.data.n * Math.log(2 * Math.PI * s2) - p.data.sse / (2 * s2);
+  } else value += p.data.logLik;
+  for (let i = 0; i < n; i++) value += -0.5 * tau[i] * p.theta2[i] + 0.5 * Math.log(tau[i]);
+  const variance = new Float64Array(n);
+  if (p.curvature.kind === "diag") {
+    const lam = p.curvature.lambda;
+    for (let i = 0; i < n; i++) {
+      const prec = r * Math.max(lam[i], 0) + tau[i];
+      value -= 0.5 * Math.log(prec);
+      variance[i] = 1 / prec;
+    }
+    return { value, variance };
+  }
+  const a = p.curvature.c.map((v) => r * v);
+  for (let i = 0; i < n; i++) a[i * n + i] += tau[i];
+  const chol = cholesky(a, n);
+  value -= 0.5 * logDetCholesky(chol, n);
+  // (r C + T)^-1_pp = sum_k (L^-1)_kp^2.
+  const eye = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) eye[i * n + i] = 1;
+  const inv = solveLower(chol, n, eye, n);
+  for (let k = 0; k < n; k++) for (let i = 0; i <= k; i++) variance[i] += inv[k * n + i] ** 2;
+  return { value, variance, chol };
+}
+
+/** Options of {@link maximiseWeightwise}. */
+export interface WeightwiseOptions {
+  /** One precision multiplier per group (`layer`) or one precision per weight (`diagonal`). */
+  readonly structure: "layer" | "diagonal";
+  readonly tuneSigma: boolean;
+  /** Fixed-point iterations at most (each one O(p^3) for a dense curvature). */
+  readonly iterations?: number;
+}
+
+/**
+ * Maximise {@link weightwiseEvidence} over the prior precisions (per group or per weight, each kept in
+ * [1e-8, 1e8] times its start) and log sigma, by MacKay's (1992) fixed point: with Sigma = (r C + T)^-1 at
+ * the current values and gamma_p = 1 - tau_p Sigma_pp (weight p's share of the effective number of
+ * parameters), the stationarity conditions of log Z give
+ *
+ *   per group:   beta_g = sum_{p in g} gamma_p / sum_{p in g} c_p theta*_p^2,
+ *   per weight:  tau_p = gamma_p / theta*_p^2, which for a diagonal curvature is solved exactly:
+ *                tau_p = (sqrt((r lambda_p)^2 + 4 r lambda_p / theta*_p^2) - r lambda_p) / 2,
+ *   noise:       sigma^2 = sse / (N - (noisePower / 2) sum_p gamma_p).
+ *
+ * Iterates until no log precision or log sigma moves by more than 1e-7, or `iterations` (default 500),
+ * and returns the best point seen (the fixed point need not increase log Z at every step).
+ */
+export function maximiseWeightwise(p: WeightwiseProblem, start: { readonly tau: Float64Array; readonly logSigma?: number }, o: WeightwiseOptions): { tau: Float64Array; logSigma?: number; value: number; iterations: number } {
+  const n = start.tau.length;
+  const lo = start.tau.map((t) => t * 1e-8);
+  const hi = start.tau.map((t) => t * 1e8);
+  const clamp = (v: number, i: number) => Math.min(hi[i], Math.max(lo[i], Number.isFinite(v) ? v : hi[i]));
+  const iterations = o.iterations ?? 500;
+  let tau = Float64Array.from(start.tau);
+  let logSigma = start.logSigma;
+  let e = weightwiseEvidence(p, tau, logSigma);
+  let best = { tau, logSigma, value: e.value };
+  let it = 0;
+  for (; it < iterations; it++) {
+    const r = noiseFactor(p, logSigma);
+    const next = new Float64Array(n);
+    let gammaTotal = 0;
+    for (let i = 0; i < n; i++) gammaTotal += 1 - tau[i] * e.variance[i];
+    if (o.structure === "diagonal") {
+      for (let i = 0; i < n; i++) {
+        if (p.curvature.kind === "diag") {
+          const rl = r * Math.max(p.curvature.lambda[i], 0);
+          next[i] = clamp(0.5 * (Math.sqrt(rl * rl + (4 * rl) / p.theta2[i]) - rl), i);
+        } else next[i] = clamp((1 - tau[i] * e.variance[i]) / p.theta2[i], i);
+      }
+    } else {
+      const gamma = new Float64Array(p.groups);
+      const norm = new Float64Array(p.groups);
+      for (let i = 0; i < n; i++) {
+        gamma[p.group[i]] += 1 - tau[i] * e.variance[i];
+        norm[p.group[i]] += p.pattern[i] * p.theta2[i];
+      }
+      for (let i = 0; i < n; i++) next[i] = clamp((gamma[p.group[i]] / norm[p.group[i]]) * p.pattern[i], i);
+    }
+    let nextSigma = logSigma;
+    if (o.tuneSigma && p.data.kind === "gaussian") {
+      const dof = p.data.n - 0.5 * p.noisePower * gammaTotal;
+      if (dof > 0 && p.data.sse > 0) nextSigma = Math.min((start.logSigma ?? 0) + 10, Math.max((start.logSigma ?? 0) - 10, 0.5 * Math.log(p.data.sse / dof)));
+    }
+    let move = Math.abs((nextSigma ?? 0) - (logSigma ?? 0));
+    for (let i = 0; i < n; i++) move = Math.max(move, Math.abs(Math.log(next[i] / tau[i])));
+    tau = next;
+    logSigma = nextSigma;
+    e = weightwiseEvidence(p, tau, logSigma);
+    if (e.value > best.value) best = { tau, logSigma, value: e.value };
+    if (move < 1e-7) {
+      it++;
+      break;
+    }
+  }
+  return { ...best, iterations: it };
 }

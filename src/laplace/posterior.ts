@@ -65,6 +65,8 @@ export interface LaplaceOptions {
   /** The tuned prior scale s_l per layer (`layerList` order; 1/s^2 the layer's beta), and what tuned it. */
   readonly priorScales: readonly number[];
   readonly priorOpt: string;
+  /** The granularity the evidence tuned the prior at (`--prior-structure`; absent in posteriors saved before it existed). */
+  readonly priorStructure?: string;
   /** T of the tempered posterior the factors describe. */
   readonly temperature: number;
   /** Eigenpairs kept by the low-rank structure. */
