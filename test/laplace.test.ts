@@ -624,7 +624,7 @@ test("laplace refuses a structure that would not fit in memory, saying how much 
 
 /** Runs sampled Laplace over `batch` (all of it per step) for the plan's steps; returns the final state. */
 async function sampledRun(model: Model, params: Params, batch: Batch, o: Partial<SampledLaplaceOptions>): Promise<{ state: SampledState; method: ReturnType<typeof createSampled> }> {
-  const opts: SampledLaplaceOptions = { epochs: 0, lr: 1e-3, subset: "all", samples: 500, emSteps: 0, solveEpochs: 300, link: "probit", temperature: 1, featureNorm: "none", ...o };
+  const opts: SampledLaplaceOptions = { epochs: 0, lr: 1e-3, subset: "all", samples: 500, emSteps: 0, solveEpochs: 300, link: "probit", temperature: 1, featureNorm: "none", priorStructure: "layer", ...o };
   const n = batch.x.shape[0];
   const method = createSampled(model, n, 1, opts);
   const step = compile((k: JArray, st: SampledState, b: Batch) => method.step(k, st, b), { consume: [0, 1, 2] });
@@ -753,6 +753,24 @@ test("sampled Laplace EM (mlp 3-4-3): the per-layer prior precisions reach the e
   const rho = Array.from(await toHost(state.rho.ref));
   // Monte Carlo error: gamma_l from K = 1,000 samples over one step; 10% relative allowed.
   rho.forEach((r, l) => assert.ok(Math.abs(r - exact[l]) / exact[l] < 0.1, `layer ${l}: EM rho ${r} against the exact maximiser ${exact[l]} (all: ${rho} vs ${exact})`));
+  free(state);
+});
+
+test("sampled Laplace EM with --prior-structure scalar (mlp 3-5-1, learned noise): one rho for every layer reaches the exact joint maximiser over one multiplier and sigma^2", async () => {
+  const { model, params, batch, ggn, p, r2, a0, w } = await priorStructureCase();
+  const exact = evidenceMaximiser(ggn, p, new Array<number>(p).fill(0), a0, w, { r2, n: 16, s2: 0.25 });
+  const { state, method } = await sampledRun(model, params, batch, { samples: 1000, emSteps: 8, solveEpochs: 40, priorStructure: "scalar" });
+  const rho = Array.from(await toHost(state.rho.ref));
+  const s2 = (await toHost(state.sig2.ref))[0];
+  // Monte Carlo error of sum_l gamma_l from K = 1,000 samples over one step; 10% relative allowed.
+  assert.equal(rho[0], rho[1]);
+  assert.ok(Math.abs(rho[0] - exact.rho[0]) / exact.rho[0] < 0.1, `EM rho ${rho[0]} against the exact maximiser ${exact.rho[0]}`);
+  assert.ok(Math.abs(s2 - exact.s2) / exact.s2 < 0.1, `EM sigma^2 ${s2} against ${exact.s2}`);
+  assert.throws(() => createSampled(model, 16, 1, { epochs: 0, lr: 1e-3, subset: "all", samples: 4, emSteps: 1, solveEpochs: 1, link: "probit", temperature: 1, featureNorm: "none", priorStructure: "diagonal" }), /--prior-structure diagonal is not supported/);
+  const post = method.posterior(state);
+  const sc = (post.options as { priorScales: number[] }).priorScales;
+  assert.ok(Math.abs(sc[0] - sc[1]) < 1e-6 * sc[0], `one scale for both layers: ${sc}`);
+  post.dispose();
   free(state);
 });
 

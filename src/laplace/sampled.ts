@@ -28,7 +28,8 @@
  * 4. sample-based EM (MacKay's update with sampled traces): in the last epoch of each solve, per layer l
  *    gamma_l = (1/K) sum_k <zeta_k,l, (G zeta_k)_l> estimates tr_l(P^-1 G), the layer's effective number
  *    of parameters, and the prior precision multiplier becomes rho_l = gamma_l / sum_{w in l} a0_w w*^2
- *    (A = rho_l a0 on layer l, w* the mode; the stationarity condition of the Laplace evidence in rho_l).
+ *    (A = rho_l a0 on layer l, w* the mode; the stationarity condition of the Laplace evidence in rho_l);
+ *    with `--prior-structure scalar` one rho = sum_l gamma_l / sum_w a0_w w*^2 for every layer.
  *    a0 is the model prior's precision tau_w, or with `--feature-norm g-prior` the g-prior's, proportional
  *    to diag(G) (see gPriorBase). A learned Gaussian noise is updated with it,
  *    sigma^2 = (sum_i ||y_i - f(x_i; theta*)||^2 + (1/K) sum_k ||J zeta_k||^2) / (N d), the expected
@@ -50,7 +51,7 @@ import { free, keep, rebuildByPath } from "../core/tree.js";
 import type { Batch, Model, ModelMethod, ModelMethodSpec, Params } from "../models/model.js";
 import { layerList } from "../models/prior.js";
 import { blockLayers, leafAt, selectBlocks, type Block } from "./curvature.js";
-import { blockPrecisions, modeSigma } from "./laplace.js";
+import { blockPrecisions, modeSigma, type PriorStructure } from "./laplace.js";
 import { blockGrads, forwardRows, hessianSqrtTimes, hessianTimes, linearisedPass, sampleJvp } from "./linearised.js";
 import { gaussianLinkProbs, predictInBlocks, withSigma, type Link } from "./posterior.js";
 
@@ -70,6 +71,8 @@ export interface SampledLaplaceOptions {
   temperature: number;
   /** The prior EM tunes: the model prior's per-layer precisions, or the g-prior (precisions proportional to the curvature's diagonal). */
   featureNorm: FeatureNorm;
+  /** One EM multiplier for every layer (`scalar`) or one per layer; `diagonal` is refused. */
+  priorStructure: PriorStructure;
 }
 
 /** `none`: the model prior's precisions tau_w times rho_l; `g-prior`: the g-prior's (Antorán et al. 2022) times rho_l. */
@@ -168,6 +171,9 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
   const spec = model.likelihood.spec;
   if (spec.kind === "gaussian" && spec.noise === "heteroscedastic") throw new Error("--method sampled-laplace: supports categorical and homoscedastic Gaussian likelihoods; use --noise learned or fixed");
   if (!model.network.applyLinear) throw new Error(`--method sampled-laplace: network ${model.network.spec} does not expose its layers (applyLinear)`);
+  if (o.priorStructure === "diagonal") {
+    throw new Error("--method sampled-laplace: --prior-structure diagonal is not supported (EM's per-weight trace <zeta_w, (G zeta)_w> from K samples is too noisy to set a precision per weight); use scalar or layer, or --method laplace --hessian diag or full");
+  }
   const K = o.samples;
   const S = stepsPerEpoch;
   const NP = POWER_STEPS;
@@ -181,6 +187,7 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
   const gaussianLik = spec.kind === "gaussian";
   const tuneNoise = gaussianLik && spec.noise === "learned" && o.emSteps > 0;
   const gPrior = o.featureNorm === "g-prior";
+  const scalarPrior = o.priorStructure === "scalar";
   const step = (key: Key, s: SampledState, batch: Batch): [SampledState, { loss: JArray }] => {
     const n = batch.x.shape[0];
     const dataScale = dataSize / n;
@@ -279,9 +286,11 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
     // gamma_l = tr_l(P^-1 G) lies in (0, n_l) exactly (n_l the layer's weights). An estimate outside comes
     // from iterates that are not yet posterior samples (an ill-conditioned problem the solves have not
     // converged on: far-off directions of large curvature inflate <z, G z>), and keeps the layer's rho.
-    const gammaHat = gam.ref.div(np.maximum(gcount.ref, 1));
-    const valid = np.logicalAnd(np.greater(gammaHat.ref, 0), np.less(gammaHat.ref, np.array(layerSizes)));
-    const rhoNew = np.where(valid.ref, np.maximum(gammaHat.div(norms), 1e-8), s.rho.ref);
+    // One multiplier for all layers: the sums over layers, the same in every entry.
+    const everyLayer = (x: JArray) => (scalarPrior ? np.ones([layers.length]).mul(x.sum()) : x);
+    const gammaHat = everyLayer(gam.ref.div(np.maximum(gcount.ref, 1)));
+    const valid = np.logicalAnd(np.greater(gammaHat.ref, 0), np.less(gammaHat.ref, np.array(scalarPrior ? layers.map(() => layerSizes.reduce((a, b) => a + b, 0)) : layerSizes)));
+    const rhoNew = np.where(valid.ref, np.maximum(gammaHat.div(everyLayer(norms)), 1e-8), s.rho.ref);
     const emKept = s.emKept.ref.add(np.logicalAnd(roundEnd.ref, np.logicalNot(valid)).astype(np.float32));
     const rho = np.where(roundEnd.ref, rhoNew, s.rho.ref);
     const sig2 = tuneNoise ? np.where(roundEnd.ref, np.maximum(r2.ref.mul(seenScale).add(ju.ref.div(np.maximum(gcount.ref, 1))).div(dataSize * model.network.outputDim), 1e-12), s.sig2.ref) : s.sig2.ref;
@@ -350,7 +359,14 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
             return m;
           })()
         : [];
-      const warnings = layers.flatMap((l, j) =>
+      const total = layerSizes.reduce((a, b) => a + b, 0);
+      const warnings = scalarPrior
+        ? kept[0] > 0
+          ? [
+              `sampled Laplace EM: ${kept[0]} of ${o.emSteps} steps estimated gamma = tr(P^-1 G) outside (0, ${total}), so the solves had not converged on this ill-conditioned problem; the prior kept its previous precision. More --solve-epochs may help; for a model small enough, --method laplace --hessian full is exact.`,
+            ]
+          : []
+        : layers.flatMap((l, j) =>
         kept[j] > 0
           ? [
               `sampled Laplace EM: on layer ${l}, ${kept[j]} of ${o.emSteps} steps estimated gamma = tr(P^-1 G) outside (0, ${layerSizes[j]}), so the solves had not converged on this ill-conditioned problem; the layer kept its previous prior precision. More --solve-epochs may help; for a model small enough, --method laplace --hessian full is exact.`,
@@ -370,6 +386,7 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
         emSteps: o.emSteps,
         solveEpochs: o.solveEpochs,
         featureNorm: o.featureNorm,
+        priorStructure: o.priorStructure,
         ...(warnings.length > 0 ? { warnings } : {}),
         ...(gaussianLik ? { sigma: Math.sqrt(sig2) } : {}),
         // The prior scale each layer ends with: s_l / sqrt(rho_l) (untouched layers keep theirs); with
@@ -408,6 +425,8 @@ export interface SampledPosteriorOptions {
   readonly emHistory?: readonly (readonly number[])[];
   /** The prior EM tuned (absent in posteriors saved before the option existed: none). */
   readonly featureNorm?: FeatureNorm;
+  /** `--prior-structure`: one EM multiplier for every layer or one per layer (absent in posteriors saved before it existed). */
+  readonly priorStructure?: string;
   /** EM steps that kept a layer's rho because its gamma estimate was impossible (the fit prints them). */
   readonly warnings?: readonly string[];
   /** A learned regression noise: sigma after each EM step (standardised units). */
@@ -556,6 +575,7 @@ export const spec: ModelMethodSpec<SampledLaplaceOptions> = {
     emSteps: use(OPTIONS.emSteps, 3),
     solveEpochs: use(OPTIONS.solveEpochs, (c: DefaultContext) => Math.max(2, Math.ceil(MIN_SOLVE_STEPS / c.stepsPerEpoch)), `2, and at least ${MIN_SOLVE_STEPS} steps (small data sets)`),
     link: use(OPTIONS.link, "probit" as Link),
+    priorStructure: use(OPTIONS.priorStructure, "layer" as PriorStructure, "layer (scalar: one EM multiplier for every layer; diagonal is not supported)"),
     featureNorm: use(OPTIONS.featureNorm, "none" as FeatureNorm, "none (under the g-prior the solves did not converge on the digits' MLP: docs/laplace.md)"),
     temperature: use(OPTIONS.temperature, (c: DefaultContext) => (c.classification ? SAMPLED_CLASSIFICATION_T : 1), `classification ${SAMPLED_CLASSIFICATION_T} (a cold posterior, chosen on training digits: docs/laplace.md), regression 1`),
   } satisfies OptionUses<SampledLaplaceOptions>,
