@@ -20,7 +20,7 @@
 import { MAP_DEFAULTS } from "../baselines/map.js";
 import { fromHost, np, random, type JArray, type Key } from "../core/engine.js";
 import type { Posterior } from "../core/method.js";
-import { nystromEig, qrOrthonormal, solveLowerTranspose, symEig, transpose } from "../core/linalg.js";
+import { matmul, nystromEig, qrOrthonormal, solveLowerTranspose, symEig, transpose } from "../core/linalg.js";
 import { OPTIONS } from "../core/options.js";
 import { use, type BuildContext, type DefaultContext, type OptionUses } from "../core/spec.js";
 import { keep, leaves } from "../core/tree.js";
@@ -451,11 +451,17 @@ export function laplaceProblem(
     });
     const k = new Float64Array(p * p);
     for (let r = 0; r < p; r++) for (let q = 0; q < p; q++) k[r * p + q] = (0.5 * (f[r * p + q] + f[q * p + r]) * scale) / Math.sqrt(c[r] * c[q]);
-    if (o.priorStructure !== undefined && o.priorStructure !== "scalar") weightCurvature = { kind: "dense", c: k.map((v, t) => v * Math.sqrt(c[Math.floor(t / p)] * c[t % p])) };
     const e = symEig(k, p);
     if (o.curvature === "hessian" && e.values[0] < 0) {
       // The exact Hessian need not be PSD away from a strict minimum; its negative directions are clipped to 0 (as the GGN's would be).
       for (let i = 0; i < p; i++) e.values[i] = Math.max(e.values[i], 0);
+    }
+    if (o.priorStructure !== undefined && o.priorStructure !== "scalar") {
+      // The weightwise evidence's dense C = c^1/2 Q max(kappa, 0) Q^T c^1/2: float32 round-off leaves the
+      // summed GGN slightly indefinite, which a precision near its lower bound would not cover.
+      const qs = new Float64Array(p * p);
+      for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) qs[i * p + j] = e.vectors[i * p + j] * Math.sqrt(Math.max(e.values[j], 0) * c[i]);
+      weightCurvature = { kind: "dense", c: matmul(qs, transpose(qs, p, p), p, p, p) };
     }
     for (const v of c) logDetConst += Math.log(v);
     groups.push({ beta: 0, scale: 1, lambda: e.values });
@@ -519,7 +525,7 @@ export function laplaceFactors(model: Model, dataSize: number, params: Params, b
   const ww = !at && weightwiseTuning(o) ? pr.weightwise : undefined;
   if (ww) {
     const w = weightwiseFactors(ww, pr, blocks, o, { tau: pr.tauStart, ...(start.logSigma !== undefined ? { logSigma: start.logSigma } : {}) }, tuneSigma);
-    return { factors: w.factors, options: laplaceOptions(o, blocks, w.sigma, w.priorScales, w.evidence) };
+    return { factors: w.factors, options: { ...laplaceOptions(o, blocks, w.sigma, w.priorScales, w.evidence), fixedPointIterations: w.iterations } };
   }
   let hyper = start;
   let evidence: number;
@@ -654,7 +660,7 @@ function weightwiseFactors(
   o: LaplaceMethodOptions,
   start: { tau: Float64Array; logSigma?: number },
   tuneSigma: boolean,
-): { factors: Factors; sigma: number | undefined; priorScales: number[]; evidence: number } {
+): { factors: Factors; sigma: number | undefined; priorScales: number[]; evidence: number; iterations: number } {
   const m = maximiseWeightwise(ww, start, { structure: o.priorStructure === "diagonal" ? "diagonal" : "layer", tuneSigma });
   const tau = m.tau.map((t) => t * o.priorMultiplier);
   const e = weightwiseEvidence(ww, tau, m.logSigma);
@@ -682,7 +688,7 @@ function weightwiseFactors(
     count[l]++;
   });
   const priorScales = pr.beta0.map((b0, l) => (count[l] ? Math.exp(-0.5 * (logSum[l] / count[l])) : 1 / Math.sqrt(b0)));
-  return { factors, sigma: m.logSigma === undefined ? undefined : Math.exp(m.logSigma), priorScales, evidence: e.value };
+  return { factors, sigma: m.logSigma === undefined ? undefined : Math.exp(m.logSigma), priorScales, evidence: e.value, iterations: m.iterations };
 }
 
 /**

@@ -279,12 +279,19 @@ export interface WeightwiseOptions {
  * parameters), the stationarity conditions of log Z give
  *
  *   per group:   beta_g = sum_{p in g} gamma_p / sum_{p in g} c_p theta*_p^2,
- *   per weight:  tau_p = gamma_p / theta*_p^2, which for a diagonal curvature is solved exactly:
- *                tau_p = (sqrt((r lambda_p)^2 + 4 r lambda_p / theta*_p^2) - r lambda_p) / 2,
+ *   per weight:  tau_p = gamma_p / theta*_p^2, taken in the form that maximises log Z in tau_p alone
+ *                (the others fixed): with q_p = Sigma_pp / (1 - tau_p Sigma_pp), weight p's posterior
+ *                variance without its own prior term (by the matrix determinant lemma
+ *                log det(A + tau_p e_p e_p^T) = log det A + log(1 + tau_p q_p)), the root of
+ *                q tau^2 + tau - 1 / theta^2 = 0: tau_p = 2 / (theta*_p^2 (1 + sqrt(1 + 4 q_p / theta*_p^2))).
+ *                For a diagonal curvature q_p = 1 / (r lambda_p) and one step is exact; for a dense one
+ *                the coordinatewise optimum does not swing between the bounds as the plain form does
+ *                for weights the data barely determine,
  *   noise:       sigma^2 = sse / (N - (noisePower / 2) sum_p gamma_p).
  *
- * Iterates until no log precision or log sigma moves by more than 1e-7, or `iterations` (default 500),
- * and returns the best point seen (the fixed point need not increase log Z at every step).
+ * Iterates until no log precision or log sigma moves by more than 1e-7, or log Z gains less than 1e-9
+ * of itself over 5 iterations, or `iterations` (default 500), and returns the best point seen (the
+ * fixed point need not increase log Z at every step).
  */
 export function maximiseWeightwise(p: WeightwiseProblem, start: { readonly tau: Float64Array; readonly logSigma?: number }, o: WeightwiseOptions): { tau: Float64Array; logSigma?: number; value: number; iterations: number } {
   const n = start.tau.length;
@@ -296,6 +303,7 @@ export function maximiseWeightwise(p: WeightwiseProblem, start: { readonly tau: 
   let logSigma = start.logSigma;
   let e = weightwiseEvidence(p, tau, logSigma);
   let best = { tau, logSigma, value: e.value };
+  const history: number[] = [];
   let it = 0;
   for (; it < iterations; it++) {
     const r = noiseFactor(p, logSigma);
@@ -304,10 +312,10 @@ export function maximiseWeightwise(p: WeightwiseProblem, start: { readonly tau: 
     for (let i = 0; i < n; i++) gammaTotal += 1 - tau[i] * e.variance[i];
     if (o.structure === "diagonal") {
       for (let i = 0; i < n; i++) {
-        if (p.curvature.kind === "diag") {
-          const rl = r * Math.max(p.curvature.lambda[i], 0);
-          next[i] = clamp(0.5 * (Math.sqrt(rl * rl + (4 * rl) / p.theta2[i]) - rl), i);
-        } else next[i] = clamp((1 - tau[i] * e.variance[i]) / p.theta2[i], i);
+        // q_p: weight p's posterior variance without its prior term, 1 / (r lambda_p) for a diagonal
+        // curvature, Sigma_pp / (1 - tau_p Sigma_pp) for a dense one.
+        const q = p.curvature.kind === "diag" ? 1 / (r * Math.max(p.curvature.lambda[i], 0)) : e.variance[i] / Math.max(1 - tau[i] * e.variance[i], 0);
+        next[i] = clamp(2 / (p.theta2[i] * (1 + Math.sqrt(1 + (4 * q) / p.theta2[i]))), i);
       }
     } else {
       const gamma = new Float64Array(p.groups);
@@ -327,9 +335,19 @@ export function maximiseWeightwise(p: WeightwiseProblem, start: { readonly tau: 
     for (let i = 0; i < n; i++) move = Math.max(move, Math.abs(Math.log(next[i] / tau[i])));
     tau = next;
     logSigma = nextSigma;
-    e = weightwiseEvidence(p, tau, logSigma);
+    try {
+      e = weightwiseEvidence(p, tau, logSigma);
+    } catch (err) {
+      // r C + diag(tau) lost positive definiteness in float64 (precisions at their lower bound against a
+      // curvature many orders larger): the best point so far stands.
+      if (err instanceof RangeError) break;
+      throw err;
+    }
     if (e.value > best.value) best = { tau, logSigma, value: e.value };
-    if (move < 1e-7) {
+    history.push(best.value);
+    // Converged: nothing moves, or log Z has gained less than 1e-9 of itself over 5 iterations (a weight
+    // the data leave undetermined can keep moving without changing log Z).
+    if (move < 1e-7 || (history.length > 5 && history[history.length - 1] - history[history.length - 6] < 1e-9 * Math.max(1, Math.abs(best.value)))) {
       it++;
       break;
     }

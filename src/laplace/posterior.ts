@@ -67,6 +67,8 @@ export interface LaplaceOptions {
   readonly priorOpt: string;
   /** The granularity the evidence tuned the prior at (`--prior-structure`; absent in posteriors saved before it existed). */
   readonly priorStructure?: string;
+  /** Iterations of MacKay's fixed point, when the prior was tuned weight by weight (marglik.ts). */
+  readonly fixedPointIterations?: number;
   /** T of the tempered posterior the factors describe. */
   readonly temperature: number;
   /** Eigenpairs kept by the low-rank structure. */
