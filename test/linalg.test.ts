@@ -11,6 +11,7 @@ import {
   matmul,
   nystromEig,
   qrOrthonormal,
+  invertLower,
   solveLower,
   solveLowerTranspose,
   symEig,
@@ -236,6 +237,22 @@ test("solveLower and solveLowerTranspose: a hand example, residuals below 1e-13 
   const ry = frobDiff(matmul(transpose(l, n, n), y, n, n, k), b) / (frob(l) * frob(y));
   assert.ok(rx < 1e-13, `L X - B residual ${rx}`);
   assert.ok(ry < 1e-13, `L^T Y - B residual ${ry}`);
+});
+
+test("invertLower: a hand example, equals solveLower with B = I (and is lower-triangular) for n = 60, and refuses a zero pivot", () => {
+  const l3 = new Float64Array([2, 0, 0, 1, 4, 0, -1, 2, 5]);
+  // L^-1 by hand: [[1/2, 0, 0], [-1/8, 1/4, 0], [3/20, -1/10, 1/5]].
+  const inv3 = invertLower(l3, 3);
+  [0.5, 0, 0, -0.125, 0.25, 0, 0.15, -0.1, 0.2].forEach((v, i) => assert.ok(Math.abs(inv3[i] - v) < 1e-15, `entry ${i}: ${inv3[i]} vs ${v}`));
+  const n = 60;
+  const l = cholesky(randomSpd(n, 11), n);
+  const eye = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) eye[i * n + i] = 1;
+  const ref = solveLower(l, n, eye, n);
+  const inv = invertLower(l, n);
+  assert.ok(frobDiff(inv, ref) / frob(ref) < 1e-14, `against solveLower: ${frobDiff(inv, ref) / frob(ref)}`);
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) assert.equal(inv[i * n + j], 0);
+  assert.throws(() => invertLower(new Float64Array([1, 0, 2, 0]), 2), /diagonal entry 1 is 0/);
 });
 
 test("solveLowerTranspose after solveLower solves A X = B for A = L L^T; size and singularity errors", () => {

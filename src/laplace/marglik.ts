@@ -18,7 +18,7 @@
  * share those eigenbases (per layer under the full structure, or per weight) is scored weight by
  * weight ({@link WeightwiseProblem}).
  */
-import { cholesky, logDetCholesky, solveLower } from "../core/linalg.js";
+import { cholesky, invertLower, logDetCholesky } from "../core/linalg.js";
 
 /** The eigenvalues of one block of the precision and the prior precision they share. */
 export interface EigenGroup {
@@ -228,11 +228,11 @@ function noiseFactor(p: { readonly data: DataTerm; readonly noisePower: number }
 }
 
 /**
- * log Z at per-weight precisions `tau` (and log sigma), with the posterior variances Sigma_pp and the
- * dense structure's Cholesky factor of r C + diag(tau) (for the posterior's square root). O(p) for a
+ * log Z at per-weight precisions `tau` (and log sigma), with the posterior variances Sigma_pp and, for
+ * the dense structure, L^-1 with L L^T = r C + diag(tau) (its transpose is the covariance's square root). O(p) for a
  * diagonal curvature; one Cholesky and one triangular inverse, O(p^3), for a dense one.
  */
-export function weightwiseEvidence(p: WeightwiseProblem, tau: Float64Array, logSigma?: number): { value: number; variance: Float64Array; chol?: Float64Array } {
+export function weightwiseEvidence(p: WeightwiseProblem, tau: Float64Array, logSigma?: number): { value: number; variance: Float64Array; inverseFactor?: Float64Array } {
   const n = tau.length;
   const r = noiseFactor(p, logSigma);
   let value = 0;
@@ -256,11 +256,9 @@ export function weightwiseEvidence(p: WeightwiseProblem, tau: Float64Array, logS
   const chol = cholesky(a, n);
   value -= 0.5 * logDetCholesky(chol, n);
   // (r C + T)^-1_pp = sum_k (L^-1)_kp^2.
-  const eye = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) eye[i * n + i] = 1;
-  const inv = solveLower(chol, n, eye, n);
+  const inv = invertLower(chol, n);
   for (let k = 0; k < n; k++) for (let i = 0; i <= k; i++) variance[i] += inv[k * n + i] ** 2;
-  return { value, variance, chol };
+  return { value, variance, inverseFactor: inv };
 }
 
 /** Options of {@link maximiseWeightwise}. */
