@@ -456,7 +456,7 @@ export function laplaceProblem(
       // The exact Hessian need not be PSD away from a strict minimum; its negative directions are clipped to 0 (as the GGN's would be).
       for (let i = 0; i < p; i++) e.values[i] = Math.max(e.values[i], 0);
     }
-    if (o.priorStructure !== undefined && o.priorStructure !== "scalar") {
+    if (weightwiseTuning({ hessian: o.hessian, priorOpt: o.priorOpt, priorStructure: o.priorStructure ?? "scalar" })) {
       // The weightwise evidence's dense C = c^1/2 Q max(kappa, 0) Q^T c^1/2: float32 round-off leaves the
       // summed GGN slightly indefinite, which a precision near its lower bound would not cover.
       const qs = new Float64Array(p * p);
