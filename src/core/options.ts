@@ -145,7 +145,7 @@ export const OPTIONS = {
   ),
   priorStructure: choice(
     "priorStructure",
-    "the granularity of the prior precision the evidence tunes: one multiplier of the model prior for every weight (scalar), one per layer, or one precision per weight (diagonal: laplace with --hessian diag, in closed form, or full, by MacKay's fixed point); laplace tunes it post hoc with --prior-opt marglik or online (whose rounds of MAP training stay per layer), sampled-laplace by EM (scalar or layer); laplace keeps each precision within 1e-8 to 1e8 times the model prior's",
+    "the granularity of the prior precision the evidence tunes: one multiplier of the model prior for every weight (scalar), one per layer, or one precision per weight (diagonal: laplace with --hessian diag, in closed form, or full, by a fixed-point iteration on the exact log determinant); laplace tunes it post hoc with --prior-opt marglik or online (whose rounds of MAP training stay per layer), sampled-laplace by EM (scalar or layer); laplace keeps each precision within 1e-8 to 1e8 times the model prior's",
     ["scalar", "layer", "diagonal"] as const,
   ),
   priorMultiplier: positive("priorMultiplier", "m", "multiplies the Laplace prior precision after it is tuned (or the model prior's, with --prior-opt none); --prior-opt grid chooses it on held-out training data"),

@@ -724,7 +724,7 @@ export const spec: ModelMethodSpec<LaplaceMethodOptions> = {
     priorStructure: use(
       OPTIONS.priorStructure,
       (_: DefaultContext, o: Readonly<Partial<LaplaceMethodOptions>>) => (o.hessian === "full" ? "diagonal" : o.hessian === "lowrank" ? "scalar" : "layer") as PriorStructure,
-      "diagonal with --hessian full (on the UCI inner validation splits it gained up to 0.47 nats over one scalar and lost at most 0.007), layer with diag or kron (per weight under the diagonal curvature of all weights doubled the digits' NLL), scalar with lowrank (its only one): docs/laplace.md",
+      "diagonal with --hessian full (on the UCI inner validation splits it gained up to 0.47 nats over one scalar and lost at most 0.007), layer with diag or kron (per weight under the diagonal curvature of all weights nearly doubled the digits' NLL), scalar with lowrank (its only one): docs/laplace.md",
     ),
     priorMultiplier: use(OPTIONS.priorMultiplier, 1, "1 (--prior-opt grid sets it by validation)"),
     temperature: use(
