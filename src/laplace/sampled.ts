@@ -360,19 +360,15 @@ export function create(model: Model, dataSize: number, stepsPerEpoch: number, o:
           })()
         : [];
       const total = layerSizes.reduce((a, b) => a + b, 0);
+      const unconverged = "so the solves had not converged on this ill-conditioned problem";
+      const advice = "More --solve-epochs may help; for a model small enough, --method laplace --hessian full is exact.";
       const warnings = scalarPrior
         ? kept[0] > 0
-          ? [
-              `sampled Laplace EM: ${kept[0]} of ${o.emSteps} steps estimated gamma = tr(P^-1 G) outside (0, ${total}), so the solves had not converged on this ill-conditioned problem; the prior kept its previous precision. More --solve-epochs may help; for a model small enough, --method laplace --hessian full is exact.`,
-            ]
+          ? [`sampled Laplace EM: ${kept[0]} of ${o.emSteps} steps estimated gamma = tr(P^-1 G) outside (0, ${total}), ${unconverged}; the prior kept its previous precision. ${advice}`]
           : []
         : layers.flatMap((l, j) =>
-        kept[j] > 0
-          ? [
-              `sampled Laplace EM: on layer ${l}, ${kept[j]} of ${o.emSteps} steps estimated gamma = tr(P^-1 G) outside (0, ${layerSizes[j]}), so the solves had not converged on this ill-conditioned problem; the layer kept its previous prior precision. More --solve-epochs may help; for a model small enough, --method laplace --hessian full is exact.`,
-            ]
-          : [],
-      );
+            kept[j] > 0 ? [`sampled Laplace EM: on layer ${l}, ${kept[j]} of ${o.emSteps} steps estimated gamma = tr(P^-1 G) outside (0, ${layerSizes[j]}), ${unconverged}; the layer kept its previous prior precision. ${advice}`] : [],
+          );
       const layerCount = layerList(state.params.net).length;
       const beta0 = model.prior.perLayer ?? Array.from({ length: layerCount }, () => model.prior.scale);
       const sqrtT = Math.sqrt(o.temperature);
