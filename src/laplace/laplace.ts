@@ -336,6 +336,8 @@ export function laplaceProblem(
   const theta2 = new Float64Array(pTotal);
   const layerPattern = new Float64Array(pTotal);
   const group = new Int32Array(pTotal);
+  // Each weight's model prior precision, where the weightwise tuning starts.
+  const tauStart = new Float64Array(pTotal);
   let at = 0;
   const priorBlocks: PriorBlock[] = blocks.map((b, i) => {
     const v = host(leafAt(params, b.path));
@@ -344,6 +346,7 @@ export function laplaceProblem(
     for (let t = 0; t < b.size; t++) theta2[at + t] = v[t] * v[t];
     layerPattern.fill(tau0[i] / beta0[b.layer], at, at + b.size);
     group.fill(chosenLayers.indexOf(b.layer), at, at + b.size);
+    tauStart.fill(tau0[i], at, at + b.size);
     at += b.size;
     return { beta: betaOf(b), scale: pattern[i], size: b.size, sumSq: ss };
   });
@@ -470,8 +473,6 @@ export function laplaceProblem(
   const noisePower = o.curvature === "ef" ? 4 : 2;
   const problem: EvidenceProblem = { groups, blocks: priorBlocks, data, betas: betaStart.length, noisePower, logDetConst };
   const weightwise: WeightwiseProblem | undefined = weightCurvature && { theta2, pattern: layerPattern, group, groups: chosenLayers.length, curvature: weightCurvature, data, noisePower };
-  // Each weight's model prior precision, where the weightwise tuning starts.
-  const tauStart = Float64Array.from(group, (g, t) => beta0[chosenLayers[g]] * layerPattern[t]);
   return { problem, betaStart, hostFactors, full: full_, lowRank, chosenLayers, beta0, weightwise, tauStart };
 }
 
@@ -663,7 +664,8 @@ function weightwiseFactors(
 ): { factors: Factors; sigma: number | undefined; priorScales: number[]; evidence: number; iterations: number } {
   const m = maximiseWeightwise(ww, start, { structure: o.priorStructure === "diagonal" ? "diagonal" : "layer", tuneSigma });
   const tau = m.tau.map((t) => t * o.priorMultiplier);
-  const e = weightwiseEvidence(ww, tau, m.logSigma);
+  // The maximiser's own evaluation unless the multiplier moves the precisions (one O(p^3) pass fewer under full).
+  const e = o.priorMultiplier === 1 ? m.evaluation : weightwiseEvidence(ww, tau, m.logSigma);
   const sqrtT = Math.sqrt(o.temperature);
   let factors: Factors;
   if (e.inverseFactor) {

@@ -289,9 +289,13 @@ export interface WeightwiseOptions {
  *
  * Iterates until no log precision or log sigma moves by more than 1e-7, or log Z gains less than 1e-9
  * of itself over 5 iterations, or `iterations` (default 500), and returns the best point seen (the
- * fixed point need not increase log Z at every step).
+ * fixed point need not increase log Z at every step), with its evaluation (variances and, dense, L^-1).
  */
-export function maximiseWeightwise(p: WeightwiseProblem, start: { readonly tau: Float64Array; readonly logSigma?: number }, o: WeightwiseOptions): { tau: Float64Array; logSigma?: number; value: number; iterations: number } {
+export function maximiseWeightwise(
+  p: WeightwiseProblem,
+  start: { readonly tau: Float64Array; readonly logSigma?: number },
+  o: WeightwiseOptions,
+): { tau: Float64Array; logSigma?: number; value: number; evaluation: ReturnType<typeof weightwiseEvidence>; iterations: number } {
   const n = start.tau.length;
   const lo = start.tau.map((t) => t * 1e-8);
   const hi = start.tau.map((t) => t * 1e8);
@@ -300,7 +304,7 @@ export function maximiseWeightwise(p: WeightwiseProblem, start: { readonly tau: 
   let tau = Float64Array.from(start.tau);
   let logSigma = start.logSigma;
   let e = weightwiseEvidence(p, tau, logSigma);
-  let best = { tau, logSigma, value: e.value };
+  let best = { tau, logSigma, value: e.value, evaluation: e };
   const history: number[] = [];
   let it = 0;
   for (; it < iterations; it++) {
@@ -341,7 +345,7 @@ export function maximiseWeightwise(p: WeightwiseProblem, start: { readonly tau: 
       if (err instanceof RangeError) break;
       throw err;
     }
-    if (e.value > best.value) best = { tau, logSigma, value: e.value };
+    if (e.value > best.value) best = { tau, logSigma, value: e.value, evaluation: e };
     history.push(best.value);
     // Converged: nothing moves, or log Z has gained less than 1e-9 of itself over 5 iterations (a weight
     // the data leave undetermined can keep moving without changing log Z).
