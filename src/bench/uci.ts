@@ -134,7 +134,7 @@ export function uciDatasets(dir: string): string[] {
   return readdirSync(dir).filter((d) => d in UCI_PUBLISHED).sort();
 }
 
-function nSplits(dir: string): number {
+export function nSplits(dir: string): number {
   const f = join(dir, "data", "n_splits.txt");
   return existsSync(f) ? Number(readFileSync(f, "utf8").trim()) : 20;
 }

@@ -21,6 +21,11 @@ import { fileURLToPath } from "node:url";
 import { runUciBench, uciDatasets, uciTable, writeUciResults } from "../bench/uci.js";
 import { UCI_PUBLISHED } from "../bench/published.js";
 import { progressReporter } from "./progress.js";
+import { GP_DEFAULTS, GP_SOLVERS, SOLVER_NAMES, type GpFitOptions, type SolverName } from "../gp/solve.js";
+import { KERNELS } from "../gp/kernels.js";
+import { runGpEvaluate, runGpFit } from "../jobs/gp.js";
+import { isGpPosterior } from "../io/gp-posterior.js";
+import { gpTable, runGpBench, writeGpResults } from "../bench/gp.js";
 
 function int(flag: string, min: number, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
@@ -179,6 +184,17 @@ export function buildProgram(): Command {
     .option("--json", "print the metrics as JSON")
     .action(async (opts) => {
       const t0 = performance.now();
+      if (await isGpPosterior(opts.posterior)) {
+        const r = await runGpEvaluate(opts.posterior, { data: opts.data, split: opts.split, seed: opts.seed, target: opts.target, testSize: opts.testSize });
+        const wall = (performance.now() - t0) / 1000;
+        if (opts.json) {
+          console.log(JSON.stringify({ posterior: opts.posterior, method: `gp-${r.meta.solver}`, kernel: r.meta.hypers.kernel, data: r.data.source, testSize: r.data.test.n, metrics: r.metrics, wallTimeSeconds: wall }));
+          return;
+        }
+        console.log(`GP posterior (${r.meta.solver}, ${r.meta.hypers.kernel}) on ${r.data.source}: ${r.data.test.n} test examples${r.sameData ? " (the held-out part of the data it was fitted on)" : ""}`);
+        console.log(metricsTable(r.metrics, [["wall time", `${wall.toFixed(1)} s`]]));
+        return;
+      }
       const { meta, metrics, data, sameData } = await runEvaluate({
         posterior: opts.posterior,
         data: opts.data,
@@ -222,6 +238,34 @@ export function buildProgram(): Command {
       console.log(`${r.meta.method} posterior (${r.meta.model}) on ${r.n} inputs of ${opts.data}: ${what} written to ${opts.out}`);
       if (r.ignored.length > 0) console.log(`columns not used as inputs: ${r.ignored.join(", ")}`);
     });
+  const gp = program.command("gp").description("Gaussian-process regression: exact (float64 Cholesky), conjugate gradients, SGD and stochastic dual descent posterior samples");
+  const gpFit = gp
+    .command("fit")
+    .description(`fit a GP posterior on a regression source and score its test part; solvers:\n${GP_SOLVERS.map((s) => `  ${s.name}: ${s.summary} (${s.paper})`).join("\n")}`)
+    .requiredOption("--data <source>", dataHelp)
+    .option("--split <k>", "UCI split index", int("--split", 0))
+    .option("--target <column>", "CSV target column (name or 0-based index)")
+    .option("--test-size <n>", "held-out examples of csv and idx sources (default 20%)", int("--test-size", 1))
+    .option("--seed <s>", "seed of every random choice (split, hyperparameter subset, prior draws, minibatches)", int("--seed", 0, 2 ** 32 - 1), 0)
+    .option("--out <dir>", "save the posterior to this directory (posterior.json + gp.safetensors), written whole; it must not exist or be empty")
+    .option("--force", "replace a non-empty --out directory")
+    .option("--json", "print the result as JSON")
+    .option("--quiet", "no progress output");
+  addGpOptions(gpFit).action(async (opts) => {
+    const progress = opts.quiet ? undefined : gpProgress();
+    const r = await runGpFit({ data: opts.data, split: opts.split, seed: opts.seed, target: opts.target, testSize: opts.testSize, options: gpGiven(opts), out: opts.out, force: Boolean(opts.force), progress });
+    if (opts.json) {
+      console.log(JSON.stringify({ data: r.data.source, solver: r.options.solver, kernel: r.options.kernel, nTrain: r.nTrain, nTest: r.nTest, hypers: r.hypers, metrics: r.metrics, report: r.report, wallTimeSeconds: r.wallTimeSeconds }));
+      return;
+    }
+    const h = r.hypers;
+    console.log(`GP ${r.options.solver} (${h.kernel}) on ${r.data.source} (${r.nTrain} train / ${r.nTest} test, ${r.d} inputs), seed ${opts.seed}`);
+    console.log(`hyperparameters${r.report.hyperFit ? ` (exact marginal likelihood on ${r.report.hyperFit.subset} training points, ${r.report.hyperFit.logMarginalPerPoint.toFixed(3)} per point)` : ""}: lengthscales ${h.lengthscales.map((v) => v.toPrecision(3)).join(", ")}; signal variance ${h.signal.toPrecision(3)}; noise variance ${h.noise.toPrecision(3)}`);
+    const extra: [string, string][] = [["wall time", `${r.wallTimeSeconds.toFixed(1)} s (hyperparameters ${r.report.hyperSeconds.toFixed(1)} s, solve ${r.report.solverSeconds.toFixed(1)} s)`]];
+    if (r.report.residuals) extra.push(["relative residual", `mean ${r.report.residuals[0].toExponential(2)}, samples median ${[...r.report.residuals.slice(1)].sort((a, b) => a - b)[Math.floor((r.report.residuals.length - 1) / 2)]?.toExponential(2) ?? "-"} after ${r.report.iterations} ${r.options.solver === "cg" ? "iterations" : "steps"}`]);
+    console.log(metricsTable(r.metrics, extra));
+    if (r.out) console.log(`saved to ${r.out}`);
+  });
   const bench = program.command("bench").description("benchmarks against published results");
   const uci = bench
     .command("uci")
@@ -235,6 +279,40 @@ export function buildProgram(): Command {
     .option("--batch-size <n>", "override the protocol's minibatch size (samplers 128, others 32)", int("--batch-size", 1))
     .addOption(new Option("--noise <kind>", "observation noise on every set: learned (one scale) or heteroscedastic (a second network output) (default: each set's, chosen on its training parts: heteroscedastic on boston, concrete, kin8nm and power, learned on the others)").choices(["fixed", "learned", "heteroscedastic"]))
     .option("--quiet", "no per-split lines");
+  const benchGp = bench
+    .command("gp")
+    .description("GP regression on the UCI splits with each solver, hyperparameters fitted once per split by the exact marginal likelihood on a subset; writes uci-gp.md and uci-gp.json")
+    .option("--dataset <names>", `data set folder names, comma separated (${uciNames()}), or all`, "all")
+    .option("--solver <names>", `solvers, comma separated (${SOLVER_NAMES.join(", ")}); exact is skipped where it needs more than three quarters of the memory`, SOLVER_NAMES.join(","))
+    .option("--splits <range>", "split indices, e.g. 0-19 or 0,3,5 (default: every split of each set)", splitRange)
+    .option("--data-dir <dir>", "folder holding the UCI data sets", defaultUciDir())
+    .option("--out <dir>", "where to write uci-gp.md and .json", "runs/bench")
+    .option("--seed <s>", "base seed (split k uses seed + k)", int("--seed", 0, 2 ** 32 - 1), 0)
+    .option("--quiet", "no per-run lines");
+  addGpOptions(benchGp, false).action(async (opts) => {
+    const t0 = performance.now();
+    const datasets = opts.dataset === "all" ? uciDatasets(opts.dataDir) : String(opts.dataset).split(",");
+    const solvers = String(opts.solver).split(",").map((s) => s.trim());
+    for (const s of solvers) if (!(SOLVER_NAMES as readonly string[]).includes(s)) throw new UsageError(`--solver: unknown solver '${s}'; expected ${SOLVER_NAMES.join(", ")}`);
+    const options = gpGiven(opts);
+    const results = await runGpBench({
+      dataDir: opts.dataDir,
+      datasets,
+      solvers: solvers as SolverName[],
+      splits: opts.splits,
+      seed: opts.seed,
+      options,
+      onResult: (r) => {
+        if (opts.quiet) return;
+        if (r.skipped) console.error(`${r.dataset} split ${r.split} ${r.solver}: skipped (${r.skipped})`);
+        else console.error(`${r.dataset} split ${r.split} ${r.solver}: RMSE ${r.metrics!.rmse.toFixed(4)} LL ${r.metrics!.ll.toFixed(3)} (${r.solverSeconds!.toFixed(1)} s; hyperparameters ${r.hyperSeconds.toFixed(1)} s; peak RSS ${r.peakRssMiB.toFixed(0)} MiB)`);
+      },
+    });
+    const wall = (performance.now() - t0) / 1000;
+    const files = await writeGpResults(opts.out, results, { options, solvers, seed: opts.seed, wallTimeSeconds: wall, createdAt: new Date().toISOString() });
+    console.log(gpTable(results));
+    console.log(`\ntotal wall time ${wall.toFixed(0)} s; wrote ${files.join(", ")}`);
+  });
   addMethodOptions(uci).action(async (opts) => {
     const t0 = performance.now();
     const datasets = opts.dataset === "all" ? uciDatasets(opts.dataDir) : String(opts.dataset).split(",");
@@ -335,6 +413,56 @@ export function buildProgram(): Command {
       console.log(`wrote ${files.join(", ")}`);
     });
   return program;
+}
+
+
+/** The GP options that are flags: key, flag, placeholder, meaning (defaults come from GP_DEFAULTS and the solver table). */
+const GP_FLAGS: readonly { key: keyof GpFitOptions; flag: string; arg: string; help: string; parse: (v: string) => number | string }[] = [
+  { key: "samples", flag: "--samples", arg: "s", help: "posterior function samples (pathwise solvers solve one system per sample besides the mean; exact draws them jointly)", parse: int("--samples", 1) },
+  { key: "features", flag: "--features", arg: "l", help: "random Fourier features per prior function sample", parse: int("--features", 1) },
+  { key: "hyperSubset", flag: "--hyper-subset", arg: "m", help: "training points the hyperparameters are fitted on by the exact marginal likelihood (a random subset when the set is larger; 16 m^2 bytes, m^3 flops per evaluation)", parse: int("--hyper-subset", 2) },
+  { key: "hyperEvaluations", flag: "--hyper-evaluations", arg: "k", help: "marginal-likelihood evaluations of the hyperparameter fit (L-BFGS)", parse: int("--hyper-evaluations", 1) },
+  { key: "steps", flag: "--steps", arg: "t", help: "sgd, sdd: optimiser steps", parse: int("--steps", 1) },
+  { key: "batchSize", flag: "--batch-size", arg: "b", help: "sgd, sdd: rows (sgd) or coordinates (sdd) per step", parse: int("--batch-size", 1) },
+  { key: "lr", flag: "--lr", arg: "eta", help: "sgd, sdd: step size in units of 1 / lambda_max(K + sigma^2 I) (sdd) or its square (sgd), lambda_max estimated on 1,000 training points", parse: positive("--lr") },
+  { key: "momentum", flag: "--momentum", arg: "rho", help: "sgd, sdd: Nesterov momentum", parse: (v) => { const n = Number(v); if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`--momentum expects a number in [0, 1), got '${v}'.`); return n; } },
+  { key: "averaging", flag: "--averaging", arg: "a", help: "sgd, sdd: geometric iterate averaging with weight a / steps on the newest iterate", parse: positive("--averaging") },
+  { key: "rank", flag: "--rank", arg: "r", help: "cg: rank of the pivoted-Cholesky preconditioner (0: none)", parse: int("--rank", 0) },
+  { key: "tolerance", flag: "--tolerance", arg: "tol", help: "cg: stop when every right-hand side's relative residual is below this", parse: positive("--tolerance") },
+  { key: "maxIterations", flag: "--max-iterations", arg: "k", help: "cg: iteration cap", parse: int("--max-iterations", 1) },
+];
+
+/** Adds --kernel, --solver (when `solver`) and every GP option flag, with defaults in the help. */
+function addGpOptions(cmd: Command, solver = true): Command {
+  cmd.addOption(new Option("--kernel <name>", `covariance function with ARD lengthscales (default ${GP_DEFAULTS.kernel})`).choices([...KERNELS]));
+  if (solver) cmd.addOption(new Option("--solver <name>", `how the posterior is computed (default ${GP_DEFAULTS.solver})`).choices([...SOLVER_NAMES]));
+  for (const f of GP_FLAGS) {
+    const own = GP_SOLVERS.filter((s) => s.defaults[f.key] !== undefined).map((s) => `${s.name} ${s.defaults[f.key]}`);
+    cmd.addOption(new Option(`${f.flag} <${f.arg}>`, `${f.help} (default ${GP_DEFAULTS[f.key]}${own.length ? `; ${own.join(", ")}` : ""})`).argParser(f.parse));
+  }
+  return cmd;
+}
+
+/** The GP options given on the command line. */
+function gpGiven(opts: Record<string, unknown>): Partial<GpFitOptions> & { solver: string } {
+  const out: Record<string, unknown> = { solver: opts.solver ?? GP_DEFAULTS.solver };
+  if (opts.kernel !== undefined) out.kernel = opts.kernel;
+  for (const f of GP_FLAGS) if (opts[f.key] !== undefined) out[f.key] = opts[f.key];
+  return out as Partial<GpFitOptions> & { solver: string };
+}
+
+/** Progress of a GP fit on stderr: one line per phase change, and the solver's progress every tenth. */
+function gpProgress() {
+  let last = "";
+  let lastTenth = -1;
+  return (phase: string, done: number, total: number, note?: string) => {
+    const tenth = Math.floor((10 * done) / Math.max(total, 1));
+    if (phase !== last || tenth !== lastTenth) {
+      console.error(`${phase}: ${done}/${total}${note ? ` (${note})` : ""}`);
+      last = phase;
+      lastTenth = tenth;
+    }
+  };
 }
 
 function quantileLevels(v: string): number[] {

@@ -6,7 +6,7 @@ import { loadCsv } from "./csv.js";
 import { loadIdx } from "./idx.js";
 import { loadEmbeddedMnist } from "./mnist.js";
 import { rotateImages } from "./rotate.js";
-import { toyRegressionGap, twoMoons } from "./toy.js";
+import { toyRegressionGap, toySines, twoMoons } from "./toy.js";
 import type { DataSplit, Task } from "./types.js";
 import { loadUci } from "./uci.js";
 
@@ -16,7 +16,7 @@ export { loadIdx, loadIdxArrays, loadIdxImages, parseIdx, readIdx, writeIdx, MAX
 export { embeddedMnistArrays, loadEmbeddedMnist } from "./mnist.js";
 export { rotateImages } from "./rotate.js";
 export { createRng, permutation, shuffleInPlace, type Rng } from "./prng.js";
-export { gapFunction, toyRegressionGap, twoMoons } from "./toy.js";
+export { gapFunction, sinesFunction, toyRegressionGap, toySines, twoMoons } from "./toy.js";
 export { DataFormatError, type ArrayData, type DataSplit, type InputScale, type Standardisation, type Task } from "./types.js";
 export { loadUci } from "./uci.js";
 
@@ -29,6 +29,7 @@ export const DATA_SOURCE_FORMS: readonly string[] = [
   "csv:<file> (with --target: a column name or 0-based index)",
   "toy:regression-gap",
   "toy:two-moons",
+  "toy:sines[=<n>] (4-input smooth regression, n training points, default 2000; noise std 0.1)",
 ];
 
 /** Options for {@link loadData}; each source uses the ones that apply to it. */
@@ -89,6 +90,12 @@ export function loadData(source: string, opts: LoadDataOptions = {}): DataSplit 
     case "toy":
       if (rest === "regression-gap") return toyRegressionGap({ seed });
       if (rest === "two-moons") return twoMoons({ seed });
+      if (rest === "sines") return toySines({ seed });
+      if (rest.startsWith("sines=")) {
+        const n = Number(rest.slice(6));
+        if (!Number.isInteger(n) || n < 10) throw unknown(source, "toy:sines=<n> needs an integer n >= 10");
+        return toySines({ seed, n });
+      }
       throw unknown(source, `no toy dataset "${rest}"`);
     default:
       throw unknown(source, colon < 0 ? "no such source" : `no scheme "${scheme}"`);

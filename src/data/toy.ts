@@ -95,3 +95,61 @@ export function twoMoons(opts: { seed: number; n?: number; noise?: number; nTest
     splitInfo: { seed: opts.seed, n, noise, nTest },
   });
 }
+
+/** The `toy:sines` mean function of 4 inputs: smooth, with interactions, of unit-order variance. */
+export function sinesFunction(x: ArrayLike<number>): number {
+  return Math.sin(1.3 * x[0]) + 0.8 * Math.cos(0.9 * x[1] + 0.5 * x[2]) + 0.5 * Math.sin(0.7 * x[2] * x[3]) + 0.3 * x[3];
+}
+
+/**
+ * Large-n GP regression: n training and n / 10 test inputs uniform on [-3, 3]^4, y = {@link
+ * sinesFunction}(x) + noise N(0, 1) (default noise 0.1, so a perfect predictor's test RMSE is 0.1).
+ * Inputs and targets are standardised on the training part like every tabular source. Default n = 2000;
+ * `toy:sines=200000` gives the 200,000-point scale test.
+ */
+export function toySines(opts: { seed: number; n?: number; noise?: number }): DataSplit {
+  const n = checkCount("n", opts.n ?? 2000, 10);
+  const noise = checkNoise(opts.noise ?? 0.1);
+  const nTest = Math.max(1, Math.floor(n / 10));
+  const rng = createRng(opts.seed);
+  const d = 4;
+  const draw = (count: number) => {
+    const x = new Float32Array(count * d);
+    const y = new Float32Array(count);
+    for (let i = 0; i < count; i++) {
+      for (let j = 0; j < d; j++) x[i * d + j] = -3 + 6 * rng.next();
+      y[i] = sinesFunction(x.subarray(i * d, i * d + d)) + noise * rng.normal();
+    }
+    return { x, y };
+  };
+  const tr = draw(n);
+  const te = draw(nTest);
+  // Standardise inputs and targets on the training part.
+  const mean = new Array<number>(d).fill(0);
+  const std = new Array<number>(d).fill(0);
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += tr.x[i * d + j] / n;
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) std[j] += (tr.x[i * d + j] - mean[j]) ** 2 / n;
+  for (let j = 0; j < d; j++) std[j] = Math.sqrt(std[j]);
+  let ym = 0;
+  for (let i = 0; i < n; i++) ym += tr.y[i] / n;
+  let ys = 0;
+  for (let i = 0; i < n; i++) ys += (tr.y[i] - ym) ** 2 / n;
+  ys = Math.sqrt(ys);
+  const scale = (s: { x: Float32Array; y: Float32Array }, count: number) => {
+    for (let i = 0; i < count; i++) {
+      for (let j = 0; j < d; j++) s.x[i * d + j] = (s.x[i * d + j] - mean[j]) / std[j];
+      s.y[i] = (s.y[i] - ym) / ys;
+    }
+  };
+  scale(tr, n);
+  scale(te, nTest);
+  return makeSplit({
+    task: "regression",
+    train: { x: tr.x, xShape: [d], y: tr.y, n },
+    test: { x: te.x, xShape: [d], y: te.y, n: nTest },
+    targetScale: { mean: ym, std: ys },
+    inputScale: { columns: ["x0", "x1", "x2", "x3"], mean, std },
+    source: opts.n === undefined ? "toy:sines" : `toy:sines=${n}`,
+    splitInfo: { seed: opts.seed, n, noise },
+  });
+}
