@@ -170,6 +170,15 @@ export { restoreTree, snapshotTree, type SnapshotLeaf } from "./core/snapshot.js
 export { DEFAULT_QUANTILES, mixtureQuantile, summarise, type ClassificationSummary, type PredictiveSummary, type RegressionSummary } from "./eval/summary.js";
 export { epochShuffles, hostPermutation, hostSeed, stepsPerEpoch } from "./run/batches.js";
 
+// Gaussian processes: kernels, exact inference, CG, SGD and SDD pathwise samplers
+export { checkKernel, crossKernel, drawFeatures, featureMap, gramMatrix, kernelBlock, KERNELS, scaleInputs, type GpHypers, type KernelName } from "./gp/kernels.js";
+export { conditionExact, defaultHypers, fitHypers, logMarginal, MIN_NOISE, predictExact, sampleExact, type ExactGp, type HyperFit } from "./gp/exact.js";
+export { pivotedCholesky, solveCg, type CgOptions, type CgResult } from "./gp/cg.js";
+export { sdd as gpSdd, type GpStepMethod, type SolverState, type StochasticOptions } from "./gp/sdd.js";
+export { sgd as gpSgd, SGD_REGULARISER_FEATURES } from "./gp/sgd.js";
+export { drawPrior, KernelProduct, makeSystem, pathwiseTargets, predictPathwise, type GpSystem, type PriorDraws } from "./gp/pathwise.js";
+export { fitGp, GP_DEFAULTS, GP_SOLVERS, gpOptions, restoreGp, SOLVER_NAMES, type GpFitOptions, type GpFitReport, type GpPosterior, type SolverName } from "./gp/solve.js";
+
 // evaluation and diagnostics
 export { predict, type Predictive } from "./eval/predict.js";
 export {
@@ -192,7 +201,7 @@ export { convergenceWarnings, DEFAULT_CONVERGENCE_THRESHOLDS, type ConvergenceTh
 // in-memory data
 export { makeSplit, standardisation, takeRows } from "./data/arrays.js";
 export { createRng, permutation, shuffleInPlace, type Rng } from "./data/prng.js";
-export { gapFunction, toyRegressionGap, twoMoons } from "./data/toy.js";
+export { gapFunction, sinesFunction, toyRegressionGap, toySines, twoMoons } from "./data/toy.js";
 export { rotateImages } from "./data/rotate.js";
 export { DataFormatError, type ArrayData, type DataSplit, type Standardisation, type Task } from "./data/types.js";
 

@@ -34,6 +34,9 @@ export { checkOutputDir, loadPosterior, POSTERIOR_FORMAT_VERSION, PosteriorForma
 export { evaluationData, runEvaluate, runFit, type EvaluateJobOptions, type FitJobOptions, type FitJobResult } from "./jobs/fit.js";
 export { predictionInputs, predictionsCsv, predictionsJson, runPredict, type PredictJobOptions, type PredictJobResult } from "./jobs/predict.js";
 export { checkpointDirOf, findCheckpoint, loadCheckpoint, saveCheckpoint, CHECKPOINT_FORMAT_VERSION } from "./jobs/checkpoint.js";
+export { gpData, gpMetrics, runGpEvaluate, runGpFit, type GpFitJob, type GpFitResult, type GpMetrics } from "./jobs/gp.js";
+export { isGpPosterior, loadGpPosterior, saveGpPosterior, type GpPosteriorMeta } from "./io/gp-posterior.js";
+export { gpTable, runGpBench, writeGpResults, type GpBenchResult } from "./bench/gp.js";
 export { checkCompatible, evaluatePosterior, evaluateSamples, type Metrics } from "./jobs/evaluate.js";
 export { drawsToLeaves, inPosteriorUnits, modelFromMeta, savedDistribution, savedDraws } from "./jobs/posterior.js";
 export { runUciBench, uciDefaults, uciTable, type UciBenchOptions, type UciSplitResult } from "./bench/uci.js";

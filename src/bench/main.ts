@@ -28,6 +28,9 @@ import { create as createBbb } from "../vi/bbb.js";
 import { networkFromSpec } from "../models/spec.js";
 import { create as createSgld } from "../sgmcmc/sgld.js";
 import { create as createSghmc } from "../sgmcmc/sghmc.js";
+import { conditionExact } from "../gp/exact.js";
+import { kernelBlock } from "../gp/kernels.js";
+import { makeSystem } from "../gp/pathwise.js";
 
 /** One workload: builds its jitted step and returns a closure that runs one step to completion. */
 interface Workload {
@@ -140,6 +143,87 @@ const sampledLaplaceStep: MethodFactory = (_ld, n, model) => {
   };
   return method as unknown as ModelMethod<Tree, Info>;
 };
+/**
+ * gp-sgd-step as WORKLOADS.md defines it: RBF with unit lengthscale and variance on n = 45,730 points
+ * in 9 dimensions, 512 rows i.i.d. per step, r = K_b v - y_b, g = (n / 512) K_b^T r + 0.01 v, Nesterov
+ * momentum in torch's form (m <- 0.9 m + g, v <- v - 1e-6 (g + 0.9 m)). The kernel block is the GP
+ * solvers' own (gp/kernels.ts); as in the solvers, n is padded to a multiple of 8 with far points of zero
+ * weight and d to 12 with zero columns (the arithmetic of the real points is unchanged; unpadded, jax-js
+ * 0.1.25's matmul runs 2-10x slower on these shapes).
+ */
+function gpSgdWorkload(): Workload {
+  return {
+    name: "gp-sgd-step",
+    peer: "gp-sgd-step",
+    note: "one SGD step on GP representer weights: a 512 x 45,730 RBF block, K_b v, K_b^T r, Nesterov momentum",
+    warmup: 3,
+    steps: 30,
+    fuse: 1,
+    async setup() {
+      const n = 45730;
+      const d = 9;
+      const h = { kernel: "rbf" as const, lengthscales: new Array<number>(d).fill(1), signal: 1, noise: 0.01 };
+      const [kx, ky, k0] = split(key(0), 3);
+      const x = Float64Array.from(await random.normal(kx, [n, d]).data() as ArrayLike<number>);
+      const y = Float64Array.from(await random.normal(ky, [n]).data() as ArrayLike<number>);
+      const sys = makeSystem(h, x, y, n);
+      const nPad = sys.nPad;
+      const stepFn = compile(
+        (k: Key, v: JArray, m: JArray, z: JArray, zSq: JArray, yy: JArray): [JArray, JArray, JArray] => {
+          const idx = random.randint(k, { minval: 0, maxval: n, shape: [512] });
+          const kb = kernelBlock("rbf", 1, z.ref.slice(idx.ref), z, zSq);
+          const r = np.matmul(v.ref, kb.ref.transpose()).sub(yy.slice(idx).reshape([1, 512]));
+          const g = np.matmul(r.ref, kb).mul(n / 512).add(v.ref.mul(0.01));
+          const m2 = m.mul(0.9).add(g.ref);
+          const v2 = v.sub(g.add(m2.ref.mul(0.9)).mul(1e-6));
+          return [v2, m2, np.mean(np.square(r))];
+        },
+        { consume: [0, 1, 2] },
+      );
+      let v = np.zeros([1, nPad]);
+      let m = np.zeros([1, nPad]);
+      let k = k0;
+      return async () => {
+        const [ks, kn] = split(k, 2);
+        k = kn;
+        const [v2, m2, loss] = stepFn(ks, v, m, sys.z, sys.zSq, sys.y);
+        v = v2;
+        m = m2;
+        await scalar(loss);
+      };
+    },
+  };
+}
+
+/**
+ * gp-exact-4k: float64 exact GP on n = 4,096 points in 9 dimensions (RBF, unit lengthscale and
+ * variance, noise 0.1): build K + 0.1 I, its Cholesky factor, two triangular solves and the log marginal
+ * likelihood, nothing carried between steps. The exact solver's own host float64 code (gp/kernels.ts,
+ * core/linalg.ts: row-oriented loops in plain JavaScript, one thread).
+ */
+function gpExactWorkload(): Workload {
+  return {
+    name: "gp-exact-4k",
+    peer: "gp-exact-4k",
+    note: "exact GP in float64 on the host: K (n^2 d), Cholesky (n^3 / 3), two solves, log marginal likelihood",
+    warmup: 1,
+    steps: 5,
+    fuse: 1,
+    async setup() {
+      const n = 4096;
+      const d = 9;
+      const [kx, ky] = split(key(0), 2);
+      const x = Float64Array.from(await random.normal(kx, [n, d]).data() as ArrayLike<number>);
+      const y = Float64Array.from(await random.normal(ky, [n]).data() as ArrayLike<number>);
+      const h = { kernel: "rbf" as const, lengthscales: new Array<number>(d).fill(1), signal: 1, noise: 0.1 };
+      return async () => {
+        const gp = conditionExact(h, x, y, n);
+        if (!Number.isFinite(gp.logMarginal)) throw new Error("gp-exact-4k: the log marginal likelihood is not finite");
+      };
+    },
+  };
+}
+
 const MNIST_MLP = { spec: "mlp:400,400", inputShape: [784], classes: 10, n: 60000, batch: 128 };
 const MNIST_CNN = { spec: "cnn:32,64", inputShape: [1, 28, 28], classes: 10, n: 60000, batch: 64 };
 const UCI_MLP = { spec: "mlp:50", inputShape: [13], classes: 1, n: 455, batch: 32 };
@@ -157,6 +241,8 @@ const WORKLOADS: Workload[] = [
   workload({ name: "kfac-mlp-mnist", peer: "kfac-mlp-mnist", note: "KFAC factors A += [a,1]^T [a,1], G += g^T g with one sampled label per example (the laplace method's curvature step)", ...MNIST_MLP, method: kfac, warmup: 5, steps: 100 }),
   workload({ name: "sampled-laplace-mlp-mnist", peer: "sampled-laplace-mlp-mnist", note: "one sample-then-optimise step on K = 8 samples: J z (forward mode), H J z, J^T (reverse mode), heavy ball (the sampled-laplace method's solve step without its preconditioner)", ...MNIST_MLP, method: sampledLaplaceStep, warmup: 3, steps: 30 }),
   workload({ name: "map-cnn-mnist", peer: "sgld-cnn-mnist", note: "MAP step (grad + Adam) vs the peer's SGLD step (grad + noise)", ...MNIST_CNN, method: map, warmup: 3, steps: 40 }),
+  gpSgdWorkload(),
+  gpExactWorkload(),
 ];
 
 interface Line {

@@ -21,7 +21,8 @@ import { fileURLToPath } from "node:url";
 import { runUciBench, uciDatasets, uciTable, writeUciResults } from "../bench/uci.js";
 import { UCI_PUBLISHED } from "../bench/published.js";
 import { progressReporter } from "./progress.js";
-import { GP_DEFAULTS, GP_SOLVERS, SOLVER_NAMES, type GpFitOptions, type SolverName } from "../gp/solve.js";
+import { AUTO_EXACT_MAX, GP_DEFAULTS, GP_SOLVERS, SOLVER_NAMES, type GpFitOptions, type SolverName } from "../gp/solve.js";
+import { GP_FLAGS, gpDefaultText } from "./gp-flags.js";
 import { KERNELS } from "../gp/kernels.js";
 import { runGpEvaluate, runGpFit } from "../jobs/gp.js";
 import { isGpPosterior } from "../io/gp-posterior.js";
@@ -249,11 +250,24 @@ export function buildProgram(): Command {
     .option("--seed <s>", "seed of every random choice (split, hyperparameter subset, prior draws, minibatches)", int("--seed", 0, 2 ** 32 - 1), 0)
     .option("--out <dir>", "save the posterior to this directory (posterior.json + gp.safetensors), written whole; it must not exist or be empty")
     .option("--force", "replace a non-empty --out directory")
+    .option("--monitor-every <steps>", "sgd, sdd: every this many steps, print the test RMSE of the averaged iterate's mean on the first 2,000 test points (the time to a held-out tolerance)", int("--monitor-every", 1))
     .option("--json", "print the result as JSON")
     .option("--quiet", "no progress output");
   addGpOptions(gpFit).action(async (opts) => {
     const progress = opts.quiet ? undefined : gpProgress();
-    const r = await runGpFit({ data: opts.data, split: opts.split, seed: opts.seed, target: opts.target, testSize: opts.testSize, options: gpGiven(opts), out: opts.out, force: Boolean(opts.force), progress });
+    const r = await runGpFit({
+      data: opts.data,
+      split: opts.split,
+      seed: opts.seed,
+      target: opts.target,
+      testSize: opts.testSize,
+      options: gpGiven(opts),
+      out: opts.out,
+      force: Boolean(opts.force),
+      progress,
+      monitorEvery: opts.monitorEvery,
+      onMonitor: (step, rmse, seconds) => console.error(`monitor: step ${step} test RMSE ${rmse.toPrecision(5)} (${seconds.toFixed(1)} s, rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB)`),
+    });
     if (opts.json) {
       console.log(JSON.stringify({ data: r.data.source, solver: r.options.solver, kernel: r.options.kernel, nTrain: r.nTrain, nTest: r.nTest, hypers: r.hypers, metrics: r.metrics, report: r.report, wallTimeSeconds: r.wallTimeSeconds }));
       return;
@@ -265,6 +279,7 @@ export function buildProgram(): Command {
     if (r.report.residuals) extra.push(["relative residual", `mean ${r.report.residuals[0].toExponential(2)}, samples median ${[...r.report.residuals.slice(1)].sort((a, b) => a - b)[Math.floor((r.report.residuals.length - 1) / 2)]?.toExponential(2) ?? "-"} after ${r.report.iterations} ${r.options.solver === "cg" ? "iterations" : "steps"}`]);
     console.log(metricsTable(r.metrics, extra));
     if (r.out) console.log(`saved to ${r.out}`);
+    for (const w of r.report.warnings) console.error(`warning: ${w}`);
   });
   const bench = program.command("bench").description("benchmarks against published results");
   const uci = bench
@@ -416,36 +431,37 @@ export function buildProgram(): Command {
 }
 
 
-/** The GP options that are flags: key, flag, placeholder, meaning (defaults come from GP_DEFAULTS and the solver table). */
-const GP_FLAGS: readonly { key: keyof GpFitOptions; flag: string; arg: string; help: string; parse: (v: string) => number | string }[] = [
-  { key: "samples", flag: "--samples", arg: "s", help: "posterior function samples (pathwise solvers solve one system per sample besides the mean; exact draws them jointly)", parse: int("--samples", 1) },
-  { key: "features", flag: "--features", arg: "l", help: "random Fourier features per prior function sample", parse: int("--features", 1) },
-  { key: "hyperSubset", flag: "--hyper-subset", arg: "m", help: "training points the hyperparameters are fitted on by the exact marginal likelihood (a random subset when the set is larger; 16 m^2 bytes, m^3 flops per evaluation)", parse: int("--hyper-subset", 2) },
-  { key: "hyperEvaluations", flag: "--hyper-evaluations", arg: "k", help: "marginal-likelihood evaluations of the hyperparameter fit (L-BFGS)", parse: int("--hyper-evaluations", 1) },
-  { key: "steps", flag: "--steps", arg: "t", help: "sgd, sdd: optimiser steps", parse: int("--steps", 1) },
-  { key: "batchSize", flag: "--batch-size", arg: "b", help: "sgd, sdd: rows (sgd) or coordinates (sdd) per step", parse: int("--batch-size", 1) },
-  { key: "lr", flag: "--lr", arg: "eta", help: "sgd, sdd: step size in units of 1 / lambda_max(K + sigma^2 I) (sdd) or its square (sgd), lambda_max estimated on 1,000 training points", parse: positive("--lr") },
-  { key: "momentum", flag: "--momentum", arg: "rho", help: "sgd, sdd: Nesterov momentum", parse: (v) => { const n = Number(v); if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`--momentum expects a number in [0, 1), got '${v}'.`); return n; } },
-  { key: "averaging", flag: "--averaging", arg: "a", help: "sgd, sdd: geometric iterate averaging with weight a / steps on the newest iterate", parse: positive("--averaging") },
-  { key: "rank", flag: "--rank", arg: "r", help: "cg: rank of the pivoted-Cholesky preconditioner (0: none)", parse: int("--rank", 0) },
-  { key: "tolerance", flag: "--tolerance", arg: "tol", help: "cg: stop when every right-hand side's relative residual is below this", parse: positive("--tolerance") },
-  { key: "maxIterations", flag: "--max-iterations", arg: "k", help: "cg: iteration cap", parse: int("--max-iterations", 1) },
-];
+/** Parsers of the GP option flags (the table itself is cli/gp-flags.ts, shared with the README generator). */
+const GP_PARSERS: Record<string, (v: string) => number | string> = {
+  samples: int("--samples", 1),
+  features: int("--features", 1),
+  hyperSubset: int("--hyper-subset", 2),
+  hyperEvaluations: int("--hyper-evaluations", 1),
+  steps: int("--steps", 1),
+  batchSize: int("--batch-size", 1),
+  lr: positive("--lr"),
+  momentum: (v) => {
+    const n = Number(v);
+    if (v.trim() === "" || !(n >= 0 && n < 1)) throw new InvalidArgumentError(`--momentum expects a number in [0, 1), got '${v}'.`);
+    return n;
+  },
+  averaging: positive("--averaging"),
+  rank: int("--rank", 0),
+  tolerance: positive("--tolerance"),
+  maxIterations: int("--max-iterations", 1),
+};
 
 /** Adds --kernel, --solver (when `solver`) and every GP option flag, with defaults in the help. */
 function addGpOptions(cmd: Command, solver = true): Command {
   cmd.addOption(new Option("--kernel <name>", `covariance function with ARD lengthscales (default ${GP_DEFAULTS.kernel})`).choices([...KERNELS]));
-  if (solver) cmd.addOption(new Option("--solver <name>", `how the posterior is computed (default ${GP_DEFAULTS.solver})`).choices([...SOLVER_NAMES]));
-  for (const f of GP_FLAGS) {
-    const own = GP_SOLVERS.filter((s) => s.defaults[f.key] !== undefined).map((s) => `${s.name} ${s.defaults[f.key]}`);
-    cmd.addOption(new Option(`${f.flag} <${f.arg}>`, `${f.help} (default ${GP_DEFAULTS[f.key]}${own.length ? `; ${own.join(", ")}` : ""})`).argParser(f.parse));
-  }
+  if (solver) cmd.addOption(new Option("--solver <name>", `how the posterior is computed; auto: exact up to ${AUTO_EXACT_MAX.toLocaleString("en")} training points, sdd above (default auto)`).choices(["auto", ...SOLVER_NAMES]));
+  for (const f of GP_FLAGS) cmd.addOption(new Option(`${f.flag} <${f.arg}>`, `${f.help} (default ${gpDefaultText(f.key)})`).argParser(GP_PARSERS[f.key]));
   return cmd;
 }
 
 /** The GP options given on the command line. */
 function gpGiven(opts: Record<string, unknown>): Partial<GpFitOptions> & { solver: string } {
-  const out: Record<string, unknown> = { solver: opts.solver ?? GP_DEFAULTS.solver };
+  const out: Record<string, unknown> = { solver: opts.solver ?? "auto" };
   if (opts.kernel !== undefined) out.kernel = opts.kernel;
   for (const f of GP_FLAGS) if (opts[f.key] !== undefined) out[f.key] = opts[f.key];
   return out as Partial<GpFitOptions> & { solver: string };

@@ -4,6 +4,7 @@
  * errors, and the README's method and flag tables (`npm run docs` writes them; a test checks that the
  * README matches).
  */
+import { gpReferenceTables } from "./gp-flags.js";
 import { EVIDENCE_ROUNDS } from "../jobs/fit.js";
 import { OPTIONS, type OptionDef } from "../core/options.js";
 import type { OptionUse } from "../core/spec.js";
@@ -98,7 +99,7 @@ export function fitFlagsTable(): string {
 
 /** Generated README sections, by marker name (`<!-- generated:NAME -->` ... `<!-- /generated:NAME -->`). */
 export function generatedSections(): Record<string, string> {
-  return { methods: methodsTable(), "fit-flags": fitFlagsTable() };
+  return { methods: methodsTable(), "fit-flags": fitFlagsTable(), gp: gpReferenceTables() };
 }
 
 /** `readme` with every generated section replaced by its current text. @throws when a marker is missing. */

@@ -110,15 +110,21 @@ export class KernelProduct {
   ) {
     this.block = compile((zb: JArray, zc: JArray, zcSq: JArray, a: JArray) => np.matmul(kernelBlock(kernel, signal, zb, zc, zcSq), a.transpose()));
   }
-  /** k(zr, zc) a^T for zr [m, d], zc [n, d], zcSq [n], a [C, n]; borrows all four. Returns [m, C]. */
-  apply(zr: JArray, zc: JArray, zcSq: JArray, a: JArray): JArray {
+  /**
+   * k(zr, zc) a^T for zr [m, d], zc [n, d], zcSq [n], a [C, n]; borrows all four. Returns [m, C]. Each
+   * block is finished before the next is dispatched: jax-js queues work lazily, and 50 queued blocks of
+   * 40 x 200,000 held 3 GB of wasm memory at once.
+   */
+  async apply(zr: JArray, zc: JArray, zcSq: JArray, a: JArray): Promise<JArray> {
     const m = zr.shape[0];
     const b = blockRows(zc.shape[0], m);
     if (b >= m) return this.block(zr, zc, zcSq, a);
     const parts: JArray[] = [];
     for (let s = 0; s < m; s += b) {
       const rows = zr.ref.slice([s, Math.min(m, s + b)]);
-      parts.push(this.block(rows, zc, zcSq, a));
+      const part = this.block(rows, zc, zcSq, a);
+      await part.blockUntilReady();
+      parts.push(part);
       rows.dispose();
     }
     return np.concatenate(parts, 0);
@@ -146,16 +152,28 @@ export function drawPrior(k: Key, kernel: KernelName, d: number, features: numbe
   return { freqs, phases, weights, dispose: () => [freqs, phases, weights].forEach((a) => a.dispose()) };
 }
 
-/** The prior functions at inputs z [m, dPad] (scaled, zero-padded), [S, m]; borrows everything. */
-export function priorAt(p: PriorDraws, z: JArray, signal: number): JArray {
+/** One block of {@link priorAt}: weights [S, L] times phi(z)^T, jitted (eagerly, 50 blocks at n = 200,000 ran wasm out of its 4 GiB). */
+const priorBlock = new Map<number, Compiled<[JArray, JArray, JArray, JArray], JArray>>();
+
+/** The prior functions at inputs z [m, dPad] (scaled, zero-padded), [S, m]; borrows everything. Blocks finish one at a time. */
+export async function priorAt(p: PriorDraws, z: JArray, signal: number): Promise<JArray> {
   const m = z.shape[0];
   const [d, count] = p.freqs.shape;
   const extra = z.shape[1] - d;
   // Zero rows of the frequencies meet the zero columns of the inputs.
   const freqs = extra > 0 ? np.concatenate([p.freqs.ref, np.zeros([extra, count])], 0) : p.freqs.ref;
+  let block = priorBlock.get(signal);
+  if (!block) {
+    block = compile((zb: JArray, f: JArray, ph: JArray, w: JArray) => np.matmul(w, featureMap(zb, f, ph, signal).transpose()), { consume: [0] });
+    priorBlock.set(signal, block);
+  }
   const b = blockRows(count, m);
   const parts: JArray[] = [];
-  for (let s = 0; s < m; s += b) parts.push(np.matmul(p.weights.ref, featureMap(z.ref.slice([s, Math.min(m, s + b)]), freqs, p.phases, signal).transpose()));
+  for (let s = 0; s < m; s += b) {
+    const part = block(z.ref.slice([s, Math.min(m, s + b)]), freqs, p.phases, p.weights);
+    await part.blockUntilReady();
+    parts.push(part);
+  }
   freqs.dispose();
   return parts.length === 1 ? parts[0] : np.concatenate(parts, 1);
 }
@@ -166,10 +184,10 @@ export function priorAt(p: PriorDraws, z: JArray, signal: number): JArray {
  * f_s(X) and noise eps (masked the same way) for solvers that place them differently (SGD moves the
  * noise into its regulariser).
  */
-export function pathwiseTargets(k: Key, sys: GpSystem, prior: PriorDraws): { targets: JArray; priorValues: JArray; noise: JArray } {
+export async function pathwiseTargets(k: Key, sys: GpSystem, prior: PriorDraws): Promise<{ targets: JArray; priorValues: JArray; noise: JArray }> {
   const s = prior.weights.shape[0];
   const mask = sys.mask.ref.reshape([1, sys.nPad]);
-  const fx = priorAt(prior, sys.z, sys.hypers.signal).mul(mask.ref);
+  const fx = (await priorAt(prior, sys.z, sys.hypers.signal)).mul(mask.ref);
   const eps = random.normal(k, [s, sys.nPad]).mul(Math.sqrt(sys.hypers.noise)).mul(mask);
   const samples = sys.y.ref.reshape([1, sys.nPad]).sub(fx.ref).sub(eps.ref);
   const targets = np.concatenate([sys.y.ref.reshape([1, sys.nPad]), samples], 0);
@@ -227,8 +245,8 @@ export async function predictPathwise(product: KernelProduct, sys: GpSystem, pri
   const m = zs.shape[0];
   const c = a.shape[0];
   const s = c - 1;
-  const ka = await toHost(product.apply(zs, sys.z, sys.zSq, a));
-  const fs = s > 0 ? await toHost(priorAt(prior, zs, sys.hypers.signal)) : new Float32Array(0);
+  const ka = await toHost(await product.apply(zs, sys.z, sys.zSq, a));
+  const fs = s > 0 ? await toHost(await priorAt(prior, zs, sys.hypers.signal)) : new Float32Array(0);
   const mean = new Float64Array(m);
   const variance = new Float64Array(m);
   const samples = new Float32Array(m * s);
@@ -246,13 +264,13 @@ export async function predictPathwise(product: KernelProduct, sys: GpSystem, pri
 }
 
 /** (K + sigma^2 I) a, [C, nPad], for a [C, nPad] (borrowed). */
-export function systemProduct(product: KernelProduct, sys: GpSystem, a: JArray): JArray {
-  return product.apply(sys.z, sys.z, sys.zSq, a).transpose().add(a.ref.mul(sys.hypers.noise));
+export async function systemProduct(product: KernelProduct, sys: GpSystem, a: JArray): Promise<JArray> {
+  return (await product.apply(sys.z, sys.z, sys.zSq, a)).transpose().add(a.ref.mul(sys.hypers.noise));
 }
 
 /** Relative residuals |b_c - (K + sigma^2 I) a_c| / |b_c| per column (host), borrowing both. */
 export async function relativeResiduals(product: KernelProduct, sys: GpSystem, a: JArray, b: JArray): Promise<Float64Array> {
-  const r = b.ref.sub(systemProduct(product, sys, a));
+  const r = b.ref.sub(await systemProduct(product, sys, a));
   const num = await toHost(np.sum(np.square(r), 1));
   const den = await toHost(np.sum(np.square(b.ref), 1));
   return Float64Array.from(num, (v, i) => Math.sqrt(v / Math.max(den[i], 1e-30)));

@@ -16,8 +16,8 @@
  * samples) share each step's coordinates and kernel block. The step size is beta = lr / lambda_max(K +
  * sigma^2 I) (pathwise.ts estimates lambda_max on a subset), so `lr` means the same on every data set.
  */
-import { compile, np, random, type Compiled, type JArray, type Key } from "../core/engine.js";
-import { kernelBlock } from "./kernels.js";
+import { compile, np, random, vjpOf, type Compiled, type JArray, type Key } from "../core/engine.js";
+import { kernelBlock, type KernelName } from "./kernels.js";
 import type { GpSystem } from "./pathwise.js";
 
 /** An iterative solver's state: iterate, velocity and averaged iterate, each [C, n] (one row per right-hand side). */
@@ -53,13 +53,47 @@ export function zeroState(n: number, c: number): SolverState {
 }
 
 /**
- * Values r [C, B] at columns idx [B] scattered into [C, n] (duplicates summed): r onehot(idx), with
- * onehot [B, n]. jax-js 0.1.25 has no jittable scatter; the one-hot product costs C B n. Traceable.
+ * Values r [C, B] at columns idx [B] scattered into [C, n] (duplicates summed). jax-js 0.1.25 exports no
+ * scatter, but the transpose of a gather is one, and it runs under jit: the VJP of a -> a[:, idx] at
+ * zeros, applied to r (5 ms for [5, 200,000]; a one-hot product costs C B n and needed a B x n array, 400
+ * MB at n = 200,000). Traceable; consumes `idx` and `r`.
  */
 export function scatterColumns(idx: JArray, r: JArray, n: number): JArray {
-  const b = idx.shape[0];
-  const onehot = np.equal(idx.reshape([b, 1]), np.arange(n).reshape([1, n])).astype(np.float32);
-  return np.matmul(r, onehot);
+  const c = r.shape[0];
+  const [, back] = vjpOf((a: JArray) => a.slice([], idx), np.zeros([c, n]));
+  const g = back(r);
+  back.dispose();
+  return g;
+}
+
+/** Kernel entries per column chunk of a step's B x n block (100 MB of float32 per intermediate). */
+export const CHUNK_ENTRIES = 25_000_000;
+
+/**
+ * Column ranges [start, end) covering n with at most CHUNK_ENTRIES / rows columns each, multiples of 8
+ * (the matmul's fast path). One range up to n = 48,828 at 512 rows; 200,000 points take 5. jax-js's
+ * fusion keeps several intermediates of the B x n block alive, and whole they passed wasm's 4 GiB at
+ * n = 200,000.
+ */
+export function columnChunks(n: number, rows: number): [number, number][] {
+  const size = Math.max(8, Math.floor(CHUNK_ENTRIES / rows / 8) * 8);
+  const out: [number, number][] = [];
+  for (let s = 0; s < n; s += size) out.push([s, Math.min(n, s + size)]);
+  return out;
+}
+
+/**
+ * a k(zb, z)^T for a [C, n], zb [B, d], z [n, d], zSq [n], in column chunks of z: [C, B]. Traceable;
+ * borrows everything.
+ */
+export function productWithBlock(kernel: KernelName, signal: number, a: JArray, zb: JArray, z: JArray, zSq: JArray): JArray {
+  let out: JArray | undefined;
+  for (const [s, e] of columnChunks(z.shape[0], zb.shape[0])) {
+    const kb = kernelBlock(kernel, signal, zb.ref, z.ref.slice([s, e]), zSq.ref.slice([s, e]));
+    const part = np.matmul(a.ref.slice([], [s, e]), kb.transpose());
+    out = out ? out.add(part) : part;
+  }
+  return out!;
 }
 
 /**
@@ -78,9 +112,10 @@ export function sdd(sys: GpSystem, targets: JArray, lambdaMax: number, o: Stocha
     (k: Key, alpha: JArray, vel: JArray, avg: JArray, z: JArray, zSq: JArray, t: JArray): [JArray, JArray, JArray, JArray] => {
       const idx = random.randint(k, { minval: 0, maxval: n, shape: [bsz] });
       const look = alpha.ref.add(vel.ref.mul(rho));
-      const kb = kernelBlock(kernel, signal, z.ref.slice(idx.ref), z, zSq);
+      const zb = z.ref.slice(idx.ref);
       // resid [C, B]: ((K_I + sigma^2 e_I)^T a' - b_I) for every right-hand side.
-      const resid = np.matmul(look.ref, kb.transpose()).add(look.slice([], idx.ref).mul(noise)).sub(t.slice([], idx.ref));
+      const resid = productWithBlock(kernel, signal, look, zb, z, zSq).add(look.slice([], idx.ref).mul(noise)).sub(t.slice([], idx.ref));
+      [zb, z, zSq].forEach((a) => a.dispose());
       const loss = np.mean(np.square(resid.ref.slice(0)));
       const g = scatterColumns(idx, resid, nPad).mul(n / bsz);
       const vel2 = vel.mul(rho).sub(g.mul(beta));

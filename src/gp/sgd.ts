@@ -18,7 +18,7 @@
 import { compile, np, random, split, type Compiled, type JArray, type Key } from "../core/engine.js";
 import { drawFeatures, featureMap, kernelBlock } from "./kernels.js";
 import type { GpSystem } from "./pathwise.js";
-import { zeroState, type GpStepMethod, type StochasticOptions } from "./sdd.js";
+import { columnChunks, productWithBlock, zeroState, type GpStepMethod, type StochasticOptions } from "./sdd.js";
 
 /** Random features of SGD's regulariser estimate per step. */
 export const SGD_REGULARISER_FEATURES = 100;
@@ -40,11 +40,14 @@ export function sgd(sys: GpSystem, targets: JArray, delta: JArray, lambdaMax: nu
       const [kIdx, kFeat] = split(k, 2);
       const idx = random.randint(kIdx, { minval: 0, maxval: n, shape: [bsz] });
       const look = v.ref.add(vel.ref.mul(rho));
-      const kb = kernelBlock(kernel, signal, z.ref.slice(idx.ref), z.ref, zSq);
-      // resid [C, B] = K_b v' - b_b per right-hand side; the data term (n / B) K_b^T resid as [C, n].
-      const resid = np.matmul(look.ref, kb.ref.transpose()).sub(b.slice([], idx));
+      const zb = z.ref.slice(idx.ref);
+      // resid [C, B] = K_b v' - b_b per right-hand side; the data term (n / B) K_b^T resid as [C, n],
+      // both by column chunks (sdd.ts); with more than one chunk the block is evaluated twice.
+      const resid = productWithBlock(kernel, signal, look, zb, z, zSq).sub(b.slice([], idx));
       const loss = np.mean(np.square(resid.ref.slice(0)));
-      const data = np.matmul(resid, kb).mul(n / bsz);
+      const parts = columnChunks(nPad, bsz).map(([s, e]) => np.matmul(resid.ref, kernelBlock(kernel, signal, zb.ref, z.ref.slice([s, e]), zSq.ref.slice([s, e]))));
+      const data = (parts.length === 1 ? parts[0] : np.concatenate(parts, 1)).mul(n / bsz);
+      [resid, zb, zSq].forEach((a) => a.dispose());
       const { freqs, phases } = drawFeatures(kFeat, kernel, dPad, SGD_REGULARISER_FEATURES);
       // [nPad, L], zero on padding so that padding weights neither feel nor exert the regulariser.
       const phi = featureMap(z, freqs, phases, signal).mul(mask.reshape([nPad, 1]));

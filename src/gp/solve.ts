@@ -12,7 +12,7 @@
  * pathwise samples plus the random-feature prior draws, which predict at any input.
  */
 import { fromHost, key as makeKey, np, random, scalar, split, toHost, type JArray, type Key } from "../core/engine.js";
-import { solveCg } from "./cg.js";
+import { CG_FLOAT64_CONDITION, solveCg } from "./cg.js";
 import { conditionExact, exactBytes, fitHypers, predictExact, sampleExact, type ExactGp } from "./exact.js";
 import { type GpHypers, type KernelName } from "./kernels.js";
 import { drawPrior, KernelProduct, largestEigenvalue, makeSystem, scaledInputs, pathwiseTargets, predictPathwise, relativeResiduals, type GpSystem, type PriorDraws } from "./pathwise.js";
@@ -63,7 +63,7 @@ export interface GpSolverSpec {
 /** Defaults every solver shares (chosen on training data, docs/gp.md). */
 export const GP_DEFAULTS: GpFitOptions = {
   kernel: "matern32",
-  solver: "sdd",
+  solver: "exact",
   samples: 32,
   features: 2000,
   hyperSubset: 1000,
@@ -116,6 +116,18 @@ export function solverSpec(name: string): GpSolverSpec {
   return s;
 }
 
+/**
+ * Largest training set the `auto` solver hands to the exact one: the factorisation then takes under
+ * about 30 s here (n^3 / 3 flops at 1.5 GFLOP/s) and 0.4 GB; above it, `auto` means sdd.
+ */
+export const AUTO_EXACT_MAX = 5000;
+
+/** `auto`: exact up to {@link AUTO_EXACT_MAX} training points (and within memory), sdd above. */
+export function resolveSolver(solver: string, n: number, memoryBytes = Infinity): SolverName {
+  if (solver !== "auto") return solverSpec(solver).name;
+  return n <= AUTO_EXACT_MAX && exactBytes(n) <= memoryBytes ? "exact" : "sdd";
+}
+
 /** The full options of a solver: shared defaults, the solver's own, then `given`. */
 export function gpOptions(solver: string, given: Partial<GpFitOptions> = {}): GpFitOptions {
   const spec = solverSpec(solver);
@@ -144,6 +156,10 @@ export interface GpFitReport {
   readonly residuals?: readonly number[];
   readonly lambdaMax?: number;
   readonly loss?: number;
+  /** CG: the precision of its kernel products. */
+  readonly precision?: "float32" | "float64";
+  /** What the user should know about the run (a condition number float32 cannot handle). */
+  readonly warnings: readonly string[];
 }
 
 /** Training rows of the hyperparameter subset: the first m of a key-derived permutation (consumes the key). */
@@ -231,14 +247,28 @@ export class PathwiseGp implements GpPosterior {
   }
 }
 
+/** Largest n at which a fit reports its relative residuals (an n^2 kernel product; 41,157 points: about 30 s). */
+export const RESIDUAL_CHECK_MAX = 50_000;
+
 /** Progress of a fit: a phase name and a fraction done. */
 export type GpProgress = (phase: string, done: number, total: number, note?: string) => void;
+
+/**
+ * A held-out check during a stochastic solve: every `every` steps, the posterior mean of the averaged
+ * iterate at inputs `x` (m x d host, standardised) is handed to `report` with the step count.
+ */
+export interface GpMonitor {
+  readonly every: number;
+  readonly x: ArrayLike<number>;
+  readonly m: number;
+  report(step: number, mean: Float32Array): void;
+}
 
 /**
  * Fits a GP to standardised data x (n x d row-major), y (n). Consumes the key. Throws a RangeError naming
  * the memory needed when the exact solver would not fit in `memoryBytes`.
  */
-export async function fitGp(k: Key, x: ArrayLike<number>, y: ArrayLike<number>, n: number, d: number, o: GpFitOptions, progress?: GpProgress, memoryBytes = Infinity): Promise<{ posterior: GpPosterior; report: GpFitReport }> {
+export async function fitGp(k: Key, x: ArrayLike<number>, y: ArrayLike<number>, n: number, d: number, o: GpFitOptions, progress?: GpProgress, memoryBytes = Infinity, monitor?: GpMonitor): Promise<{ posterior: GpPosterior; report: GpFitReport }> {
   if (o.solver === "exact" && exactBytes(n) > memoryBytes) {
     k.dispose();
     throw new RangeError(
@@ -269,27 +299,35 @@ export async function fitGp(k: Key, x: ArrayLike<number>, y: ArrayLike<number>, 
     progress?.("cholesky", 0, 1, `n = ${n}`);
     const gp = conditionExact(hypers, x, y, n);
     progress?.("cholesky", 1, 1);
-    return { posterior: exactPosterior(gp, x, y, d), report: { hyperFit, hyperSeconds, solverSeconds: (performance.now() - t1) / 1000 } };
+    return { posterior: exactPosterior(gp, x, y, d), report: { hyperFit, hyperSeconds, solverSeconds: (performance.now() - t1) / 1000, warnings: [] } };
   }
   const sys = makeSystem(hypers, x, y, n);
   const prior = drawPrior(kPrior, hypers.kernel, d, o.features, o.samples);
-  const { targets, priorValues, noise } = pathwiseTargets(kNoise, sys, prior);
+  const { targets, priorValues, noise } = await pathwiseTargets(kNoise, sys, prior);
   const product = new KernelProduct(hypers.kernel, hypers.signal);
   let weights: JArray;
   let iterations: number;
-  let lambdaMax: number | undefined;
   let loss: number | undefined;
+  let precision: "float32" | "float64" | undefined;
+  const warnings: string[] = [];
+  const lambdaMax = largestEigenvalue(hypers, x, n, subsetRows(kEig, n, 1000));
+  const condition = lambdaMax / hypers.noise;
   try {
     if (o.solver === "cg") {
       kRun.dispose();
-      kEig.dispose();
-      const r = await solveCg(product, sys, x, targets, { rank: o.rank, tolerance: o.tolerance, maxIterations: o.maxIterations }, (it, worst) =>
+      precision = condition > CG_FLOAT64_CONDITION ? "float64" : "float32";
+      const r = await solveCg(product, sys, x, targets, { rank: o.rank, tolerance: o.tolerance, maxIterations: o.maxIterations, precision }, (it, worst) =>
         progress?.("cg", it, o.maxIterations, `residual ${worst.toExponential(2)}`),
       );
       weights = r.solution;
       iterations = r.iterations;
     } else {
-      lambdaMax = largestEigenvalue(hypers, x, n, subsetRows(kEig, n, 1000));
+      if (condition > CG_FLOAT64_CONDITION) {
+        warnings.push(
+          `lambda_max(K + sigma^2 I) / sigma^2 is about ${condition.toExponential(1)}: ${o.solver} works in float32 and converges in about sqrt of that many steps, so its solution will be far from exact; ` +
+            (exactBytes(n) < memoryBytes ? `--solver exact fits n = ${n} here` : "--solver cg runs float64 products at this conditioning"),
+        );
+      }
       const opts = { batchSize: Math.min(o.batchSize, n), lr: o.lr, momentum: o.momentum, averaging: Math.min(1, o.averaging / o.steps) };
       let method: GpStepMethod;
       let extra: JArray[] = [];
@@ -311,6 +349,13 @@ export async function fitGp(k: Key, x: ArrayLike<number>, y: ArrayLike<number>, 
         kk = kn;
         const [next, info] = method.step(ks, state);
         state = next;
+        if (monitor && (t % monitor.every === 0 || t === o.steps)) {
+          const zm = scaledInputs(hypers, monitor.x, monitor.m);
+          const mean0 = state.average.ref.slice([0, 1]);
+          monitor.report(t, await toHost(await product.apply(zm, sys.z, sys.zSq, mean0)));
+          zm.dispose();
+          mean0.dispose();
+        }
         if (t % every === 0 || t === o.steps) {
           loss = await scalar(info.loss);
           if (!Number.isFinite(loss)) {
@@ -321,6 +366,8 @@ export async function fitGp(k: Key, x: ArrayLike<number>, y: ArrayLike<number>, 
           }
           progress?.(o.solver, t, o.steps, `batch residual^2 ${loss.toExponential(2)}`);
         } else {
+          // One step at a time: jax-js queues work lazily, and queued steps hold their B x n blocks.
+          await info.loss.blockUntilReady();
           info.loss.dispose();
         }
       }
@@ -332,8 +379,9 @@ export async function fitGp(k: Key, x: ArrayLike<number>, y: ArrayLike<number>, 
       method.dispose();
       extra.forEach((a) => a.dispose());
     }
-    const residuals = Array.from(await relativeResiduals(product, sys, weights, targets));
-    const report: GpFitReport = { hyperFit, hyperSeconds, solverSeconds: (performance.now() - t1) / 1000, iterations, residuals, lambdaMax, loss };
+    // The check is one more product with the whole kernel matrix: skipped above RESIDUAL_CHECK_MAX points.
+    const residuals = n <= RESIDUAL_CHECK_MAX ? Array.from(await relativeResiduals(product, sys, weights, targets)) : undefined;
+    const report: GpFitReport = { hyperFit, hyperSeconds, solverSeconds: (performance.now() - t1) / 1000, iterations, residuals, lambdaMax, loss, precision, warnings };
     return { posterior: new PathwiseGp(hypers, sys, prior, weights, x), report };
   } finally {
     product.dispose();

@@ -7,7 +7,7 @@ import { key, split as splitKey } from "../core/engine.js";
 import { absoluteSource, loadData } from "../data/index.js";
 import type { DataSplit } from "../data/types.js";
 import { regressionMetrics } from "../eval/metrics.js";
-import { fitGp, gpOptions, restoreGp, type GpFitOptions, type GpFitReport, type GpPosterior, type GpProgress } from "../gp/solve.js";
+import { fitGp, gpOptions, resolveSolver, restoreGp, type GpFitOptions, type GpFitReport, type GpMonitor, type GpPosterior, type GpProgress } from "../gp/solve.js";
 import type { GpHypers } from "../gp/kernels.js";
 import { loadGpPosterior, saveGpPosterior, type GpPosteriorMeta } from "../io/gp-posterior.js";
 import { checkOutputDir, POSTERIOR_FORMAT_VERSION } from "../io/posterior.js";
@@ -27,6 +27,13 @@ export interface GpFitJob {
   readonly force?: boolean;
   readonly progress?: GpProgress;
   readonly memoryBytes?: number;
+  /**
+   * Stochastic solvers: every this many steps, the RMSE (original units) of the averaged iterate's mean
+   * on the first 2,000 test points is passed to `onMonitor` with the step and the seconds since the fit
+   * began (the hyperparameter fit included).
+   */
+  readonly monitorEvery?: number;
+  readonly onMonitor?: (step: number, rmse: number, seconds: number) => void;
 }
 
 /** Test metrics in original units: RMSE, log-likelihood per point, and the mean predictive sd. */
@@ -76,12 +83,28 @@ export async function runGpFit(job: GpFitJob): Promise<GpFitResult> {
   const t0 = performance.now();
   if (job.out) await checkOutputDir(job.out, Boolean(job.force));
   const data = gpData(job.data, job);
-  const o = gpOptions(job.options.solver, job.options);
   const n = data.train.n;
+  const o = gpOptions(resolveSolver(job.options.solver, n, job.memoryBytes ?? EXACT_MEMORY_BYTES), job.options);
   const d = data.train.xShape.reduce((a, b) => a * b, 1);
   const [kFit, kPred] = splitKey(key(job.seed), 2);
   kPred.dispose();
-  const { posterior, report } = await fitGp(kFit, data.train.x, data.train.y, n, d, o, job.progress, job.memoryBytes ?? EXACT_MEMORY_BYTES);
+  let monitor: GpMonitor | undefined;
+  if (job.monitorEvery !== undefined) {
+    const m = Math.min(2000, data.test.n);
+    const scale = data.targetScale ?? { mean: 0, std: 1 };
+    const t1 = performance.now();
+    monitor = {
+      every: job.monitorEvery,
+      x: data.test.x.subarray(0, m * d),
+      m,
+      report(step, mean) {
+        let se = 0;
+        for (let i = 0; i < m; i++) se += (mean[i] - data.test.y[i]) ** 2;
+        job.onMonitor?.(step, scale.std * Math.sqrt(se / m), (performance.now() - t1) / 1000);
+      },
+    };
+  }
+  const { posterior, report } = await fitGp(kFit, data.train.x, data.train.y, n, d, o, job.progress, job.memoryBytes ?? EXACT_MEMORY_BYTES, monitor);
   try {
     const p = await posterior.predict(data.test.x, data.test.n);
     const metrics = gpMetrics(data, p.mean, p.variance, posterior.hypers.noise);
