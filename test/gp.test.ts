@@ -240,3 +240,19 @@ test("CLI: gp fit --out saves a posterior that bayesdl evaluate scores the same 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("bench gp: one split of boston with exact and cg shares the hyperparameters, records metrics, time and RSS, and skips exact when it would not fit", async () => {
+  const { runGpBench, gpTable } = await import("../src/bench/gp.js");
+  const dataDir = resolve(here, "../../../shared/data/uci");
+  const results = await runGpBench({ dataDir, datasets: ["bostonHousing"], solvers: ["exact", "cg"], splits: [0], seed: 0, options: { hyperEvaluations: 20 } });
+  assert.equal(results.length, 2);
+  const [ex, cg] = results;
+  assert.deepEqual(ex.hypers, cg.hypers);
+  // CG solves the exact system to a relative residual of 0.01: the test RMSE agrees to 1%.
+  assert.ok(Math.abs(ex.metrics!.rmse - cg.metrics!.rmse) < 0.01 * ex.metrics!.rmse, `${ex.metrics!.rmse} vs ${cg.metrics!.rmse}`);
+  assert.ok(ex.metrics!.rmse < 4.5 && ex.metrics!.ll > -3, JSON.stringify(ex.metrics));
+  assert.ok(ex.peakRssMiB > 0 && cg.solverSeconds! >= 0);
+  assert.match(gpTable(results), /\| boston \| 455 \| exact \| 1 \|/);
+  const skipped = await runGpBench({ dataDir, datasets: ["bostonHousing"], solvers: ["exact"], splits: [0], seed: 0, options: { hyperEvaluations: 5 }, memoryBytes: 1e6 });
+  assert.match(skipped[0].skipped ?? "", /needs 0\.0 GiB \(16 n\^2 bytes\)/);
+});

@@ -29,7 +29,7 @@ import { networkFromSpec } from "../models/spec.js";
 import { create as createSgld } from "../sgmcmc/sgld.js";
 import { create as createSghmc } from "../sgmcmc/sghmc.js";
 import { conditionExact } from "../gp/exact.js";
-import { kernelBlock } from "../gp/kernels.js";
+import { kernelBlock, type GpHypers } from "../gp/kernels.js";
 import { makeSystem } from "../gp/pathwise.js";
 
 /** One workload: builds its jitted step and returns a closure that runs one step to completion. */
@@ -143,6 +143,14 @@ const sampledLaplaceStep: MethodFactory = (_ld, n, model) => {
   };
   return method as unknown as ModelMethod<Tree, Info>;
 };
+/** The GP workloads' data: X [n, d] and y [n] standard normal, drawn once from key 0, as host float64. */
+async function gpWorkloadData(n: number, d: number): Promise<{ x: Float64Array; y: Float64Array; hypers: GpHypers; key: Key }> {
+  const [kx, ky, k0] = split(key(0), 3);
+  const x = Float64Array.from((await random.normal(kx, [n, d]).data()) as ArrayLike<number>);
+  const y = Float64Array.from((await random.normal(ky, [n]).data()) as ArrayLike<number>);
+  return { x, y, hypers: { kernel: "rbf", lengthscales: new Array<number>(d).fill(1), signal: 1, noise: 0.1 }, key: k0 };
+}
+
 /**
  * gp-sgd-step as WORKLOADS.md defines it: RBF with unit lengthscale and variance on n = 45,730 points
  * in 9 dimensions, 512 rows i.i.d. per step, r = K_b v - y_b, g = (n / 512) K_b^T r + 0.01 v, Nesterov
@@ -161,12 +169,8 @@ function gpSgdWorkload(): Workload {
     fuse: 1,
     async setup() {
       const n = 45730;
-      const d = 9;
-      const h = { kernel: "rbf" as const, lengthscales: new Array<number>(d).fill(1), signal: 1, noise: 0.01 };
-      const [kx, ky, k0] = split(key(0), 3);
-      const x = Float64Array.from(await random.normal(kx, [n, d]).data() as ArrayLike<number>);
-      const y = Float64Array.from(await random.normal(ky, [n]).data() as ArrayLike<number>);
-      const sys = makeSystem(h, x, y, n);
+      const { x, y, hypers, key: k0 } = await gpWorkloadData(n, 9);
+      const sys = makeSystem(hypers, x, y, n);
       const nPad = sys.nPad;
       const stepFn = compile(
         (k: Key, v: JArray, m: JArray, z: JArray, zSq: JArray, yy: JArray): [JArray, JArray, JArray] => {
@@ -211,13 +215,10 @@ function gpExactWorkload(): Workload {
     fuse: 1,
     async setup() {
       const n = 4096;
-      const d = 9;
-      const [kx, ky] = split(key(0), 2);
-      const x = Float64Array.from(await random.normal(kx, [n, d]).data() as ArrayLike<number>);
-      const y = Float64Array.from(await random.normal(ky, [n]).data() as ArrayLike<number>);
-      const h = { kernel: "rbf" as const, lengthscales: new Array<number>(d).fill(1), signal: 1, noise: 0.1 };
+      const { x, y, hypers, key: k0 } = await gpWorkloadData(n, 9);
+      k0.dispose();
       return async () => {
-        const gp = conditionExact(h, x, y, n);
+        const gp = conditionExact(hypers, x, y, n);
         if (!Number.isFinite(gp.logMarginal)) throw new Error("gp-exact-4k: the log marginal likelihood is not finite");
       };
     },

@@ -10,7 +10,8 @@ import { regressionMetrics } from "../eval/metrics.js";
 import { fitGp, gpOptions, resolveSolver, restoreGp, type GpFitOptions, type GpFitReport, type GpMonitor, type GpPosterior, type GpProgress } from "../gp/solve.js";
 import type { GpHypers } from "../gp/kernels.js";
 import { loadGpPosterior, saveGpPosterior, type GpPosteriorMeta } from "../io/gp-posterior.js";
-import { checkOutputDir, POSTERIOR_FORMAT_VERSION } from "../io/posterior.js";
+import { checkOutputDir, POSTERIOR_FORMAT_VERSION, type PosteriorMeta } from "../io/posterior.js";
+import { inPosteriorUnits } from "./posterior.js";
 
 /** Memory the exact solver may use: three quarters of this machine's. */
 export const EXACT_MEMORY_BYTES = 0.75 * totalmem();
@@ -135,12 +136,16 @@ export async function runGpFit(job: GpFitJob): Promise<GpFitResult> {
 export async function runGpEvaluate(dir: string, o: { data?: string; split?: number; seed?: number; target?: string; testSize?: number } = {}): Promise<{ meta: GpPosteriorMeta; metrics: GpMetrics; data: DataSplit; sameData: boolean }> {
   const { meta, tensors } = await loadGpPosterior(dir);
   const sameData = o.data === undefined && o.split === undefined;
-  const data = gpData(o.data ?? meta.data.source, {
+  const own = gpData(o.data ?? meta.data.source, {
     seed: o.seed ?? meta.data.seed,
     split: o.split ?? meta.data.split,
     target: o.target ?? meta.data.target,
     testSize: o.testSize ?? meta.data.testSize,
   });
+  // Another split or source is standardised with its own training statistics: map its inputs and
+  // targets into the posterior's units (inPosteriorUnits reads only the two scales of the metadata).
+  const units = { data: { inputScale: meta.inputScale, targetScale: meta.targetScale } } as unknown as PosteriorMeta;
+  const data = sameData ? own : inPosteriorUnits(own, units, o.data ?? `split ${o.split}`);
   const d = meta.hypers.lengthscales.length;
   const got = data.test.xShape.reduce((a, b) => a * b, 1);
   if (got !== d) throw new Error(`evaluate: the data have ${got} inputs per example but the GP in ${dir} was fitted on ${d}`);
