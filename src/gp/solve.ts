@@ -11,7 +11,7 @@
  * The three iterative solvers return a {@link PathwiseGp}: representer weights of the mean and of S
  * pathwise samples plus the random-feature prior draws, which predict at any input.
  */
-import { fromHost, key as makeKey, np, random, scalar, split, toHost, type JArray, type Key } from "../core/engine.js";
+import { fromHost, np, random, scalar, split, toHost, type JArray, type Key } from "../core/engine.js";
 import { CG_FLOAT64_CONDITION, solveCg } from "./cg.js";
 import { conditionExact, exactBytes, fitHypers, predictExact, sampleExact, type ExactGp } from "./exact.js";
 import { type GpHypers, type KernelName } from "./kernels.js";
@@ -325,7 +325,7 @@ export async function fitGp(k: Key, x: ArrayLike<number>, y: ArrayLike<number>, 
       if (condition > CG_FLOAT64_CONDITION) {
         warnings.push(
           `lambda_max(K + sigma^2 I) / sigma^2 is about ${condition.toExponential(1)}: ${o.solver} works in float32 and converges in about sqrt of that many steps, so its solution will be far from exact; ` +
-            (exactBytes(n) < memoryBytes ? `--solver exact fits n = ${n} here` : "--solver cg runs float64 products at this conditioning"),
+            (exactBytes(n) < memoryBytes ? `--solver exact fits n = ${n} here` : "more --steps reduce the error; the held-out RMSE (--monitor-every) shows whether they still pay"),
         );
       }
       const opts = { batchSize: Math.min(o.batchSize, n), lr: o.lr, momentum: o.momentum, averaging: Math.min(1, o.averaging / o.steps) };
@@ -390,9 +390,6 @@ export async function fitGp(k: Key, x: ArrayLike<number>, y: ArrayLike<number>, 
     noise.dispose();
   }
 }
-
-/** The default key of a fit with seed `seed`. */
-export const fitKey = (seed: number): Key => makeKey(seed);
 
 /** Host arrays of a saved GP posterior by name (see io/gp-posterior.ts). */
 export type GpHostTensors = Record<string, { data: Float32Array | Float64Array; shape: number[] }>;
