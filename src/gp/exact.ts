@@ -205,16 +205,42 @@ export interface ExactGp {
   /** K_y^-1 y. */
   readonly alpha: Float64Array;
   readonly logMarginal: number;
+  /** Added to the diagonal beyond sigma^2 to make the factorisation succeed ({@link JITTERS}); usually 0. */
+  readonly jitter: number;
 }
 
-/** Conditions on (x, y): one factorisation, n^3 / 3 flops. */
+/**
+ * Jitters tried, in units of the signal variance, when K_y is not positive definite in float64. On
+ * naval the fitted signal variance dwarfs the noise floor, so round-off in the factorisation left a
+ * pivot of -1.3e-5 at the floor sigma^2 = 1e-4 (GPyTorch retries with growing jitter the same way).
+ */
+export const JITTERS = [0, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6];
+
+/**
+ * Conditions on (x, y): one factorisation, n^3 / 3 flops (more if a jitter is needed: each retry is
+ * another factorisation). `jitter` is what was added to the diagonal, 0 when none was needed.
+ */
 export function conditionExact(h: GpHypers, x: ArrayLike<number>, y: ArrayLike<number>, n: number): ExactGp {
   const z = scaleInputs(x, n, h.lengthscales);
-  const factor = cholesky(gramMatrix(h, z, n), n);
+  const k = gramMatrix(h, z, n);
+  let factor: Float64Array | undefined;
+  let jitter = 0;
+  for (const j of JITTERS) {
+    jitter = j * h.signal;
+    if (jitter > 0) for (let i = 0; i < n; i++) k[i * n + i] += jitter;
+    try {
+      factor = cholesky(k, n);
+      break;
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      if (jitter > 0) for (let i = 0; i < n; i++) k[i * n + i] -= jitter;
+    }
+  }
+  if (!factor) throw new RangeError(`exact GP: K + sigma^2 I is not positive definite in float64 even with a jitter of ${JITTERS[JITTERS.length - 1]} times the signal variance (${h.signal}); the hyperparameters are degenerate`);
   const alpha = solveLowerTranspose(factor, n, solveLower(factor, n, Float64Array.from(y), 1), 1);
   let quad = 0;
   for (let i = 0; i < n; i++) quad += y[i] * alpha[i];
-  return { hypers: h, n, z, factor, alpha, logMarginal: -0.5 * quad - 0.5 * logDetCholesky(factor, n) - 0.5 * n * LOG_2PI };
+  return { hypers: h, n, z, factor, alpha, jitter, logMarginal: -0.5 * quad - 0.5 * logDetCholesky(factor, n) - 0.5 * n * LOG_2PI };
 }
 
 /**

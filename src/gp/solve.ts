@@ -299,7 +299,8 @@ export async function fitGp(k: Key, x: ArrayLike<number>, y: ArrayLike<number>, 
     progress?.("cholesky", 0, 1, `n = ${n}`);
     const gp = conditionExact(hypers, x, y, n);
     progress?.("cholesky", 1, 1);
-    return { posterior: exactPosterior(gp, x, y, d), report: { hyperFit, hyperSeconds, solverSeconds: (performance.now() - t1) / 1000, warnings: [] } };
+    const warnings = gp.jitter > 0 ? [`K + sigma^2 I was not positive definite in float64; a jitter of ${gp.jitter.toPrecision(3)} (${(gp.jitter / hypers.signal).toExponential(0)} times the signal variance) was added to its diagonal`] : [];
+    return { posterior: exactPosterior(gp, x, y, d), report: { hyperFit, hyperSeconds, solverSeconds: (performance.now() - t1) / 1000, warnings } };
   }
   const sys = makeSystem(hypers, x, y, n);
   const prior = drawPrior(kPrior, hypers.kernel, d, o.features, o.samples);
