@@ -9,8 +9,8 @@
  */
 import { join, resolve } from "node:path";
 import { key, split as splitKey } from "../core/engine.js";
-import { exactBytes, fitHypers } from "../gp/exact.js";
-import { fitGp, gpOptions, subsetRows, type GpFitOptions, type SolverName } from "../gp/solve.js";
+import { exactBytes } from "../gp/exact.js";
+import { fitGp, fitSubsetHypers, gpOptions, type GpFitOptions, type SolverName } from "../gp/solve.js";
 import { writeFileAtomic, mkdirp } from "../io/atomic.js";
 import { EXACT_MEMORY_BYTES, gpData, gpMetrics, type GpMetrics } from "../jobs/gp.js";
 import { UCI_PUBLISHED } from "./published.js";
@@ -65,12 +65,7 @@ export async function runGpBench(o: GpBenchOptions): Promise<GpBenchResult[]> {
       const base = gpOptions("exact", o.options);
       const [kSub, kRest] = splitKey(key(seed), 2);
       const t0 = performance.now();
-      const rows = subsetRows(kSub, n, base.hyperSubset);
-      const xs = new Float64Array(rows.length * d);
-      rows.forEach((r, i) => {
-        for (let j = 0; j < d; j++) xs[i * d + j] = data.train.x[r * d + j];
-      });
-      const fit = fitHypers(base.kernel, xs, Float64Array.from(rows, (r) => data.train.y[r]), rows.length, d, { maxEvaluations: base.hyperEvaluations });
+      const fit = fitSubsetHypers(kSub, data.train.x, data.train.y, n, d, base);
       const hyperSeconds = (performance.now() - t0) / 1000;
       const hypers = fit.hypers;
       const solverKeys = splitKey(kRest, o.solvers.length);

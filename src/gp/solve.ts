@@ -181,6 +181,16 @@ function gatherRows(x: ArrayLike<number>, d: number, rows: Int32Array): Float64A
   return out;
 }
 
+/**
+ * The hyperparameters every solver conditions on: the exact marginal likelihood on the first
+ * `hyperSubset` rows of a key-derived permutation (all rows when n is smaller). Consumes the key.
+ */
+export function fitSubsetHypers(k: Key, x: ArrayLike<number>, y: ArrayLike<number>, n: number, d: number, o: Pick<GpFitOptions, "kernel" | "hyperSubset" | "hyperEvaluations">): { hypers: GpHypers; subset: number; logMarginalPerPoint: number; evaluations: number } {
+  const rows = subsetRows(k, n, o.hyperSubset);
+  const fit = fitHypers(o.kernel, gatherRows(x, d, rows), Float64Array.from(rows, (r) => y[r]), rows.length, d, { maxEvaluations: o.hyperEvaluations });
+  return { hypers: fit.hypers, subset: rows.length, logMarginalPerPoint: fit.logMarginalPerPoint, evaluations: fit.evaluations };
+}
+
 /** Exact-solver posterior. */
 export function exactPosterior(gp: ExactGp, x: ArrayLike<number>, y: ArrayLike<number>, d: number): GpPosterior {
   return {
@@ -283,13 +293,10 @@ export async function fitGp(k: Key, x: ArrayLike<number>, y: ArrayLike<number>, 
   if (hypers) {
     kSub.dispose();
   } else {
-    const rows = subsetRows(kSub, n, o.hyperSubset);
-    const xs = gatherRows(x, d, rows);
-    const ys = Float64Array.from(rows, (r) => y[r]);
-    progress?.("hyperparameters", 0, 1, `exact marginal likelihood on ${rows.length} points`);
-    const fit = fitHypers(o.kernel, xs, ys, rows.length, d, { maxEvaluations: o.hyperEvaluations });
+    progress?.("hyperparameters", 0, 1, `exact marginal likelihood on ${Math.min(n, o.hyperSubset)} points`);
+    const fit = fitSubsetHypers(kSub, x, y, n, d, o);
     hypers = fit.hypers;
-    hyperFit = { subset: rows.length, logMarginalPerPoint: fit.logMarginalPerPoint, evaluations: fit.evaluations };
+    hyperFit = { subset: fit.subset, logMarginalPerPoint: fit.logMarginalPerPoint, evaluations: fit.evaluations };
     progress?.("hyperparameters", 1, 1);
   }
   const hyperSeconds = (performance.now() - t0) / 1000;
