@@ -31,6 +31,8 @@ export interface GpBenchResult {
   readonly sampleResidualMedian?: number;
   readonly skipped?: string;
   readonly hypers: { lengthscales: readonly number[]; signal: number; noise: number };
+  /** The subset marginal likelihood's noise variance, where the held-out choice replaced it. */
+  readonly subsetNoise?: number;
 }
 
 /** Options of {@link runGpBench}. */
@@ -71,7 +73,7 @@ export async function runGpBench(o: GpBenchOptions): Promise<GpBenchResult[]> {
       const solverKeys = splitKey(kRest, o.solvers.length);
       for (let i = 0; i < o.solvers.length; i++) {
         const solver = o.solvers[i];
-        const common = { dataset: ds, split, solver, nTrain: n, hyperSeconds, hypers: { lengthscales: hypers.lengthscales, signal: hypers.signal, noise: hypers.noise } };
+        const common = { dataset: ds, split, solver, nTrain: n, hyperSeconds, hypers: { lengthscales: hypers.lengthscales, signal: hypers.signal, noise: hypers.noise }, subsetNoise: fit.noise?.subsetNoise };
         if (solver === "exact" && exactBytes(n) > memory) {
           solverKeys[i].dispose();
           const r: GpBenchResult = { ...common, peakRssMiB: peakRssMiB(), skipped: `needs ${(exactBytes(n) / 2 ** 30).toFixed(1)} GiB (16 n^2 bytes) of the ${(memory / 2 ** 30).toFixed(1)} GiB allowed` };

@@ -17,6 +17,7 @@ export const GP_FLAGS: readonly GpFlag[] = [
   { key: "features", flag: "--features", arg: "l", help: "random Fourier features per prior function sample (cg, sgd, sdd)" },
   { key: "hyperSubset", flag: "--hyper-subset", arg: "m", help: "training points the hyperparameters are fitted on by the exact marginal likelihood (a random subset when the set is larger; 24 m^2 bytes and about m^3 flops per evaluation)" },
   { key: "hyperEvaluations", flag: "--hyper-evaluations", arg: "k", help: "marginal-likelihood evaluations of the hyperparameter fit (L-BFGS)" },
+  { key: "noiseValidation", flag: "--noise-validation", arg: "v", help: "when the hyperparameters come from a subset: training rows outside it held out to choose the noise variance by their predictive log-likelihood given their 256 nearest training rows (0: keep the subset's noise)" },
   { key: "steps", flag: "--steps", arg: "t", help: "sgd, sdd: optimiser steps" },
   { key: "batchSize", flag: "--batch-size", arg: "b", help: "sgd, sdd: rows (sgd) or coordinates (sdd) per step" },
   { key: "lr", flag: "--lr", arg: "eta", help: "sgd, sdd: step size in units of 1 / lambda_max(K + sigma^2 I) (sdd) or 1 / lambda_max^2 (sgd), lambda_max estimated on 1,000 training points" },

@@ -274,7 +274,7 @@ export function buildProgram(): Command {
     }
     const h = r.hypers;
     console.log(`GP ${r.options.solver} (${h.kernel}) on ${r.data.source} (${r.nTrain} train / ${r.nTest} test, ${r.d} inputs), seed ${opts.seed}`);
-    console.log(`hyperparameters${r.report.hyperFit ? ` (exact marginal likelihood on ${r.report.hyperFit.subset} training points, ${r.report.hyperFit.logMarginalPerPoint.toFixed(3)} per point)` : ""}: lengthscales ${h.lengthscales.map((v) => v.toPrecision(3)).join(", ")}; signal variance ${h.signal.toPrecision(3)}; noise variance ${h.noise.toPrecision(3)}`);
+    console.log(`hyperparameters${r.report.hyperFit ? ` (exact marginal likelihood on ${r.report.hyperFit.subset} training points, ${r.report.hyperFit.logMarginalPerPoint.toFixed(3)} per point${r.report.hyperFit.noise ? `; noise variance ${r.report.hyperFit.noise.subsetNoise.toPrecision(3)} there, replaced by the held-out choice on ${r.report.hyperFit.noise.points} other rows, log-likelihood ${r.report.hyperFit.noise.givenLl.toFixed(3)} -> ${r.report.hyperFit.noise.validationLl.toFixed(3)} per point` : ""})` : ""}: lengthscales ${h.lengthscales.map((v) => v.toPrecision(3)).join(", ")}; signal variance ${h.signal.toPrecision(3)}; noise variance ${h.noise.toPrecision(3)}`);
     const extra: [string, string][] = [["wall time", `${r.wallTimeSeconds.toFixed(1)} s (hyperparameters ${r.report.hyperSeconds.toFixed(1)} s, solve ${r.report.solverSeconds.toFixed(1)} s)`]];
     if (r.report.residuals) extra.push(["relative residual", `mean ${r.report.residuals[0].toExponential(2)}, samples median ${[...r.report.residuals.slice(1)].sort((a, b) => a - b)[Math.floor((r.report.residuals.length - 1) / 2)]?.toExponential(2) ?? "-"} after ${r.report.iterations} ${r.options.solver === "cg" ? "iterations" : "steps"}`]);
     console.log(metricsTable(r.metrics, extra));
@@ -437,6 +437,7 @@ const GP_PARSERS: Record<string, (v: string) => number | string> = {
   features: int("--features", 1),
   hyperSubset: int("--hyper-subset", 2),
   hyperEvaluations: int("--hyper-evaluations", 1),
+  noiseValidation: int("--noise-validation", 0),
   steps: int("--steps", 1),
   batchSize: int("--batch-size", 1),
   lr: positive("--lr"),

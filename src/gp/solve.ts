@@ -18,6 +18,7 @@ import { type GpHypers, type KernelName } from "./kernels.js";
 import { drawPrior, KernelProduct, largestEigenvalue, makeSystem, scaledInputs, pathwiseTargets, predictPathwise, relativeResiduals, type GpSystem, type PriorDraws } from "./pathwise.js";
 import { sdd, type GpStepMethod, type SolverState } from "./sdd.js";
 import { sgd } from "./sgd.js";
+import { calibrateNoise, NOISE_VALIDATION_POINTS, type NoiseCalibration } from "./noise.js";
 
 /** The solvers by the names users type. */
 export const SOLVER_NAMES = ["exact", "cg", "sgd", "sdd"] as const;
@@ -35,6 +36,11 @@ export interface GpFitOptions {
   readonly hyperSubset: number;
   /** Marginal-likelihood evaluations of the hyperparameter fit. */
   readonly hyperEvaluations: number;
+  /**
+   * When the hyperparameters are fitted on a subset: training rows outside it held out to choose the
+   * noise variance by their predictive log-likelihood (gp/noise.ts); 0 keeps the subset's noise.
+   */
+  readonly noiseValidation: number;
   /** Stochastic solvers: steps, batch, step size (in units of 1 / lambda_max, SGD 1 / lambda_max^2), momentum. */
   readonly steps: number;
   readonly batchSize: number;
@@ -68,6 +74,7 @@ export const GP_DEFAULTS: GpFitOptions = {
   features: 2000,
   hyperSubset: 1000,
   hyperEvaluations: 100,
+  noiseValidation: NOISE_VALIDATION_POINTS,
   steps: 3000,
   batchSize: 512,
   lr: 1,
@@ -148,7 +155,7 @@ export interface GpPosterior {
 
 /** What a fit reports besides its posterior. */
 export interface GpFitReport {
-  readonly hyperFit?: { readonly subset: number; readonly logMarginalPerPoint: number; readonly evaluations: number };
+  readonly hyperFit?: SubsetHyperFit;
   readonly solverSeconds: number;
   readonly hyperSeconds: number;
   /** Iterative solvers: iterations or steps run, and each column's final relative residual |b - A x| / |b| (mean column first). */
@@ -162,15 +169,20 @@ export interface GpFitReport {
   readonly warnings: readonly string[];
 }
 
+/** The first `count` rows of a key-derived permutation of n, split at `first` into two sorted sets (consumes the key). */
+function permutedRows(k: Key, n: number, first: number, count: number): [Int32Array, Int32Array] {
+  const perm = random.permutation(k, n);
+  const rows = Int32Array.from(perm.dataSync() as ArrayLike<number>);
+  return [Int32Array.from(rows.subarray(0, first)).sort(), Int32Array.from(rows.subarray(first, count)).sort()];
+}
+
 /** Training rows of the hyperparameter subset: the first m of a key-derived permutation (consumes the key). */
 export function subsetRows(k: Key, n: number, m: number): Int32Array {
   if (m >= n) {
     k.dispose();
     return Int32Array.from({ length: n }, (_, i) => i);
   }
-  const perm = random.permutation(k, n);
-  const rows = Int32Array.from(perm.dataSync() as ArrayLike<number>).subarray(0, m);
-  return Int32Array.from(rows).sort();
+  return permutedRows(k, n, m, m)[0];
 }
 
 function gatherRows(x: ArrayLike<number>, d: number, rows: Int32Array): Float64Array {
@@ -181,14 +193,43 @@ function gatherRows(x: ArrayLike<number>, d: number, rows: Int32Array): Float64A
   return out;
 }
 
+/** What {@link fitSubsetHypers} did: the subset, its marginal likelihood, and the noise step if it ran. */
+export interface SubsetHyperFit {
+  readonly subset: number;
+  readonly logMarginalPerPoint: number;
+  readonly evaluations: number;
+  /** The subset's own noise variance, and the held-out choice that replaced it. */
+  readonly noise?: NoiseCalibration & { readonly subsetNoise: number };
+}
+
 /**
  * The hyperparameters every solver conditions on: the exact marginal likelihood on the first
- * `hyperSubset` rows of a key-derived permutation (all rows when n is smaller). Consumes the key.
+ * `hyperSubset` rows of a key-derived permutation (all rows when n is smaller). When that is a subset,
+ * the next `noiseValidation` rows of the permutation are held out and the noise variance is chosen by
+ * their predictive log-likelihood given their nearest other training rows (gp/noise.ts): the subset
+ * is too sparse to tell noise from a rough signal. Consumes the key.
  */
-export function fitSubsetHypers(k: Key, x: ArrayLike<number>, y: ArrayLike<number>, n: number, d: number, o: Pick<GpFitOptions, "kernel" | "hyperSubset" | "hyperEvaluations">): { hypers: GpHypers; subset: number; logMarginalPerPoint: number; evaluations: number } {
-  const rows = subsetRows(k, n, o.hyperSubset);
+export function fitSubsetHypers(
+  k: Key,
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  n: number,
+  d: number,
+  o: Pick<GpFitOptions, "kernel" | "hyperSubset" | "hyperEvaluations" | "noiseValidation">,
+): SubsetHyperFit & { hypers: GpHypers } {
+  const m = Math.min(o.hyperSubset, n);
+  const heldCount = m < n ? Math.min(o.noiseValidation, n - m) : 0;
+  let rows: Int32Array;
+  let held: Int32Array = new Int32Array(0);
+  if (m >= n) {
+    k.dispose();
+    rows = Int32Array.from({ length: n }, (_, i) => i);
+  } else [rows, held] = permutedRows(k, n, m, m + heldCount);
   const fit = fitHypers(o.kernel, gatherRows(x, d, rows), Float64Array.from(rows, (r) => y[r]), rows.length, d, { maxEvaluations: o.hyperEvaluations });
-  return { hypers: fit.hypers, subset: rows.length, logMarginalPerPoint: fit.logMarginalPerPoint, evaluations: fit.evaluations };
+  const out = { hypers: fit.hypers, subset: rows.length, logMarginalPerPoint: fit.logMarginalPerPoint, evaluations: fit.evaluations };
+  if (held.length === 0) return out;
+  const noise = calibrateNoise(fit.hypers, x, y, n, held);
+  return { ...out, hypers: { ...fit.hypers, noise: noise.noise }, noise: { ...noise, subsetNoise: fit.hypers.noise } };
 }
 
 /** Exact-solver posterior. */
@@ -294,9 +335,9 @@ export async function fitGp(k: Key, x: ArrayLike<number>, y: ArrayLike<number>, 
     kSub.dispose();
   } else {
     progress?.("hyperparameters", 0, 1, `exact marginal likelihood on ${Math.min(n, o.hyperSubset)} points`);
-    const fit = fitSubsetHypers(kSub, x, y, n, d, o);
-    hypers = fit.hypers;
-    hyperFit = { subset: fit.subset, logMarginalPerPoint: fit.logMarginalPerPoint, evaluations: fit.evaluations };
+    const { hypers: fitted, ...fit } = fitSubsetHypers(kSub, x, y, n, d, o);
+    hypers = fitted;
+    hyperFit = fit;
     progress?.("hyperparameters", 1, 1);
   }
   const hyperSeconds = (performance.now() - t0) / 1000;
