@@ -98,7 +98,7 @@ function localProblems(h: GpHypers, x: ArrayLike<number>, y: ArrayLike<number>, 
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) z[i * d + j] = x[i * d + j] / h.lengthscales[j];
   const isHeld = new Uint8Array(n);
   for (const v of held) isHeld[v] = 1;
-  const pool = Int32Array.from({ length: n - held.length }, () => 0);
+  const pool = new Int32Array(n - held.length);
   for (let i = 0, w = 0; i < n; i++) if (!isHeld[i]) pool[w++] = i;
   const out: Local[] = [];
   for (const v of held) {
