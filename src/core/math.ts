@@ -40,3 +40,32 @@ export function stdNormalLogProb(eps: JArray): JArray {
   const d = eps.shape[eps.ndim - 1];
   return eps.ref.mul(eps).sum(-1).mul(-0.5).sub(0.5 * d * LOG_2PI);
 }
+
+/**
+ * Golden-section search for the maximum of a unimodal f on [a, b], until the bracket is narrower than
+ * `tol`. Returns the better of the two interior points and its value (f is called about
+ * log(tol / (b - a)) / log(0.618) + 2 times).
+ */
+export function goldenSectionMax(f: (x: number) => number, a: number, b: number, tol: number): { x: number; value: number } {
+  const g = (Math.sqrt(5) - 1) / 2;
+  let c = b - g * (b - a);
+  let d = a + g * (b - a);
+  let fc = f(c);
+  let fd = f(d);
+  while (b - a > tol) {
+    if (fc > fd) {
+      b = d;
+      d = c;
+      fd = fc;
+      c = b - g * (b - a);
+      fc = f(c);
+    } else {
+      a = c;
+      c = d;
+      fc = fd;
+      d = a + g * (b - a);
+      fd = f(d);
+    }
+  }
+  return fc > fd ? { x: c, value: fc } : { x: d, value: fd };
+}

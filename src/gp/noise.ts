@@ -26,6 +26,7 @@
  * (1988) and of Datta et al. (2016).
  */
 import { symEig } from "../core/linalg.js";
+import { goldenSectionMax } from "../core/math.js";
 import { MIN_NOISE } from "./exact.js";
 import { crossKernel, gramMatrix, type GpHypers } from "./kernels.js";
 
@@ -172,30 +173,7 @@ export function calibrateNoise(h: GpHypers, x: ArrayLike<number>, y: ArrayLike<n
     if (v > bestValue) [best, bestValue] = [i, v];
   }
   // Golden-section search on the grid cells either side of the best grid point.
-  let a = at(Math.max(best - 1, 0));
-  let b = at(Math.min(best + 1, grid));
-  const g = (Math.sqrt(5) - 1) / 2;
-  let c = b - g * (b - a);
-  let e = a + g * (b - a);
-  let fc = f(c);
-  let fe = f(e);
-  for (let it = 0; it < 40; it++) {
-    if (fc >= fe) {
-      b = e;
-      e = c;
-      fe = fc;
-      c = b - g * (b - a);
-      fc = f(c);
-    } else {
-      a = c;
-      c = e;
-      fc = fe;
-      e = a + g * (b - a);
-      fe = f(e);
-    }
-  }
-  let logNoise = (a + b) / 2;
-  let value = f(logNoise);
-  if (bestValue > value) [logNoise, value] = [at(best), bestValue];
+  const refined = goldenSectionMax(f, at(Math.max(best - 1, 0)), at(Math.min(best + 1, grid)), 1e-6);
+  const [logNoise, value] = refined.value >= bestValue ? [refined.x, refined.value] : [at(best), bestValue];
   return { noise: Math.exp(logNoise), validationLl: value, givenLl: f(Math.log(Math.max(h.noise, MIN_NOISE))), points: held.length, neighbours: k };
 }

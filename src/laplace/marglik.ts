@@ -19,6 +19,7 @@
  * weight ({@link WeightwiseProblem}).
  */
 import { cholesky, invertLower, logDetCholesky } from "../core/linalg.js";
+import { goldenSectionMax } from "../core/math.js";
 
 /** The eigenvalues of one block of the precision and the prior precision they share. */
 export interface EigenGroup {
@@ -159,7 +160,6 @@ export function maximiseEvidence(p: EvidenceProblem, start: Hyper, o: MaximiseOp
 export function maximiseByCoordinates(f: (x: number[]) => number, start: readonly number[], lo: readonly number[], hi: readonly number[], rounds = start.length > 1 ? 4 : 1): { x: number[]; value: number } {
   const x = [...start];
   let value = f(x);
-  const g = (Math.sqrt(5) - 1) / 2;
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < x.length; i++) {
       const at = (v: number) => {
@@ -167,29 +167,7 @@ export function maximiseByCoordinates(f: (x: number[]) => number, start: readonl
         y[i] = v;
         return f(y);
       };
-      let a = lo[i];
-      let b = hi[i];
-      let c = b - g * (b - a);
-      let d = a + g * (b - a);
-      let fc = at(c);
-      let fd = at(d);
-      while (b - a > 1e-4) {
-        if (fc > fd) {
-          b = d;
-          d = c;
-          fd = fc;
-          c = b - g * (b - a);
-          fc = at(c);
-        } else {
-          a = c;
-          c = d;
-          fc = fd;
-          d = a + g * (b - a);
-          fd = at(d);
-        }
-      }
-      const v = fc > fd ? c : d;
-      const fv = Math.max(fc, fd);
+      const { x: v, value: fv } = goldenSectionMax(at, lo[i], hi[i], 1e-4);
       if (fv > value) {
         x[i] = v;
         value = fv;
