@@ -219,12 +219,7 @@ export function fitSubsetHypers(
 ): SubsetHyperFit & { hypers: GpHypers } {
   const m = Math.min(o.hyperSubset, n);
   const heldCount = m < n ? Math.min(o.noiseValidation, n - m) : 0;
-  let rows: Int32Array;
-  let held: Int32Array = new Int32Array(0);
-  if (m >= n) {
-    k.dispose();
-    rows = Int32Array.from({ length: n }, (_, i) => i);
-  } else [rows, held] = permutedRows(k, n, m, m + heldCount);
+  const [rows, held] = m >= n ? [subsetRows(k, n, m), new Int32Array(0)] : permutedRows(k, n, m, m + heldCount);
   const fit = fitHypers(o.kernel, gatherRows(x, d, rows), Float64Array.from(rows, (r) => y[r]), rows.length, d, { maxEvaluations: o.hyperEvaluations });
   const out = { hypers: fit.hypers, subset: rows.length, logMarginalPerPoint: fit.logMarginalPerPoint, evaluations: fit.evaluations };
   if (held.length === 0) return out;
